@@ -1,0 +1,84 @@
+"""Input checks shared by every metric: one place, one style of message.
+
+Each message says what was expected, what arrived, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPS = np.finfo(np.float64).eps  # torchmetrics' ε for dB ratios: identity gives a large finite value
+
+
+class MetricError(ValueError):
+    """A metric cannot be computed for this input; the message says why.
+
+    The scorer turns it into an empty cell with the message as the reason.
+    """
+
+
+class NotApplicableError(MetricError):
+    """The metric does not apply to this input (for example ``pesq_wb`` at 8 kHz).
+
+    Not counted as a failure unless the metric was asked for by name.
+    """
+
+
+def as_signal(x, *, name: str) -> np.ndarray:
+    """Return ``x`` as a float64 array of shape ``(..., time)`` with finite samples."""
+    array = np.asarray(x, dtype=np.float64)
+    if array.ndim == 0 or array.shape[-1] == 0:
+        raise MetricError(
+            f"{name} must have shape (..., time) with at least one sample; got shape {array.shape}."
+        )
+    bad = ~np.isfinite(array)
+    if bad.any():
+        n_nan = int(np.isnan(array).sum())
+        raise MetricError(
+            f"{name} contains {n_nan} NaN and {int(bad.sum()) - n_nan} Inf samples; "
+            "expected finite samples. Fix or drop the file."
+        )
+    return array
+
+
+def as_pair(reference, estimate, *, estimate_may_be_silent: bool = False, same_length: bool = True):
+    """Validate a (reference, estimate) pair and return both as float64 arrays.
+
+    Args:
+        reference: clean signal, shape ``(..., time)``.
+        estimate: processed signal; same shape as ``reference`` when ``same_length``.
+        estimate_may_be_silent: whether an all-zero estimate still has a defined value.
+        same_length: whether the metric compares samples one to one.
+
+    Raises:
+        MetricError: shapes differ, samples are not finite, the reference is silent,
+            or the estimate is silent where the metric is undefined for it.
+    """
+    reference = as_signal(reference, name="reference")
+    estimate = as_signal(estimate, name="estimate")
+    if same_length and reference.shape != estimate.shape:
+        raise MetricError(
+            f"reference and estimate must have the same shape (..., time); got {reference.shape} "
+            f"and {estimate.shape}. Trim both to their common length first."
+        )
+    if not np.any(reference, axis=-1).all():
+        raise MetricError(
+            "reference is silent (all samples zero); no comparison with it is defined. "
+            "Check the clean file."
+        )
+    if not estimate_may_be_silent and not np.any(estimate, axis=-1).all():
+        raise MetricError(
+            "estimate is silent (all samples zero); this metric is undefined for a silent estimate."
+        )
+    return reference, estimate
+
+
+def to_db(numerator, denominator):
+    """``10·log10((num + ε)/(den + ε))`` with ε = float64 eps (torchmetrics' convention)."""
+    return 10.0 * np.log10((numerator + EPS) / (denominator + EPS))
+
+
+def as_output(value):
+    """A 0-d result as a Python float, anything else as an ndarray."""
+    value = np.asarray(value, dtype=np.float64)
+    return float(value) if value.ndim == 0 else value

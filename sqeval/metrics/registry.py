@@ -1,0 +1,133 @@
+"""The metric registry: every metric by name, with what a report or a gate needs to know.
+
+Listing the registry imports no metric backend; a metric's function is imported the
+first time it is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .pesq import pesq_rate
+
+
+def _native_rate(fs: int) -> int:
+    return fs
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What sqeval knows about one metric.
+
+    Attributes:
+        name: the column name.
+        target: ``"module:function"`` inside :mod:`sqeval.metrics`.
+        unit: ``"dB"``, ``"MOS"`` or ``""``.
+        value_range: the range as text, for the registry table.
+        higher_is_better: the direction of improvement.
+        definition: one line a reader can check.
+        reference: what the values are tested against, and the citation.
+        rates: the rate policy, as text.
+        takes_rate: whether the function takes ``fs=``.
+        sample_aligned: whether it compares sample by sample (so gets the common prefix);
+            False for metrics that align the signals themselves (PESQ).
+        rate_for: the rate the metric runs at for input at ``fs``; raises
+            :class:`~sqeval.metrics.NotApplicableError` when it does not apply.
+    """
+
+    name: str
+    target: str
+    unit: str
+    value_range: str
+    higher_is_better: bool
+    definition: str
+    reference: str
+    rates: str = "any rate; runs at the input's rate"
+    takes_rate: bool = False
+    sample_aligned: bool = True
+    rate_for: Callable[[int], int] = field(default=_native_rate, repr=False)
+
+    @property
+    def function(self) -> Callable:
+        module, attribute = self.target.split(":")
+        return getattr(importlib.import_module(f"sqeval.metrics.{module}"), attribute)
+
+    def compute(self, *, reference, estimate, fs: int):
+        """Call the metric on signals already at ``self.rate_for(fs)``."""
+        if self.takes_rate:
+            return self.function(reference=reference, estimate=estimate, fs=fs)
+        return self.function(reference=reference, estimate=estimate)
+
+
+def _pesq_wb_rate(fs: int) -> int:
+    return pesq_rate(fs, mode="wb")
+
+
+def _pesq_nb_rate(fs: int) -> int:
+    return pesq_rate(fs, mode="nb")
+
+
+_PESQ_REF = "the pesq package (ITU-T P.862 C code), exactly; ITU-T P.862"
+REGISTRY: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        MetricSpec("snr", "snr:snr", "dB", "(-inf, inf)", True,
+                   "‖s‖² / ‖ŝ − s‖²", "closed form"),
+        MetricSpec("si_snr", "snr:si_snr", "dB", "(-inf, inf)", True,
+                   "zero-mean; t = (⟨ŝ,s⟩/‖s‖²)·s; ‖t‖² / ‖ŝ − t‖²",
+                   "torchmetrics scale_invariant_signal_noise_ratio; Luo & Mesgarani 2019"),
+        MetricSpec("si_sdr", "snr:si_sdr", "dB", "(-inf, inf)", True,
+                   "as si_snr without removing the means",
+                   "torchmetrics scale_invariant_signal_distortion_ratio; Le Roux et al. 2019"),
+        MetricSpec("osi_snr", "snr:osi_snr", "dB", "[0, inf)", True,
+                   "t = (‖ŝ‖²/⟨s,ŝ⟩)·s; ‖t‖² / ‖ŝ − t‖² = 10·log10(1 + 10^(si_sdr/10))",
+                   "closed form"),
+        MetricSpec("sdr", "sdr:sdr", "dB", "(-inf, inf)", True,
+                   "BSS Eval v3: ŝ projected on s delayed 0…511 samples; ‖P‖² / ‖ŝ − P‖²",
+                   "mir_eval bss_eval_sources, fast_bss_eval sdr; Vincent et al. 2006"),
+        MetricSpec("stoi", "stoi:stoi", "", "[0, 1]", True,
+                   "short-time objective intelligibility",
+                   "pystoi, exactly; Taal et al. 2011",
+                   rates="any rate (pystoi resamples to 10 kHz)", takes_rate=True),
+        MetricSpec("estoi", "stoi:estoi", "", "[-1, 1]", True,
+                   "extended STOI", "pystoi extended=True; Jensen & Taal 2016",
+                   rates="any rate (pystoi resamples to 10 kHz)", takes_rate=True),
+        MetricSpec("pesq_wb", "pesq:pesq_wb", "MOS", "[1.04, 4.64]", True,
+                   "P.862.2 wide-band MOS-LQO", _PESQ_REF + ".2",
+                   rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz)",
+                   takes_rate=True, sample_aligned=False, rate_for=_pesq_wb_rate),
+        MetricSpec("pesq_nb", "pesq:pesq_nb", "MOS", "[1.02, 4.55]", True,
+                   "P.862.1 narrow-band MOS-LQO", _PESQ_REF + ".1",
+                   rates="16 kHz if fs ≥ 16 kHz, else 8 kHz (n/a below 8 kHz)",
+                   takes_rate=True, sample_aligned=False, rate_for=_pesq_nb_rate),
+        MetricSpec("mc_mse", "spectral:mc_mse", "", "[0, inf)", False,
+                   "mean over (frame, bin) of (|S|^0.3 − |Ŝ|^0.3)², 32 ms Hann STFT, hop 8 ms",
+                   "closed form", takes_rate=True),
+        MetricSpec("rel_entropy", "entropy:rel_entropy", "", "(-inf, inf), 0 at identity", False,
+                   "mean over samples of σ(ŝ)·ln(σ(ŝ)/σ(s))", "closed form"),
+    )
+}
+
+
+def resolve(names: str | None) -> list[MetricSpec]:
+    """The specs for a comma-separated list of names, or all of them for None/"all".
+
+    Raises:
+        KeyError: an unknown name; the message lists the known ones.
+
+    Example:
+        >>> [spec.name for spec in resolve("pesq_wb, stoi")]
+        ['pesq_wb', 'stoi']
+    """
+    if names is None or names.strip().lower() == "all":
+        return list(REGISTRY.values())
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in REGISTRY]
+    if unknown or not wanted:
+        raise KeyError(
+            f"unknown metric(s) {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(REGISTRY)} or 'all'"
+        )
+    return [REGISTRY[name] for name in dict.fromkeys(wanted)]
