@@ -1,0 +1,3 @@
+from sqeval.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""Summary statistics over scored files: mean, std, 95 % CI, and paired deltas.
+
+Statistics are over the files that were scored; the failures are counted beside them,
+never folded into the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import MetricSpec
+from .pairing import NOISY
+from .scoring import Row
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, sample std (ddof 1) and Student-t 95 % CI of the mean over ``n`` values."""
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+
+
+def describe(values) -> Summary:
+    """Summarise finite ``values``; NaN statistics when there are too few of them.
+
+    Example:
+        >>> s = describe([1.0, 2.0, 3.0])
+        >>> s.n, s.mean, s.std, round(s.ci_low, 4), round(s.ci_high, 4)
+        (3, 2.0, 1.0, -0.4841, 4.4841)
+    """
+    from scipy.stats import t as student_t
+
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n == 0:
+        return Summary(0, math.nan, math.nan, math.nan, math.nan)
+    mean = float(np.mean(x))
+    if n == 1:
+        return Summary(1, mean, math.nan, math.nan, math.nan)
+    std = float(np.std(x, ddof=1))
+    half_width = float(student_t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return Summary(n, mean, std, mean - half_width, mean + half_width)
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One system and one metric: the statistics, the failure count, the delta over noisy."""
+
+    system: str
+    metric: str
+    stats: Summary
+    n_failed: int
+    n_not_applicable: int
+    delta: Summary | None  # paired (system − noisy) over files scored in both
+
+
+def summarise(rows: list[Row], metrics: list[MetricSpec], systems: list[str]) -> list[MetricSummary]:
+    """A :class:`MetricSummary` per (system, metric), in the order given."""
+    by_system = {name: [row for row in rows if row.system == name] for name in systems}
+    noisy = {row.file: row for row in by_system.get(NOISY, [])}
+    out = []
+    for name in systems:
+        system_rows = by_system[name]
+        for spec in metrics:
+            values = [row.values[spec.name] for row in system_rows]
+            failed = sum(1 for r in system_rows if r.file_error or spec.name in r.errors)
+            not_applicable = sum(1 for r in system_rows if spec.name in r.not_applicable)
+            delta = None
+            if noisy and name != NOISY:
+                delta = describe([row.values[spec.name] - noisy[row.file].values[spec.name]
+                                  for row in system_rows if row.file in noisy])
+            out.append(MetricSummary(name, spec.name, describe(values), failed,
+                                     not_applicable, delta))
+    return out
