@@ -1,0 +1,23 @@
+"""The ``sqeval`` command: one Typer app, one module per command."""
+
+from __future__ import annotations
+
+import typer
+
+from .metrics import metrics_command
+from .score import score_command
+
+app = typer.Typer(
+    name="sqeval",
+    help="Evaluate speech enhancement: score folders of outputs against clean references.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("score")(score_command)
+app.command("metrics")(metrics_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,36 @@
+"""What every command shares: exit codes, the consoles, and ``abort()``."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+
+class ExitCode(IntEnum):
+    """sqeval's exit codes, defined here only."""
+
+    OK = 0  # everything scored and every gate passed
+    GATE_FAILED = 1  # a quality gate (or a declared property) failed
+    USAGE = 2  # bad arguments, a folder missing, no pairs found
+    INCOMPLETE = 3  # the run finished, but some files or metrics could not be scored
+
+
+def stdout_console() -> Console:
+    """Data goes to stdout; wide enough for the tables when it is not a terminal."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=140)
+
+
+def stderr_console() -> Console:
+    """Diagnostics go to stderr."""
+    console = Console(stderr=True, highlight=False)
+    return console if console.is_terminal else Console(stderr=True, highlight=False, width=140)
+
+
+def abort(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
+    """Print ``message`` on stderr and exit with ``code``."""
+    stderr_console().print(f"[bold red]error:[/bold red] {message}", soft_wrap=True)
+    raise typer.Exit(int(code))

@@ -1,0 +1,1 @@
+"""Reporters: the terminal table, the per-file CSV and the JSON document."""

@@ -1,0 +1,84 @@
+"""The per-file CSV and the JSON document.
+
+CSV: ``file,system,<one column per metric, registry order>,error``; a metric cell is a
+number (shortest text that round-trips the float64) or empty when it could not be
+computed, with ``metric: reason`` in ``error``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from .. import __version__
+from ..metrics import MetricSpec
+from ..scoring import Row
+from ..stats import MetricSummary, Summary
+
+
+def _cell(value: float) -> str:
+    return "" if math.isnan(value) else repr(value)
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            write(stream)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def write_csv(path: Path, rows: list[Row], metrics: list[MetricSpec]) -> None:
+    names = [spec.name for spec in metrics]
+
+    def write(stream):
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(["file", "system", *names, "error"])
+        for row in rows:
+            writer.writerow([row.file, row.system,
+                             *(_cell(row.values[name]) for name in names),
+                             row.error_text(names)])
+
+    _write_atomically(path, write)
+
+
+def _number(value: float):
+    return None if value is None or math.isnan(value) else value
+
+
+def _stats(summary: Summary | None):
+    if summary is None:
+        return None
+    return {key: _number(value) if key != "n" else value
+            for key, value in summary.__dict__.items()}
+
+
+def document(rows: list[Row], metrics: list[MetricSpec], summaries: list[MetricSummary]) -> dict:
+    """Everything a run produced, as plain JSON-ready data (NaN as null)."""
+    names = [spec.name for spec in metrics]
+    return {
+        "sqeval_version": __version__,
+        "metrics": [{"name": s.name, "unit": s.unit, "range": s.value_range,
+                     "higher_is_better": s.higher_is_better, "definition": s.definition,
+                     "rates": s.rates, "reference": s.reference} for s in metrics],
+        "rows": [{"file": r.file, "system": r.system,
+                  "values": {n: _number(r.values[n]) for n in names},
+                  "errors": r.errors, "not_applicable": r.not_applicable,
+                  "file_error": r.file_error, "notes": r.notes} for r in rows],
+        "summary": [{"system": m.system, "metric": m.metric, **_stats(m.stats),
+                     "n_failed": m.n_failed, "n_not_applicable": m.n_not_applicable,
+                     "delta_over_noisy": _stats(m.delta)} for m in summaries],
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    _write_atomically(path, lambda stream: json.dump(data, stream, indent=2, ensure_ascii=False))

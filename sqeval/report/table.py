@@ -1,0 +1,91 @@
+"""Rich tables for the terminal: one per system, and the metric registry."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+from ..metrics import MetricSpec
+from ..pairing import NOISY
+from ..stats import MetricSummary, Summary
+
+
+def _number(value: float, sign: str = "") -> str:
+    """Three decimals, or three significant digits for values too small for that."""
+    if value is None or math.isnan(value):
+        return "–"
+    if value == 0 or 0.01 <= abs(value) < 1e6:
+        return f"{value:{sign}.3f}"
+    return f"{value:{sign}.3g}"
+
+
+def _interval(summary: Summary, sign: str = "") -> str:
+    if math.isnan(summary.ci_low):
+        return "–"
+    return f"[{_number(summary.ci_low, sign)}, {_number(summary.ci_high, sign)}]"
+
+
+def _delta(summary: Summary | None, higher_is_better: bool) -> str:
+    if summary is None or summary.n == 0:
+        return "–"
+    text = _number(summary.mean, "+")
+    if not math.isnan(summary.ci_low):
+        text += " " + _interval(summary, "+")
+        better = summary.ci_low > 0 if higher_is_better else summary.ci_high < 0
+        worse = summary.ci_high < 0 if higher_is_better else summary.ci_low > 0
+        if better:
+            text = f"[green]{text}[/green]"
+        elif worse:
+            text = f"[red]{text}[/red]"
+    return text
+
+
+def system_table(system: str, summaries: list[MetricSummary], metrics: list[MetricSpec],
+                 n_rows: int, with_delta: bool) -> Table:
+    """Mean, std, 95 % CI, scored and failed counts per metric; delta over noisy if any."""
+    table = Table(title=f"{system} ({n_rows} files)", title_justify="left")
+    table.add_column("metric")
+    for header in ("mean", "std", "95% CI", "n", "failed"):
+        table.add_column(header, justify="right")
+    if with_delta:
+        table.add_column("Δ vs noisy [95% CI]", justify="right")
+    specs = {spec.name: spec for spec in metrics}
+    for item in summaries:
+        spec = specs[item.metric]
+        failed = str(item.n_failed) if item.n_failed else "0"
+        if item.n_failed:
+            failed = f"[bold red]{failed}[/bold red]"
+        if item.n_not_applicable:
+            failed += f" (+{item.n_not_applicable} n/a)"
+        cells = [f"{spec.name} {'↑' if spec.higher_is_better else '↓'}",
+                 _number(item.stats.mean), _number(item.stats.std), _interval(item.stats),
+                 str(item.stats.n), failed]
+        if with_delta:
+            cells.append(_delta(item.delta, spec.higher_is_better))
+        table.add_row(*cells)
+    return table
+
+
+def print_tables(console: Console, summaries: list[MetricSummary], metrics: list[MetricSpec],
+                 systems: list[str], rows_per_system: dict[str, int]) -> None:
+    with_delta = NOISY in systems
+    for system in systems:
+        items = [item for item in summaries if item.system == system]
+        console.print(system_table(system, items, metrics, rows_per_system[system],
+                                   with_delta and system != NOISY))
+    if any(item.n_failed for item in summaries):
+        console.print("Statistics are over the scored files only; failed files are "
+                      "counted in 'failed' and listed below.")
+
+
+def registry_table(metrics: list[MetricSpec]) -> Table:
+    table = Table(title="sqeval metrics", title_justify="left")
+    for header in ("name", "unit", "range", "better", "rates", "definition", "reference"):
+        table.add_column(header, overflow="fold")
+    for spec in metrics:
+        table.add_row(spec.name, spec.unit or "–", spec.value_range,
+                      "higher" if spec.higher_is_better else "lower", spec.rates,
+                      spec.definition, spec.reference)
+    return table
