@@ -1,0 +1,29 @@
+"""Shared fixtures: the golden speech pair and a folder builder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def golden():
+    """(reference, estimate, rate, {metric: value}) for pair L."""
+    reference, rate = sf.read(DATA / "speech.wav", dtype="float64")
+    estimate, _ = sf.read(DATA / "speech_bab_0dB.wav", dtype="float64")
+    values = {name: value for name, (value, _) in
+              json.loads((DATA / "golden.json").read_text())["values"].items()}
+    return reference, estimate, rate, values
+
+
+def write(path: Path, samples, rate: int, subtype: str | None = None) -> Path:
+    """Write ``samples`` ((time,) or (time, channels)) to ``path``, making folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.asarray(samples), rate, subtype=subtype)
+    return path

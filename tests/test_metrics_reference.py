@@ -1,0 +1,281 @@
+"""Every metric against an independent reference implementation or an analytic case."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+from sqeval import metrics as m
+from sqeval.metrics import MetricError, NotApplicableError
+
+EPS = np.finfo(np.float64).eps
+RATES = {8000: (1, 2), 16000: (1, 1), 44100: (441, 160), 48000: (3, 1)}
+
+
+def signals_at(golden, rate, seed=0):
+    """Pair-L speech at ``rate`` and four estimates of it: noisy, mild, white, gain."""
+    reference, noisy, _, _ = golden
+    up, down = RATES[rate]
+    s, e = resample_poly(reference, up, down), resample_poly(noisy, up, down)
+    rng = np.random.default_rng(seed)
+    return s, {
+        "noisy": e,
+        "mild": s + 0.2 * (e - s),
+        "white": s + 0.02 * rng.standard_normal(len(s)),
+        "gain_delay": 0.7 * np.concatenate([np.zeros(7), s[:-7]]) + 0.1 * (e - s),
+    }
+
+
+def orthogonal_pair(snr_db, n=8000, seed=1):
+    """s and a noise n with ⟨s, n⟩ = 0 and ‖s‖²/‖n‖² = 10^(snr_db/10), both zero-mean."""
+    rng = np.random.default_rng(seed)
+    s = rng.standard_normal(n)
+    s -= s.mean()
+    noise = rng.standard_normal(n)
+    noise -= noise.mean()
+    noise -= (noise @ s) / (s @ s) * s
+    noise *= np.sqrt((s @ s) / (noise @ noise) / 10 ** (snr_db / 10))
+    return s, noise
+
+
+# --- SNR family: closed forms and analytic cases ------------------------------------
+
+def closed_form_si(s, e, zero_mean):
+    if zero_mean:
+        s, e = s - s.mean(), e - e.mean()
+    alpha = (e @ s + EPS) / (s @ s + EPS)
+    t = alpha * s
+    return 10 * np.log10((t @ t + EPS) / ((t - e) @ (t - e) + EPS))
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_snr_family_equals_closed_forms(golden, rate):
+    s, estimates = signals_at(golden, rate)
+    for e in estimates.values():
+        assert m.snr(reference=s, estimate=e) == pytest.approx(
+            10 * np.log10((s @ s + EPS) / ((e - s) @ (e - s) + EPS)), abs=1e-9)
+        assert m.si_sdr(reference=s, estimate=e) == pytest.approx(
+            closed_form_si(s, e, False), abs=1e-9)
+        assert m.si_snr(reference=s, estimate=e) == pytest.approx(
+            closed_form_si(s, e, True), abs=1e-9)
+        scale = (e @ e) / (s @ e)
+        t = scale * s
+        assert m.osi_snr(reference=s, estimate=e) == pytest.approx(
+            10 * np.log10((t @ t + EPS) / ((e - t) @ (e - t) + EPS)), abs=1e-9)
+
+
+@pytest.mark.parametrize("snr_db", [-10.0, 0.0, 7.5, 30.0])
+def test_orthogonal_noise_gives_the_snr_it_was_built_with(snr_db):
+    s, noise = orthogonal_pair(snr_db)
+    assert m.snr(reference=s, estimate=s + noise) == pytest.approx(snr_db, abs=1e-9)
+    assert m.si_sdr(reference=s, estimate=3.0 * (s + noise)) == pytest.approx(snr_db, abs=1e-9)
+    assert m.si_snr(reference=s + 2.0, estimate=0.5 * (s + noise) - 1.0) == pytest.approx(
+        snr_db, abs=1e-9)
+    expected_osi = 10 * np.log10(1 + 10 ** (snr_db / 10))  # the contract's identity
+    assert m.osi_snr(reference=s, estimate=s + noise) == pytest.approx(expected_osi, abs=1e-9)
+
+
+def test_snr_is_not_gain_invariant_but_si_sdr_is():
+    s, noise = orthogonal_pair(10.0)
+    assert m.snr(reference=s, estimate=2 * (s + noise)) < 0
+    assert m.si_sdr(reference=s, estimate=2 * (s + noise)) == pytest.approx(10.0, abs=1e-9)
+
+
+def test_identity_is_large_and_finite():
+    s, _ = orthogonal_pair(0.0)
+    for function in (m.snr, m.si_snr, m.si_sdr, m.osi_snr, m.sdr):
+        value = function(reference=s, estimate=s)
+        assert np.isfinite(value) and value > 100
+
+
+# --- SDR: mir_eval and fast_bss_eval ------------------------------------------------
+
+@pytest.mark.parametrize("rate", RATES)
+def test_sdr_matches_mir_eval_and_fast_bss_eval(golden, rate):
+    import fast_bss_eval
+    from mir_eval.separation import bss_eval_sources
+
+    s, estimates = signals_at(golden, rate)
+    for e in estimates.values():
+        ours = m.sdr(reference=s, estimate=e)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # bss_eval_sources is deprecated
+            assert ours == pytest.approx(bss_eval_sources(s[None], e[None])[0][0], abs=1e-4)
+        assert ours == pytest.approx(
+            fast_bss_eval.sdr(s[None], e[None], filter_length=512)[0], abs=1e-4)
+
+
+def test_sdr_of_filtered_reference_plus_orthogonal_noise():
+    # An estimate that is s filtered by ≤ 512 taps has no error at all: SDR is huge.
+    s, _ = orthogonal_pair(5.0, n=16000)
+    s[-600:] = 0.0  # so that truncating the filtered signal loses nothing
+    taps = np.zeros(512)
+    taps[[0, 40, 511]] = [1.0, 0.5, -0.25]
+    assert m.sdr(reference=s, estimate=np.convolve(s, taps)[:16000]) > 100
+    assert m.sdr(reference=s, estimate=np.convolve(s, np.r_[taps, 0.1])[:16000]) < 100
+    # White noise is nearly orthogonal to every delay of s: SDR ≈ the SNR it was mixed at.
+    rng = np.random.default_rng(3)
+    white = rng.standard_normal(16000)
+    white *= np.sqrt((s @ s) / (white @ white) / 10 ** 0.5)
+    assert m.sdr(reference=s, estimate=s + white) == pytest.approx(5.0, abs=0.2)
+
+
+# --- STOI / ESTOI: pystoi ------------------------------------------------------------
+
+@pytest.mark.parametrize("rate", RATES)
+def test_stoi_and_estoi_match_pystoi(golden, rate):
+    from pystoi import stoi as reference_stoi
+
+    s, estimates = signals_at(golden, rate)
+    for e in estimates.values():
+        assert m.stoi(reference=s, estimate=e, fs=rate) == pytest.approx(
+            reference_stoi(s, e, rate), abs=1e-6)
+        assert m.estoi(reference=s, estimate=e, fs=rate) == pytest.approx(
+            reference_stoi(s, e, rate, extended=True), abs=1e-6)
+
+
+def test_stoi_never_returns_pystoi_stand_in(golden):
+    reference = golden[0]
+    short = reference[:4000]  # 0.25 s: fewer than 30 frames of speech
+    with pytest.raises(MetricError, match="too short for STOI"):
+        m.stoi(reference=short, estimate=short, fs=16000)
+    with pytest.raises(MetricError, match="too short for ESTOI"):
+        m.estoi(reference=short, estimate=short, fs=16000)
+
+
+# --- PESQ: the pesq package, with the contract's rate policy ------------------------
+
+@pytest.mark.parametrize("rate", RATES)
+def test_pesq_matches_pesq_package_exactly(golden, rate):
+    from pesq import pesq as reference_pesq
+
+    s, estimates = signals_at(golden, rate)
+    pesq_rate = 16000 if rate >= 16000 else 8000
+    from math import gcd
+    g = gcd(rate, pesq_rate)
+    s_p = resample_poly(s, pesq_rate // g, rate // g)
+    for e in estimates.values():
+        e_p = resample_poly(e, pesq_rate // g, rate // g)
+        assert m.pesq_nb(reference=s, estimate=e, fs=rate) == reference_pesq(
+            pesq_rate, s_p, e_p, "nb")
+        if rate >= 16000:
+            assert m.pesq_wb(reference=s, estimate=e, fs=rate) == reference_pesq(
+                16000, s_p, e_p, "wb")
+        else:
+            with pytest.raises(NotApplicableError, match="wide-band PESQ needs"):
+                m.pesq_wb(reference=s, estimate=e, fs=rate)
+
+
+def test_pesq_takes_whole_signals_of_different_lengths(golden):
+    from pesq import pesq as reference_pesq
+
+    s, e = golden[0], golden[1][:-1234]
+    assert m.pesq_wb(reference=s, estimate=e, fs=16000) == reference_pesq(16000, s, e, "wb")
+
+
+def test_pesq_errors_are_explained():
+    rng = np.random.default_rng(0)
+    tiny = rng.standard_normal(3000)
+    with pytest.raises(MetricError, match="too short for PESQ"):
+        m.pesq_wb(reference=tiny, estimate=tiny, fs=16000)
+    noise = rng.standard_normal(16000) * 1e-3
+    mostly_silent = np.r_[np.zeros(15000), rng.standard_normal(1000)]
+    with pytest.raises(MetricError, match="no utterances"):
+        m.pesq_nb(reference=mostly_silent, estimate=mostly_silent, fs=16000)
+    with pytest.raises(NotApplicableError, match="≥ 8 kHz"):
+        m.pesq_nb(reference=noise, estimate=noise, fs=6000)
+
+
+# --- MC-MSE and relative entropy: closed forms with other tools ---------------------
+
+@pytest.mark.parametrize("rate", RATES)
+def test_mc_mse_matches_scipy_stft(golden, rate):
+    from scipy.signal import get_window, stft
+
+    s, estimates = signals_at(golden, rate)
+    n = round(0.032 * rate)
+    hop = n // 4
+    window = get_window("hann", n)
+
+    def magnitude(x):
+        _, _, z = stft(x, window=window, nperseg=n, noverlap=n - hop, boundary=None,
+                       padded=False, detrend=False)  # z = rfft(w·frame)/Σw
+        return np.abs(z) * window.sum() / np.sqrt(np.sum(window**2))
+
+    for e in estimates.values():
+        expected = np.mean((magnitude(s) ** 0.3 - magnitude(e) ** 0.3) ** 2)
+        assert m.mc_mse(reference=s, estimate=e, fs=rate) == pytest.approx(expected, rel=1e-9)
+
+
+def test_mc_mse_of_a_silent_estimate_is_the_reference_compressed_energy():
+    s, _ = orthogonal_pair(0.0, n=4096)
+    compressed = m.spectral.stft_magnitude(s, 16000) ** 0.3
+    assert m.mc_mse(reference=s, estimate=np.zeros_like(s), fs=16000) == pytest.approx(
+        np.mean(compressed**2), rel=1e-12)
+
+
+def test_rel_entropy_matches_the_naive_formula(golden):
+    s, estimates = signals_at(golden, 16000)
+    for e in estimates.values():
+        q, r = 1 / (1 + np.exp(-e)), 1 / (1 + np.exp(-s))
+        assert m.rel_entropy(reference=s, estimate=e) == pytest.approx(
+            np.mean(q * np.log(q / r)), rel=1e-9)
+
+
+def test_rel_entropy_is_finite_for_large_samples_and_can_be_negative():
+    s = np.array([40.0, -40.0, 0.5, -0.5])
+    assert np.isfinite(m.rel_entropy(reference=s, estimate=-s))
+    # q·ln(q/r) summed is not a divergence: below zero when ŝ is smaller than s.
+    assert m.rel_entropy(reference=np.array([1.0, 1.0]), estimate=np.array([0.5, 0.5])) < 0
+
+
+# --- Vectorisation: a batch equals the per-item loop -------------------------------
+
+@pytest.mark.parametrize("name", ["snr", "si_snr", "si_sdr", "osi_snr", "sdr", "mc_mse",
+                                  "rel_entropy", "stoi", "pesq_wb"])
+def test_batch_equals_loop(golden, name):
+    s, estimates = signals_at(golden, 16000)
+    batch_s = np.stack([s, s, s, s]).reshape(2, 2, -1)
+    batch_e = np.stack(list(estimates.values())).reshape(2, 2, -1)
+    spec = m.REGISTRY[name]
+    batch = spec.compute(reference=batch_s, estimate=batch_e, fs=16000)
+    assert batch.shape == (2, 2)
+    for index in np.ndindex(2, 2):
+        one = spec.compute(reference=batch_s[index], estimate=batch_e[index], fs=16000)
+        assert batch[index] == pytest.approx(one, rel=1e-12, abs=1e-12)
+
+
+# --- Degenerate inputs raise instead of returning a stand-in -------------------------
+
+@pytest.mark.parametrize("name", list(m.REGISTRY))
+def test_silent_reference_and_non_finite_samples_raise(name):
+    spec = m.REGISTRY[name]
+    s, _ = orthogonal_pair(0.0, n=16000)
+    with pytest.raises(MetricError, match="reference is silent"):
+        spec.compute(reference=np.zeros(16000), estimate=s, fs=16000)
+    bad = s.copy()
+    bad[5] = np.nan
+    with pytest.raises(MetricError, match="1 NaN"):
+        spec.compute(reference=s, estimate=bad, fs=16000)
+
+
+@pytest.mark.parametrize("name,defined", [
+    ("snr", True), ("si_snr", False), ("si_sdr", False), ("osi_snr", False), ("sdr", False),
+    ("stoi", False), ("estoi", False), ("pesq_wb", False), ("pesq_nb", False),
+    ("mc_mse", True), ("rel_entropy", True)])
+def test_silent_estimate_is_an_error_where_the_metric_is_undefined(name, defined):
+    spec = m.REGISTRY[name]
+    s, _ = orthogonal_pair(0.0, n=16000)
+    if defined:
+        assert np.isfinite(spec.compute(reference=s, estimate=np.zeros(16000), fs=16000))
+    else:
+        with pytest.raises(MetricError, match="estimate is silent"):
+            spec.compute(reference=s, estimate=np.zeros(16000), fs=16000)
+
+
+def test_shape_mismatch_message_says_expected_got_and_fix():
+    with pytest.raises(MetricError, match=r"same shape.*\(10,\) and \(9,\).*Trim"):
+        m.snr(reference=np.ones(10), estimate=np.ones(9))
