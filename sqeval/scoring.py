@@ -11,6 +11,7 @@ import math
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -196,11 +197,29 @@ def _run(tasks, options, n_jobs) -> Iterator[tuple[int, list[Row]]]:
         pending, queue = {}, iter(enumerate(tasks))
         while True:
             for index, (job, name) in queue:
-                pending[pool.submit(score_job, job, name, options)] = index
+                try:
+                    pending[pool.submit(score_job, job, name, options)] = index
+                except BrokenProcessPool as error:  # a worker died earlier: no more work runs
+                    yield index, failure_rows(job, name, options, f"not scored: {error}")
+                    continue
                 if len(pending) >= 2 * n_jobs:
                     break
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield pending.pop(future), future.result()
+                index = pending.pop(future)
+                try:
+                    rows = future.result()
+                except Exception as error:  # the worker itself failed, not a metric
+                    job, name = tasks[index]
+                    reason = f"the worker scoring this file failed ({type(error).__name__}: {error})"
+                    rows = failure_rows(job, name, options, reason)
+                yield index, rows
+
+
+def failure_rows(job: Job, display_name: str, options: ScoreOptions, reason: str) -> list[Row]:
+    """The rows a job would have had, each carrying ``reason`` as its error."""
+    return [Row(display_name, name, values={spec.name: math.nan for spec in options.metrics},
+                file_error=job.problems.get(name, reason))
+            for name in options.systems if name in job.estimates or name in job.problems]

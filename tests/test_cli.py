@@ -264,3 +264,20 @@ def test_metrics_command_lists_the_registry():
 def test_no_arguments_shows_help():
     result = run()
     assert "score" in result.output and "metrics" in result.output
+
+
+def test_a_crashed_worker_costs_its_files_not_the_run(pair_folders, monkeypatch):
+    """A worker process that dies yields error rows for its files; no traceback, no row lost."""
+    from crashing_worker import crash
+
+    from sqeval import scoring
+
+    monkeypatch.setattr(scoring, "score_job", crash)
+    job = scoring.Job("a", pair_folders / "clean" / "a.wav",
+                      {"enhanced": pair_folders / "enhanced" / "a.wav"})
+    options = scoring.ScoreOptions(metrics=(REGISTRY["snr"],), systems=("enhanced",))
+    rows = scoring.score_jobs([(job, "a.wav")] * 3, options, n_jobs=2)
+    assert [(row.file, row.system) for row in rows] == [("a.wav", "enhanced")] * 3
+    for row in rows:
+        assert row.failed
+        assert "BrokenProcessPool" in row.file_error or row.file_error.startswith("not scored")
