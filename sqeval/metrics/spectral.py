@@ -63,5 +63,10 @@ def mc_mse(*, reference, estimate, fs: int, power: float = COMPRESSION):
         0.0
     """
     s, s_hat = as_pair(reference, estimate, estimate_may_be_silent=True)
-    difference = stft_magnitude(s, fs) ** power - stft_magnitude(s_hat, fs) ** power
-    return as_output(np.mean(difference**2, axis=(-2, -1)))
+    return as_output(compressed_mse(stft_magnitude(s, fs), stft_magnitude(s_hat, fs), power))
+
+
+def compressed_mse(magnitude: np.ndarray, estimate_magnitude: np.ndarray, power: float):
+    """``mean((|M|^p − |M̂|^p)²)`` over the last two axes of two same-shape arrays."""
+    difference = np.abs(magnitude) ** power - np.abs(estimate_magnitude) ** power
+    return np.mean(difference**2, axis=(-2, -1))
