@@ -95,7 +95,7 @@ def score_job(job: Job, display_name: str, options: ScoreOptions) -> list[Row]:
     reference, reference_error = None, None
     if job.clean is not None and any(n in job.estimates for n in options.systems):
         try:
-            reference = _read_reference(job.clean, options.channels)
+            reference = read_reference(job.clean, options.channels)
         except AudioError as error:
             reference_error = f"clean reference: {error}"
     rows = []
@@ -113,7 +113,8 @@ def score_job(job: Job, display_name: str, options: ScoreOptions) -> list[Row]:
     return rows
 
 
-def _read_reference(path: Path, channels: ChannelPolicy) -> Signal:
+def read_reference(path: Path, channels: ChannelPolicy) -> Signal:
+    """Read a clean reference; a silent one is an :class:`AudioError`."""
     samples, rate = read_audio(path, channels)
     if not samples.any():
         raise AudioError("silent (all samples zero); no comparison with it is defined")
@@ -122,12 +123,19 @@ def _read_reference(path: Path, channels: ChannelPolicy) -> Signal:
 
 def _score_estimate(file: str, system: str, reference: Signal, path: Path,
                     options: ScoreOptions) -> Row:
-    row = Row(file, system)
     try:
         samples, rate = read_audio(path, options.channels)
     except AudioError as error:
-        row.file_error = str(error)
-        return row
+        return Row(file, system, file_error=str(error))
+    return score_signals(file, system, reference, samples, rate, options)
+
+
+def score_signals(file: str, system: str, reference: Signal, samples: np.ndarray, rate: int,
+                  options: ScoreOptions) -> Row:
+    """Score an estimate held in memory against ``reference``: the per-file path of
+    ``sqeval score`` after reading (resampling to the reference's rate, trimming for
+    sample-aligned metrics, every failure an error cell)."""
+    row = Row(file, system)
     fs = reference.rate
     if rate != fs:
         samples = resample(samples, rate, fs)
@@ -141,6 +149,7 @@ def _score_estimate(file: str, system: str, reference: Signal, path: Path,
         )
     for spec in options.metrics:
         _compute(row, spec, reference, estimate, options.strict)
+    row.values = {spec.name: row.values.get(spec.name, math.nan) for spec in options.metrics}
     return row
 
 

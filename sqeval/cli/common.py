@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import NoReturn
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
+
+from ..audio import ChannelPolicy
 
 
 class ExitCode(IntEnum):
@@ -34,3 +36,17 @@ def abort(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print ``message`` on stderr and exit with ``code``."""
     stderr_console().print(f"[bold red]error:[/bold red] {message}", soft_wrap=True)
     raise typer.Exit(int(code))
+
+
+CHANNEL_OPTION = typer.Option(
+    None, "--channel", min=0, help="Score channel K (0-based) of multichannel files.")
+MIX_OPTION = typer.Option(None, "--mix", help="'mono': average the channels of multichannel files.")
+
+
+def channel_policy(channel: Optional[int], mix: Optional[str]) -> ChannelPolicy:
+    """The policy for --channel / --mix, or abort with a usage error."""
+    if mix is not None and mix != "mono":
+        abort(f"--mix takes 'mono'; got {mix!r}")
+    if mix is not None and channel is not None:
+        abort("give --channel K or --mix mono, not both")
+    return ChannelPolicy(channel=channel, mix=mix == "mono")

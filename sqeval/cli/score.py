@@ -9,14 +9,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..audio import ChannelPolicy
 from ..metrics import resolve
 from ..pairing import NOISY, PairingError, System, pair_folders, parse_system
 from ..report.files import document, write_csv, write_json
 from ..report.table import print_tables
 from ..scoring import Row, ScoreOptions, default_jobs, score_jobs
 from ..stats import summarise
-from .common import ExitCode, abort, stderr_console, stdout_console
+from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy,
+                     stderr_console, stdout_console)
 
 MAX_NOTES = 20  # notes (not errors) printed before pointing to --json
 
@@ -35,10 +35,8 @@ def score_command(
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write the per-file CSV here."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write rows, notes and "
                                              "summary as JSON here."),
-    channel: Optional[int] = typer.Option(
-        None, "--channel", min=0, help="Score channel K (0-based) of multichannel files."),
-    mix: Optional[str] = typer.Option(
-        None, "--mix", help="'mono': average the channels of multichannel files."),
+    channel: Optional[int] = CHANNEL_OPTION,
+    mix: Optional[str] = MIX_OPTION,
 ) -> None:
     """Score ENHANCED_DIR folders (and --noisy) against the CLEAN folder, file by file."""
     options, systems = _prepare(clean, enhanced, noisy, metrics, channel, mix)
@@ -61,16 +59,13 @@ def _prepare(clean, enhanced, noisy, metrics, channel, mix):
         specs = resolve(metrics)
     except KeyError as error:
         abort(error.args[0])
-    if mix is not None and mix != "mono":
-        abort(f"--mix takes 'mono'; got {mix!r}")
-    if mix is not None and channel is not None:
-        abort("give --channel K or --mix mono, not both")
+    channels = channel_policy(channel, mix)
     systems = [parse_system(argument) for argument in enhanced]
     if noisy is not None:
         systems.insert(0, System(NOISY, noisy))
     options = ScoreOptions(
         metrics=tuple(specs), systems=tuple(s.name for s in systems),
-        channels=ChannelPolicy(channel=channel, mix=mix == "mono"),
+        channels=channels,
         strict=metrics.strip().lower() != "all")
     return options, systems
 
@@ -93,7 +88,7 @@ def _report(rows: list[Row], options: ScoreOptions, csv_path, json_path) -> None
     counts = {name: sum(1 for r in rows if r.system == name) for name in systems}
     print_tables(stdout_console(), summaries, metrics, systems, counts)
     if csv_path is not None:
-        write_csv(csv_path, rows, metrics)
+        write_csv(csv_path, rows, [spec.name for spec in metrics])
     if json_path is not None:
         write_json(json_path, document(rows, metrics, summaries))
     _print_problems(stderr_console(), rows, [spec.name for spec in metrics], json_path)

@@ -8,9 +8,23 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping, Union
 
 from .pesq import pesq_rate
+
+# Behaviours a metric may declare, checked by `sqeval sanity` on canonical cases. A
+# declaration True or False must hold (exit 1 otherwise); an undeclared property that is
+# violated is reported as a finding.
+PROPERTIES = {
+    "best_at_identity": "no case scores better than identity (gain and polarity copies of "
+                        "the clean signal excepted where the metric is invariant to them)",
+    "gain_invariant": "the same value on (clean+noise)×0.5 and ×2 as on clean+noise",
+    "polarity_invariant": "the same value on −(clean+noise) as on clean+noise",
+    "monotone_in_snr": "improves or ties at every step of the sweep −5, 0, 5, 10, 20 dB",
+    "sign_blind": "the same value on clean+noise and clean−noise",
+}
+_SCALE_INVARIANT = {"best_at_identity": True, "gain_invariant": True,
+                    "polarity_invariant": True, "monotone_in_snr": True, "sign_blind": False}
 
 
 def _native_rate(fs: int) -> int:
@@ -35,10 +49,11 @@ class MetricSpec:
             False for metrics that align the signals themselves (PESQ).
         rate_for: the rate the metric runs at for input at ``fs``; raises
             :class:`~sqeval.metrics.NotApplicableError` when it does not apply.
+        properties: declared behaviours, keys of :data:`PROPERTIES`; see there.
     """
 
     name: str
-    target: str
+    target: Union[str, Callable]
     unit: str
     value_range: str
     higher_is_better: bool
@@ -48,9 +63,13 @@ class MetricSpec:
     takes_rate: bool = False
     sample_aligned: bool = True
     rate_for: Callable[[int], int] = field(default=_native_rate, repr=False)
+    properties: Mapping[str, bool] = field(default_factory=dict)
 
     @property
     def function(self) -> Callable:
+        """The metric function; a ``"module:function"`` target is imported on first use."""
+        if callable(self.target):
+            return self.target
         module, attribute = self.target.split(":")
         return getattr(importlib.import_module(f"sqeval.metrics.{module}"), attribute)
 
@@ -69,44 +88,63 @@ def _pesq_nb_rate(fs: int) -> int:
     return pesq_rate(fs, mode="nb")
 
 
+# PESQ saturates near its floor at low SNR, so its monotonicity is observed, not declared.
+_PESQ_PROPERTIES = {key: value for key, value in _SCALE_INVARIANT.items()
+                    if key != "monotone_in_snr"}
 _PESQ_REF = "the pesq package (ITU-T P.862 C code), exactly; ITU-T P.862"
 REGISTRY: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
         MetricSpec("snr", "snr:snr", "dB", "(-inf, inf)", True,
-                   "‖s‖² / ‖ŝ − s‖²", "closed form"),
+                   "‖s‖² / ‖ŝ − s‖²", "closed form",
+                   properties={"best_at_identity": True, "gain_invariant": False,
+                               "polarity_invariant": False, "monotone_in_snr": True,
+                               "sign_blind": True}),
         MetricSpec("si_snr", "snr:si_snr", "dB", "(-inf, inf)", True,
                    "zero-mean; t = (⟨ŝ,s⟩/‖s‖²)·s; ‖t‖² / ‖ŝ − t‖²",
-                   "torchmetrics scale_invariant_signal_noise_ratio; Luo & Mesgarani 2019"),
+                   "torchmetrics scale_invariant_signal_noise_ratio; Luo & Mesgarani 2019",
+                   properties=_SCALE_INVARIANT),
         MetricSpec("si_sdr", "snr:si_sdr", "dB", "(-inf, inf)", True,
                    "as si_snr without removing the means",
-                   "torchmetrics scale_invariant_signal_distortion_ratio; Le Roux et al. 2019"),
+                   "torchmetrics scale_invariant_signal_distortion_ratio; Le Roux et al. 2019",
+                   properties=_SCALE_INVARIANT),
         MetricSpec("osi_snr", "snr:osi_snr", "dB", "[0, inf)", True,
                    "t = (‖ŝ‖²/⟨s,ŝ⟩)·s; ‖t‖² / ‖ŝ − t‖² = 10·log10(1 + 10^(si_sdr/10))",
-                   "closed form"),
+                   "closed form", properties=_SCALE_INVARIANT),
         MetricSpec("sdr", "sdr:sdr", "dB", "(-inf, inf)", True,
                    "BSS Eval v3: ŝ projected on s delayed 0…511 samples; ‖P‖² / ‖ŝ − P‖²",
-                   "mir_eval bss_eval_sources, fast_bss_eval sdr; Vincent et al. 2006"),
+                   "mir_eval bss_eval_sources, fast_bss_eval sdr; Vincent et al. 2006",
+                   properties=_SCALE_INVARIANT),
         MetricSpec("stoi", "stoi:stoi", "", "[0, 1]", True,
                    "short-time objective intelligibility",
                    "pystoi, exactly; Taal et al. 2011",
-                   rates="any rate (pystoi resamples to 10 kHz)", takes_rate=True),
+                   rates="any rate (pystoi resamples to 10 kHz)", takes_rate=True,
+                   properties=_SCALE_INVARIANT),
         MetricSpec("estoi", "stoi:estoi", "", "[-1, 1]", True,
                    "extended STOI", "pystoi extended=True; Jensen & Taal 2016",
-                   rates="any rate (pystoi resamples to 10 kHz)", takes_rate=True),
+                   rates="any rate (pystoi resamples to 10 kHz)", takes_rate=True,
+                   properties=_SCALE_INVARIANT),
         MetricSpec("pesq_wb", "pesq:pesq_wb", "MOS", "[1.04, 4.64]", True,
                    "P.862.2 wide-band MOS-LQO", _PESQ_REF + ".2",
                    rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz)",
-                   takes_rate=True, sample_aligned=False, rate_for=_pesq_wb_rate),
+                   takes_rate=True, sample_aligned=False, rate_for=_pesq_wb_rate,
+                   properties=_PESQ_PROPERTIES),
         MetricSpec("pesq_nb", "pesq:pesq_nb", "MOS", "[1.02, 4.55]", True,
                    "P.862.1 narrow-band MOS-LQO", _PESQ_REF + ".1",
                    rates="16 kHz if fs ≥ 16 kHz, else 8 kHz (n/a below 8 kHz)",
-                   takes_rate=True, sample_aligned=False, rate_for=_pesq_nb_rate),
+                   takes_rate=True, sample_aligned=False, rate_for=_pesq_nb_rate,
+                   properties=_PESQ_PROPERTIES),
         MetricSpec("mc_mse", "spectral:mc_mse", "", "[0, inf)", False,
                    "mean over (frame, bin) of (|S|^0.3 − |Ŝ|^0.3)², 32 ms Hann STFT, hop 8 ms",
-                   "closed form", takes_rate=True),
+                   "closed form", takes_rate=True,
+                   properties={"best_at_identity": True, "gain_invariant": False,
+                               "polarity_invariant": True, "monotone_in_snr": True,
+                               "sign_blind": False}),
         MetricSpec("rel_entropy", "entropy:rel_entropy", "", "(-inf, inf), 0 at identity", False,
-                   "mean over samples of σ(ŝ)·ln(σ(ŝ)/σ(s))", "closed form"),
+                   "mean over samples of σ(ŝ)·ln(σ(ŝ)/σ(s))", "closed form",
+                   # Not declared best at identity: it dips below 0 (a finding, by design).
+                   properties={"gain_invariant": False, "polarity_invariant": False,
+                               "sign_blind": False}),
     )
 }
 

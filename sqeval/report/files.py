@@ -37,12 +37,13 @@ def _write_atomically(path: Path, write) -> None:
         raise
 
 
-def write_csv(path: Path, rows: list[Row], metrics: list[MetricSpec]) -> None:
-    names = [spec.name for spec in metrics]
+def write_csv(path: Path, rows: list[Row], names: list[str], second: str = "system") -> None:
+    """One line per row: ``file,<second>,<names>,error`` (``second`` is the row's system,
+    or for ``sqeval sanity`` its case)."""
 
     def write(stream):
         writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(["file", "system", *names, "error"])
+        writer.writerow(["file", second, *names, "error"])
         for row in rows:
             writer.writerow([row.file, row.system,
                              *(_cell(row.values[name]) for name in names),
