@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .metrics import metrics_command
+from .sanity import sanity_command
 from .score import score_command
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.command("score")(score_command)
 app.command("metrics")(metrics_command)
+app.command("sanity")(sanity_command)
 
 
 def main() -> None:

@@ -89,3 +89,53 @@ def registry_table(metrics: list[MetricSpec]) -> Table:
                       "higher" if spec.higher_is_better else "lower", spec.rates,
                       spec.definition, spec.reference)
     return table
+
+
+def case_table(rows, names: list[str], n_files: int, title: str) -> Table:
+    """A row per sanity case, a column per metric or loss; the mean over files if several."""
+    import numpy as np
+
+    title += f" (mean over {n_files} files)" if n_files > 1 else ""
+    table = Table(title=title, title_justify="left")
+    table.add_column("case", no_wrap=True)
+    for name in names:
+        table.add_column(name, justify="right")
+    for case in dict.fromkeys(row.system for row in rows):
+        cells = []
+        for name in names:
+            values = [row.values[name] for row in rows if row.system == case]
+            finite = [value for value in values if not math.isnan(value)]
+            cells.append(_number(float(np.mean(finite))) if finite else "–")
+        table.add_row(case, *cells)
+    return table
+
+
+def properties_table(results, metrics: list[MetricSpec]) -> Table:
+    """Metric × property: whether it holds, against what the registry declares."""
+    from ..metrics.registry import PROPERTIES
+
+    table = Table(title="properties: observed yes/no; ✗ contradicts the registry, "
+                        "! undeclared and violated, – not declared", title_justify="left")
+    table.add_column("metric")
+    for name in PROPERTIES:
+        table.add_column(name.replace("_", " "), justify="center")
+    for spec in metrics:
+        cells = []
+        for name in PROPERTIES:
+            result = next(r for r in results if r.metric == spec.name and r.name == name)
+            cells.append(_property_cell(result))
+        table.add_row(spec.name, *cells)
+    return table
+
+
+def _property_cell(result) -> str:
+    if result.holds is None:
+        return "[dim]n/a[/dim]"
+    text = "yes" if result.holds else "no"
+    if result.failed:
+        return f"[bold red]{text} ✗[/bold red]"
+    if result.finding:
+        return f"[yellow]{text} ![/yellow]"
+    if result.declared is None:
+        return f"[dim]{text} –[/dim]"
+    return f"[green]{text}[/green]"

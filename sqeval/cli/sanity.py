@@ -1,0 +1,143 @@
+"""``sqeval sanity``: every metric on canonical cases, and its declared properties checked."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .. import __version__
+from ..audio import AudioError, ChannelPolicy, read_audio
+from ..metrics import resolve
+from ..metrics.registry import PROPERTIES
+from ..pairing import list_audio
+from ..report.files import _write_atomically, write_csv
+from ..report.table import case_table, properties_table
+from ..sanity import Material, add_losses, check_properties, run_cases
+from ..scoring import ScoreOptions, read_reference
+from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy,
+                     stderr_console, stdout_console)
+
+BUILT_IN = "speech.wav (built in)"
+
+
+def sanity_command(
+    clean: Optional[Path] = typer.Option(
+        None, "--clean", help="A clean file, or a folder of them. Default: a built-in 3 s "
+        "speech clip."),
+    noisy: Optional[Path] = typer.Option(
+        None, "--noisy", help="The noisy file (or folder, paired by name) for --clean; the "
+        "noise is noisy − clean. Default: white noise at 5 dB SNR."),
+    metrics: str = typer.Option("all", "--metrics", "-m", help="Comma-separated names or 'all'."),
+    losses: bool = typer.Option(False, "--losses", help="Also show the loss forms of "
+                                "sqeval.losses for every case."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write file,case,values,error."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write cases and properties."),
+    channel: Optional[int] = CHANNEL_OPTION,
+    mix: Optional[str] = MIX_OPTION,
+) -> None:
+    """Show how every metric behaves on canonical cases, and check its declared properties.
+
+    Exit code 1 when a property that the registry declares does not hold.
+    """
+    try:
+        specs = resolve(metrics)
+    except KeyError as error:
+        abort(error.args[0])
+    materials = _materials(clean, noisy, channel_policy(channel, mix))
+    options = ScoreOptions(metrics=tuple(specs), systems=())
+    rows = [row for material in materials
+            for row in run_cases(material, options, add_losses if losses else None)]
+    names = [spec.name for spec in specs]
+    loss_names = [name for name in rows[0].values if name not in names]
+    results = check_properties(rows, specs)
+    console = stdout_console()
+    console.print(case_table(rows, names, len(materials), "sqeval sanity: metrics"))
+    if loss_names:
+        console.print(case_table(rows, loss_names, len(materials),
+                                 "loss forms (sqeval.losses; lower is better)"))
+    console.print(properties_table(results, specs))
+    names += loss_names
+    for result in results:
+        if result.failed or result.finding:
+            kind = "[bold red]FAILED[/bold red]" if result.failed else "[yellow]finding[/yellow]"
+            console.print(f"{kind} {result.metric}: {result.name} "
+                          f"({PROPERTIES[result.name]}) — {result.observed}", soft_wrap=True)
+    if csv_path is not None:
+        write_csv(csv_path, rows, names, second="case")
+    if json_path is not None:
+        _write_json(json_path, rows, names, results)
+    failed = [f"{r.metric}.{r.name}" for r in results if r.failed]
+    if failed:
+        stderr_console().print(f"[bold red]declared properties that do not hold:[/bold red] "
+                               f"{', '.join(failed)}")
+        raise typer.Exit(int(ExitCode.GATE_FAILED))
+
+
+def _materials(clean: Optional[Path], noisy: Optional[Path], policy: ChannelPolicy):
+    if clean is None:
+        if noisy is not None:
+            abort("--noisy needs --clean: the noise is taken as noisy − clean")
+        with resources.as_file(resources.files("sqeval") / "data" / "speech.wav") as path:
+            return [_material(BUILT_IN, path, None, policy)]
+    for path in (clean, noisy):
+        if path is not None and not path.exists():
+            abort(f"{path}: no such file or folder")
+    if clean.is_file():
+        if noisy is not None and not noisy.is_file():
+            abort(f"--clean is a file, so --noisy must be a file too; got the folder {noisy}")
+        return [_material(clean.name, clean, noisy, policy)]
+    if noisy is not None and not noisy.is_dir():
+        abort(f"--clean is a folder, so --noisy must be a folder too; got the file {noisy}")
+    return _folder_materials(clean, noisy, policy)
+
+
+def _folder_materials(clean: Path, noisy: Optional[Path], policy: ChannelPolicy):
+    clean_files, _ = list_audio(clean)
+    noisy_files = list_audio(noisy)[0] if noisy is not None else {}
+    materials, warn = [], stderr_console()
+    for key, path in clean_files.items():
+        if noisy is not None and key not in noisy_files:
+            warn.print(f"skipped {key}: no noisy file of that name in {noisy}", markup=False)
+            continue
+        material = _material(key, path, noisy_files.get(key), policy, warn)
+        if material is not None:
+            materials.append(material)
+    if not materials:
+        abort(f"no usable clean audio files in {clean}")
+    return materials
+
+
+def _material(name, clean_path, noisy_path, policy, warn=None):
+    """Read one clean (and noisy) file; in a folder a bad file is skipped with its reason."""
+    try:
+        reference = read_reference(clean_path, policy)
+        material = Material(name, reference.samples, reference.rate)
+        if noisy_path is not None:
+            material.noisy, material.noisy_rate = read_audio(noisy_path, policy)
+        return material
+    except AudioError as error:
+        if warn is None:
+            abort(f"{noisy_path if 'noisy' in str(error) else clean_path}: {error}")
+        warn.print(f"skipped {name}: {error}", markup=False)
+        return None
+
+
+def _write_json(path: Path, rows, names, results) -> None:
+    def number(value):
+        return None if value != value else value  # NaN → null
+
+    data = {
+        "sqeval_version": __version__,
+        "columns": names,
+        "cases": [{"file": r.file, "case": r.system,
+                   "values": {n: number(r.values[n]) for n in names},
+                   "error": r.error_text(names) or None, "notes": r.notes} for r in rows],
+        "properties": [{"metric": p.metric, "property": p.name, "meaning": PROPERTIES[p.name],
+                        "declared": p.declared, "holds": p.holds, "observed": p.observed,
+                        "failed": p.failed, "finding": p.finding} for p in results],
+    }
+    _write_atomically(path, lambda s: json.dump(data, s, indent=2, ensure_ascii=False))
