@@ -279,3 +279,13 @@ def test_silent_estimate_is_an_error_where_the_metric_is_undefined(name, defined
 def test_shape_mismatch_message_says_expected_got_and_fix():
     with pytest.raises(MetricError, match=r"same shape.*\(10,\) and \(9,\).*Trim"):
         m.snr(reference=np.ones(10), estimate=np.ones(9))
+
+
+def test_estoi_is_deterministic_and_leaves_the_global_generator_alone(golden):
+    s, e = golden[0], golden[1]
+    np.random.seed(123)
+    expected_next = np.random.random()
+    np.random.seed(123)
+    values = {m.estoi(reference=s, estimate=e, fs=16000) for _ in range(3)}
+    assert len(values) == 1
+    assert np.random.random() == expected_next
