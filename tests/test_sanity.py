@@ -64,13 +64,18 @@ def test_a_broken_metric_fails_with_exit_1_naming_the_property(monkeypatch):
     assert "FAILED broken_si_snr: gain_invariant" in " ".join(result.stdout.split())
 
 
-def test_a_declared_false_that_holds_also_fails(monkeypatch):
-    # SI-SNR declared *not* gain-invariant contradicts what it does.
-    wrong = MetricSpec("si_snr_declared_gain_dependent", si_snr, "dB", "(-inf, inf)", True,
-                       "SI-SNR", "none", properties={"gain_invariant": False})
-    monkeypatch.setitem(REGISTRY, wrong.name, wrong)
-    result = run("--metrics", wrong.name)
-    assert result.exit_code == 1 and f"{wrong.name}.gain_invariant" in result.stderr
+def test_a_declared_false_is_shown_but_never_fails(monkeypatch, tmp_path):
+    # "Known not to be gain-invariant" on a metric that is: shown, not a failure, since
+    # one input can show a property that the metric does not have in general.
+    odd = MetricSpec("si_snr_declared_gain_dependent", si_snr, "dB", "(-inf, inf)", True,
+                     "SI-SNR", "none", properties={"gain_invariant": False})
+    monkeypatch.setitem(REGISTRY, odd.name, odd)
+    out = tmp_path / "s.json"
+    result = run("--metrics", odd.name, "--json", out)
+    assert result.exit_code == 0 and "(declared no)" in result.stdout
+    gain = next(p for p in json.loads(out.read_text())["properties"]
+                if p["property"] == "gain_invariant")
+    assert gain["declared"] is False and gain["holds"] is True and not gain["failed"]
 
 
 def test_identity_and_clean_plus_noise_equal_sqeval_score(tmp_path, golden):
@@ -150,3 +155,22 @@ def test_usage_errors_exit_2(tmp_path, golden, args, message):
     assert result.exit_code == 2
     assert message in " ".join(result.stderr.split())
     assert "Traceback" not in result.output
+
+
+def test_a_scaled_noisy_file_is_warned_about_not_failed(tmp_path, golden):
+    """noisy × 0.8 leaves −0.2·clean in noisy − clean: the sweep is no SNR sweep then."""
+    s, e, rate, _ = golden
+    clean = write(tmp_path / "c.wav", s, rate, "DOUBLE")
+    noisy = write(tmp_path / "n.wav", 0.8 * (s + 0.3 * (e - s)), rate, "DOUBLE")
+    out = tmp_path / "s.json"
+    result = run("--clean", clean, "--noisy", noisy, "--json", out)
+    assert result.exit_code == 0, result.output
+    noise = 0.8 * (s + 0.3 * (e - s)) - s
+    rho = (s @ noise) / np.sqrt((s @ s) * (noise @ noise))
+    assert f"correlates with the clean signal (ρ = {rho:.2f})" in " ".join(result.stderr.split())
+    monotone = [p for p in json.loads(out.read_text())["properties"]
+                if p["property"] == "monotone_in_snr"]
+    assert all(p["holds"] is None and "not evaluated" in p["observed"] for p in monotone)
+    # The unscaled pair L has real noise: no warning, the sweep is checked.
+    assert "correlates" not in run("--clean", clean, "--noisy",
+                                   write(tmp_path / "l.wav", e, rate)).stderr

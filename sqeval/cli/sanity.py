@@ -16,7 +16,8 @@ from ..metrics.registry import PROPERTIES
 from ..pairing import list_audio
 from ..report.files import _write_atomically, write_csv
 from ..report.table import case_table, properties_table
-from ..sanity import Material, add_losses, check_properties, run_cases
+from ..sanity import (MAX_NOISE_CORRELATION, Material, add_losses, check_properties,
+                      noise_correlation, run_cases)
 from ..scoring import ScoreOptions, read_reference
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy,
                      stderr_console, stdout_console)
@@ -53,7 +54,7 @@ def sanity_command(
             for row in run_cases(material, options, add_losses if losses else None)]
     names = [spec.name for spec in specs]
     loss_names = [name for name in rows[0].values if name not in names]
-    results = check_properties(rows, specs)
+    results = check_properties(rows, specs, _correlated_noise(materials))
     console = stdout_console()
     console.print(case_table(rows, names, len(materials), "sqeval sanity: metrics"))
     if loss_names:
@@ -75,6 +76,23 @@ def sanity_command(
         stderr_console().print(f"[bold red]declared properties that do not hold:[/bold red] "
                                f"{', '.join(failed)}")
         raise typer.Exit(int(ExitCode.GATE_FAILED))
+
+
+def _correlated_noise(materials) -> dict[str, float]:
+    """Files whose noisy − clean holds speech, each with a warning on stderr."""
+    found = {}
+    for material in materials:
+        if material.noisy is None:
+            continue
+        rho = noise_correlation(material)
+        if abs(rho) > MAX_NOISE_CORRELATION:
+            found[material.name] = rho
+            stderr_console().print(
+                f"warning: {material.name}: the noise (noisy − clean) correlates with the clean "
+                f"signal (ρ = {rho:.2f}), as when a noisy file is scaled after mixing; its SNR "
+                "sweep is shown but monotone_in_snr is not evaluated on it", markup=False,
+                soft_wrap=True)
+    return found
 
 
 def _materials(clean: Optional[Path], noisy: Optional[Path], policy: ChannelPolicy):

@@ -12,9 +12,10 @@ from typing import Callable, Mapping, Union
 
 from .pesq import pesq_rate
 
-# Behaviours a metric may declare, checked by `sqeval sanity` on canonical cases. A
-# declaration True or False must hold (exit 1 otherwise); an undeclared property that is
-# violated is reported as a finding.
+# Behaviours a metric may declare, checked by `sqeval sanity` on canonical cases. True:
+# the metric must have it (exit 1 otherwise). False: it is known not to (shown, never a
+# failure: one input may still show it, as PESQ can be nearly blind to the noise's sign).
+# Undeclared and violated: reported as a finding.
 PROPERTIES = {
     "best_at_identity": "no case scores better than identity (gain and polarity copies of "
                         "the clean signal excepted where the metric is invariant to them)",
@@ -50,6 +51,8 @@ class MetricSpec:
         rate_for: the rate the metric runs at for input at ``fs``; raises
             :class:`~sqeval.metrics.NotApplicableError` when it does not apply.
         properties: declared behaviours, keys of :data:`PROPERTIES`; see there.
+        tolerance: relative difference within which two values count as the same when a
+            property is checked.
     """
 
     name: str
@@ -64,6 +67,7 @@ class MetricSpec:
     sample_aligned: bool = True
     rate_for: Callable[[int], int] = field(default=_native_rate, repr=False)
     properties: Mapping[str, bool] = field(default_factory=dict)
+    tolerance: float = 1e-6
 
     @property
     def function(self) -> Callable:
@@ -91,6 +95,8 @@ def _pesq_nb_rate(fs: int) -> int:
 # PESQ saturates near its floor at low SNR, so its monotonicity is observed, not declared.
 _PESQ_PROPERTIES = {key: value for key, value in _SCALE_INVARIANT.items()
                     if key != "monotone_in_snr"}
+# PESQ aligns levels itself, but in float32: a gain change moves it by up to ~1e-4 MOS.
+_PESQ_TOLERANCE = 1e-3
 _PESQ_REF = "the pesq package (ITU-T P.862 C code), exactly; ITU-T P.862"
 REGISTRY: dict[str, MetricSpec] = {
     spec.name: spec
@@ -128,12 +134,12 @@ REGISTRY: dict[str, MetricSpec] = {
                    "P.862.2 wide-band MOS-LQO", _PESQ_REF + ".2",
                    rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz)",
                    takes_rate=True, sample_aligned=False, rate_for=_pesq_wb_rate,
-                   properties=_PESQ_PROPERTIES),
+                   properties=_PESQ_PROPERTIES, tolerance=_PESQ_TOLERANCE),
         MetricSpec("pesq_nb", "pesq:pesq_nb", "MOS", "[1.02, 4.55]", True,
                    "P.862.1 narrow-band MOS-LQO", _PESQ_REF + ".1",
                    rates="16 kHz if fs ≥ 16 kHz, else 8 kHz (n/a below 8 kHz)",
                    takes_rate=True, sample_aligned=False, rate_for=_pesq_nb_rate,
-                   properties=_PESQ_PROPERTIES),
+                   properties=_PESQ_PROPERTIES, tolerance=_PESQ_TOLERANCE),
         MetricSpec("mc_mse", "spectral:mc_mse", "", "[0, inf)", False,
                    "mean over (frame, bin) of (|S|^0.3 − |Ŝ|^0.3)², 32 ms Hann STFT, hop 8 ms",
                    "closed form", takes_rate=True,

@@ -114,7 +114,7 @@ def properties_table(results, metrics: list[MetricSpec]) -> Table:
     """Metric × property: whether it holds, against what the registry declares."""
     from ..metrics.registry import PROPERTIES
 
-    table = Table(title="properties: observed yes/no; ✗ contradicts the registry, "
+    table = Table(title="properties: observed yes/no; ✗ declared but does not hold, "
                         "! undeclared and violated, – not declared", title_justify="left")
     table.add_column("metric")
     for name in PROPERTIES:
@@ -138,4 +138,6 @@ def _property_cell(result) -> str:
         return f"[yellow]{text} ![/yellow]"
     if result.declared is None:
         return f"[dim]{text} –[/dim]"
+    if result.declared is False and result.holds:
+        return f"{text} (declared no)"
     return f"[green]{text}[/green]"
