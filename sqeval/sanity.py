@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -45,6 +46,11 @@ class Material:
     noisy: np.ndarray | None = None
     noisy_rate: int | None = None
 
+    @cached_property
+    def prefix_and_noise(self) -> tuple[np.ndarray, np.ndarray]:
+        """The clean prefix and the noise of the same length (computed once)."""
+        return _noise(self)
+
 
 def _scaled(noise: np.ndarray, clean: np.ndarray, snr_db: float) -> np.ndarray:
     return noise * math.sqrt(np.sum(clean**2) / np.sum(noise**2) / 10 ** (snr_db / 10))
@@ -68,7 +74,7 @@ def noise_correlation(material: Material) -> float:
     normalisation) leaves a copy of the clean speech in noisy − clean; then the sweep's
     "SNR" counts speech as noise and monotonicity over it means nothing.
     """
-    prefix, noise = _noise(material)
+    prefix, noise = material.prefix_and_noise
     return float(prefix @ noise / math.sqrt((prefix @ prefix) * (noise @ noise)))
 
 
@@ -87,7 +93,7 @@ def _delayed(s: np.ndarray, samples: int) -> np.ndarray:
 def build_cases(material: Material) -> dict[str, Callable[[], tuple[np.ndarray, int]]]:
     """Case name → a function returning ``(estimate, rate)``; it may raise MetricError."""
     s, fs = material.clean, material.rate
-    prefix, noise = _noise(material)
+    prefix, noise = material.prefix_and_noise
     peak = np.max(np.abs(s))
     noisy = ((material.noisy, material.noisy_rate) if material.noisy is not None
              else (prefix + noise, fs))
