@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
 from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..audio import ChannelPolicy
 
@@ -21,9 +23,11 @@ class ExitCode(IntEnum):
 
 
 def stdout_console() -> Console:
-    """Data goes to stdout; wide enough for the tables when it is not a terminal."""
+    """Data goes to stdout; plain and wide enough for the tables when it is not a terminal."""
     console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=140)
+    if console.is_terminal and "NO_COLOR" not in os.environ:
+        return console
+    return Console(highlight=False, width=None if console.is_terminal else 140, no_color=True)
 
 
 def stderr_console() -> Console:
@@ -34,7 +38,7 @@ def stderr_console() -> Console:
 
 def abort(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print ``message`` on stderr and exit with ``code``."""
-    stderr_console().print(f"[bold red]error:[/bold red] {message}", soft_wrap=True)
+    stderr_console().print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(int(code))
 
 

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from .. import __version__
 from ..audio import AudioError, ChannelPolicy, read_audio
 from ..metrics import resolve
 from ..metrics.registry import PROPERTIES
 from ..pairing import list_audio
-from ..report.files import _write_atomically, write_csv
+from ..report.files import write_atomically, write_csv
 from ..report.table import case_table, properties_table
 from ..sanity import (MAX_NOISE_CORRELATION, Material, add_losses, check_properties,
                       noise_correlation, run_cases)
@@ -65,8 +66,9 @@ def sanity_command(
     for result in results:
         if result.failed or result.finding:
             kind = "[bold red]FAILED[/bold red]" if result.failed else "[yellow]finding[/yellow]"
-            console.print(f"{kind} {result.metric}: {result.name} "
-                          f"({PROPERTIES[result.name]}) — {result.observed}", soft_wrap=True)
+            console.print(f"{kind} {escape(result.metric)}: {result.name} "
+                          f"({PROPERTIES[result.name]}) — {escape(result.observed)}",
+                          soft_wrap=True)
     if csv_path is not None:
         write_csv(csv_path, rows, names, second="case")
     if json_path is not None:
@@ -158,4 +160,4 @@ def _write_json(path: Path, rows, names, results) -> None:
                         "declared": p.declared, "holds": p.holds, "observed": p.observed,
                         "failed": p.failed, "finding": p.finding} for p in results],
     }
-    _write_atomically(path, lambda s: json.dump(data, s, indent=2, ensure_ascii=False))
+    write_atomically(path, lambda s: json.dump(data, s, indent=2, ensure_ascii=False))
