@@ -18,22 +18,23 @@ from .scoring import Row
 
 @dataclass(frozen=True)
 class Summary:
-    """Mean, sample std (ddof 1) and Student-t 95 % CI of the mean over ``n`` values."""
+    """Mean, sample std (ddof 1), median and Student-t 95 % CI of the mean over ``n`` values."""
 
     n: int
     mean: float
     std: float
     ci_low: float
     ci_high: float
+    median: float = math.nan
 
 
 def describe(values) -> Summary:
     """Summarise finite ``values``; NaN statistics when there are too few of them.
 
     Example:
-        >>> s = describe([1.0, 2.0, 3.0])
-        >>> s.n, s.mean, s.std, round(s.ci_low, 4), round(s.ci_high, 4)
-        (3, 2.0, 1.0, -0.4841, 4.4841)
+        >>> s = describe([1.0, 2.0, 4.0])
+        >>> s.n, round(s.mean, 4), round(s.std, 4), s.median, round(s.ci_low, 4)
+        (3, 2.3333, 1.5275, 2.0, -1.4612)
     """
     from scipy.stats import t as student_t
 
@@ -42,12 +43,12 @@ def describe(values) -> Summary:
     n = len(x)
     if n == 0:
         return Summary(0, math.nan, math.nan, math.nan, math.nan)
-    mean = float(np.mean(x))
+    mean, median = float(np.mean(x)), float(np.median(x))
     if n == 1:
-        return Summary(1, mean, math.nan, math.nan, math.nan)
+        return Summary(1, mean, math.nan, math.nan, math.nan, median)
     std = float(np.std(x, ddof=1))
     half_width = float(student_t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return Summary(n, mean, std, mean - half_width, mean + half_width)
+    return Summary(n, mean, std, mean - half_width, mean + half_width, median)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def _cell(value: float) -> str:
     return "" if math.isnan(value) else repr(value)
 
 
-def _write_atomically(path: Path, write) -> None:
+def write_atomically(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename over ``path``."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
@@ -49,7 +49,7 @@ def write_csv(path: Path, rows: list[Row], names: list[str], second: str = "syst
                              *(_cell(row.values[name]) for name in names),
                              row.error_text(names)])
 
-    _write_atomically(path, write)
+    write_atomically(path, write)
 
 
 def _number(value: float):
@@ -82,4 +82,4 @@ def document(rows: list[Row], metrics: list[MetricSpec], summaries: list[MetricS
 
 
 def write_json(path: Path, data: dict) -> None:
-    _write_atomically(path, lambda stream: json.dump(data, stream, indent=2, ensure_ascii=False))
+    write_atomically(path, lambda stream: json.dump(data, stream, indent=2, ensure_ascii=False))

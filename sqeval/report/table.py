@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Table as RichTable
 
 from ..metrics import MetricSpec
 from ..pairing import NOISY
 from ..stats import MetricSummary, Summary
+
+
+def plain_output() -> bool:
+    """Plain, deterministic tables (ASCII, no colour) when NO_COLOR is set or stdout is not
+    a terminal, as in CI logs."""
+    return "NO_COLOR" in os.environ or not sys.stdout.isatty()
+
+
+def Table(*args, **kwargs) -> RichTable:  # noqa: N802 - a drop-in for rich's Table
+    """A rich Table whose box is ASCII when :func:`plain_output`."""
+    return RichTable(*args, box=box.ASCII2 if plain_output() else box.HEAVY_HEAD, **kwargs)
 
 
 def _number(value: float, sign: str = "") -> str:
@@ -45,7 +60,7 @@ def _delta(summary: Summary | None, higher_is_better: bool) -> str:
 def system_table(system: str, summaries: list[MetricSummary], metrics: list[MetricSpec],
                  n_rows: int, with_delta: bool) -> Table:
     """Mean, std, 95 % CI, scored and failed counts per metric; delta over noisy if any."""
-    table = Table(title=f"{system} ({n_rows} files)", title_justify="left")
+    table = Table(title=f"{escape(system)} ({n_rows} files)", title_justify="left")
     table.add_column("metric")
     for header in ("mean", "std", "95% CI", "n", "failed"):
         table.add_column(header, justify="right")
@@ -106,7 +121,7 @@ def case_table(rows, names: list[str], n_files: int, title: str) -> Table:
             values = [row.values[name] for row in rows if row.system == case]
             finite = [value for value in values if not math.isnan(value)]
             cells.append(_number(float(np.mean(finite))) if finite else "–")
-        table.add_row(case, *cells)
+        table.add_row(escape(case), *cells)
     return table
 
 
@@ -141,3 +156,33 @@ def _property_cell(result) -> str:
     if result.declared is False and result.holds:
         return f"{text} (declared no)"
     return f"[green]{text}[/green]"
+
+
+def section_table(section, metrics: list[MetricSpec]) -> Table:
+    """One condition of --group-by: systems × metrics, mean ± CI half-width, best in bold."""
+    from .summary import _cells
+
+    table = Table(title=f"condition: {escape(section.label)}", title_justify="left")
+    table.add_column("system")
+    for spec in metrics:
+        table.add_column(f"{spec.name} {'↑' if spec.higher_is_better else '↓'}", justify="right")
+    for system, row in _cells(section, metrics).items():
+        table.add_row(escape(system), *(f"[bold]{text}[/bold]" if bold else text
+                                for text, bold in (row[s.name] for s in metrics)))
+    return table
+
+
+def gates_table(results) -> Table:
+    """Gate, system, observed, threshold, verdict."""
+    from .summary import fmt
+
+    table = Table(title="quality gates", title_justify="left")
+    for header in ("gate", "system", "observed", "threshold", "verdict"):
+        table.add_column(header, justify="right" if header in ("observed", "threshold") else "left")
+    for r in results:
+        verdict = "[green]pass[/green]" if r.passed else (
+            "[bold red]FAIL[/bold red]" + (f" ({escape(r.reason)})" if r.reason else ""))
+        table.add_row(escape(r.gate.text), escape(r.system), fmt(r.observed),
+                      f"{r.gate.op} {r.gate.threshold:g}",
+                      verdict)
+    return table

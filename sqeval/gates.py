@@ -1,0 +1,190 @@
+"""Quality gates: thresholds on a statistic of a metric, checked per system.
+
+Grammar: ``[SYSTEM:][delta.]METRIC[.STAT] OP NUMBER`` with ``OP`` one of
+``>= > <= <`` and ``STAT`` one of ``mean`` (the default), ``median``, ``min``, ``max``,
+or ``pNN`` (the NN-th percentile, 0 ≤ NN ≤ 100). ``delta.`` takes the statistic over the
+paired per-file improvement ``system − noisy``. A gate that names no system applies to
+every enhanced system (not to the noisy input); ``noisy:...`` gates the noisy input.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import REGISTRY
+from .pairing import NOISY
+from .scoring import Row
+
+OPERATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+_GATE = re.compile(
+    r"^\s*(?:(?P<system>[^:=<>\s]+)\s*:\s*)?(?P<delta>delta\.)?(?P<metric>[A-Za-z_][\w]*)"
+    r"(?:\.(?P<stat>mean|median|min|max|p\d{1,3}(?:\.\d+)?))?\s*(?P<op>>=|<=|>|<)\s*"
+    r"(?P<threshold>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+class GateError(ValueError):
+    """A gate that cannot be parsed or refers to something unknown; says why."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One threshold, as written."""
+
+    text: str
+    metric: str
+    op: str
+    threshold: float
+    stat: str = "mean"
+    delta: bool = False
+    system: str | None = None
+
+    @property
+    def key(self) -> tuple:
+        """What a later gate of the same left side and direction replaces."""
+        return (self.system, self.delta, self.metric, self.stat, self.op[0])
+
+    @property
+    def subject(self) -> str:
+        return f"{'delta.' if self.delta else ''}{self.metric}.{self.stat}"
+
+
+def parse_gate(text: str) -> Gate:
+    """Parse one gate.
+
+    Example:
+        >>> g = parse_gate("sysA:delta.pesq_wb.p10>=0.3")
+        >>> g.system, g.delta, g.metric, g.stat, g.op, g.threshold
+        ('sysA', True, 'pesq_wb', 'p10', '>=', 0.3)
+
+    Raises:
+        GateError: the text does not follow the grammar, names an unknown metric, or a
+            percentile outside 0 … 100.
+    """
+    match = _GATE.match(text)
+    if match is None:
+        raise GateError(f"cannot read the gate {text!r}; expected [SYSTEM:][delta.]METRIC"
+                        "[.mean|median|min|max|pNN] >=|>|<=|< NUMBER, e.g. 'pesq_wb.median>=3'")
+    parts = match.groupdict()
+    if parts["metric"] not in REGISTRY:
+        raise GateError(f"gate {text!r}: unknown metric {parts['metric']!r}; known: "
+                        f"{', '.join(REGISTRY)}")
+    stat = parts["stat"] or "mean"
+    if stat.startswith("p") and not 0 <= float(stat[1:]) <= 100:
+        raise GateError(f"gate {text!r}: percentile {stat[1:]} is outside 0 … 100")
+    return Gate(text.strip(), parts["metric"], parts["op"], float(parts["threshold"]), stat,
+                bool(parts["delta"]), parts["system"])
+
+
+def statistic(values, stat: str) -> float:
+    """``stat`` of the finite ``values``; NaN when there are none.
+
+    Example:
+        >>> statistic([1.0, 2.0, 3.0, 4.0, float("nan")], "p25"), statistic([1, 5], "median")
+        (1.75, 3.0)
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan
+    if stat.startswith("p"):
+        return float(np.percentile(x, float(stat[1:])))
+    return float({"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}[stat](x))
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: Gate
+    system: str
+    observed: float
+    passed: bool
+    reason: str = ""  # why it failed without a number
+
+
+def check_gates(gates: list[Gate], rows: list[Row], systems: list[str]) -> list[GateResult]:
+    """Every gate against every system it applies to, in the order given."""
+    noisy = {row.file: row for row in rows if row.system == NOISY}
+    results = []
+    for gate in gates:
+        targets = [gate.system] if gate.system else [s for s in systems if s != NOISY]
+        for system in targets:
+            results.append(_check(gate, system, rows, noisy, systems))
+    return results
+
+
+def _check(gate: Gate, system: str, rows, noisy, systems) -> GateResult:
+    if system not in systems:
+        return GateResult(gate, system, math.nan, False, f"no system named {system!r}")
+    if gate.delta and not noisy:
+        return GateResult(gate, system, math.nan, False, "delta needs --noisy")
+    own = [row for row in rows if row.system == system]
+    if gate.delta:
+        values = [row.values[gate.metric] - noisy[row.file].values[gate.metric]
+                  for row in own if row.file in noisy]
+    else:
+        values = [row.values[gate.metric] for row in own]
+    observed = statistic(values, gate.stat)
+    if math.isnan(observed):
+        return GateResult(gate, system, observed, False, "no file scored")
+    return GateResult(gate, system, observed, OPERATORS[gate.op](observed, gate.threshold))
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    gates: list[Gate]
+    allow_missing: bool | None
+    source: Path | None
+
+
+def find_config(start: Path) -> Path | None:
+    """``sqeval.toml``, or a ``pyproject.toml`` with ``[tool.sqeval]``, in ``start`` or above."""
+    for folder in [start, *start.parents]:
+        if (folder / "sqeval.toml").is_file():
+            return folder / "sqeval.toml"
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and "sqeval" in _load_toml(pyproject).get("tool", {}):
+            return pyproject
+    return None
+
+
+def _load_toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise GateError(f"{path}: not valid TOML ({error})") from None
+
+
+def load_config(path: Path | None) -> GateConfig:
+    """Gates and ``allow_missing`` from a config file (``[tool.sqeval]`` in pyproject).
+
+    Raises:
+        GateError: invalid TOML, wrong types, or a gate that does not parse.
+    """
+    if path is None:
+        return GateConfig([], None, None)
+    data = _load_toml(path)
+    table = data.get("tool", {}).get("sqeval", {}) if path.name == "pyproject.toml" else data
+    gates = table.get("gates", [])
+    if not isinstance(gates, list) or not all(isinstance(g, str) for g in gates):
+        raise GateError(f"{path}: 'gates' must be a list of strings like \"pesq_wb>=3.0\"")
+    allow = table.get("allow_missing")
+    if allow is not None and not isinstance(allow, bool):
+        raise GateError(f"{path}: 'allow_missing' must be true or false")
+    return GateConfig([parse_gate(g) for g in gates], allow, path)
+
+
+def merge_gates(configured: list[Gate], given: list[Gate]) -> list[Gate]:
+    """Configured gates, with each replaced by a command-line gate of the same left side
+    and direction; the command line's other gates follow."""
+    replaced = {gate.key: gate for gate in given}
+    merged = [replaced.pop(gate.key, gate) for gate in configured]
+    return merged + [gate for gate in given if gate.key in replaced]

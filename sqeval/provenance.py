@@ -1,0 +1,50 @@
+"""Provenance of a result: what produced it, with which versions, when, and how."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from . import __version__
+
+RATE_POLICY = (
+    "estimates resampled to the reference's rate; PESQ at 16 kHz when fs >= 16 kHz, at "
+    "8 kHz when 8 <= fs < 16 kHz (pesq_wb n/a below 16 kHz); STOI/ESTOI at any rate "
+    "(pystoi resamples to 10 kHz); other metrics at fs; all resampling "
+    "scipy.signal.resample_poly with up/down reduced by their gcd, float64; "
+    "lengths: common prefix for sample-aligned metrics, whole signals for PESQ"
+)
+PACKAGES = ("pesq", "pystoi", "numpy", "scipy", "soundfile")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def provenance() -> dict:
+    """Versions, the command line, the rate policy and the time (UTC, ISO 8601)."""
+    return {
+        "sqeval_version": __version__,
+        "versions": {package: _version(package) for package in PACKAGES},
+        "python": platform.python_version(),
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "rate_policy": RATE_POLICY,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_meta(csv_path: Path) -> Path:
+    """Write ``CSV.meta.json`` beside ``csv_path``; return its path."""
+    from .report.files import write_atomically
+
+    path = Path(f"{csv_path}.meta.json")
+    write_atomically(path, lambda s: json.dump(provenance(), s, indent=2))
+    return path

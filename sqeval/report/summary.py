@@ -1,0 +1,163 @@
+"""Summary exports: the summary CSV, LaTeX (booktabs) and Markdown tables, and JUnit XML.
+
+Every exported number comes from the same :class:`~sqeval.stats.MetricSummary`, and the
+tables print it with :func:`fmt`, so a table and the summary CSV agree.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from xml.etree import ElementTree
+
+from ..metrics import MetricSpec
+from ..pairing import NOISY
+from ..stats import MetricSummary
+from .files import write_atomically
+
+SUMMARY_COLUMNS = ("system", "metric", "mean", "std", "median", "ci95_low", "ci95_high", "n",
+                   "n_failed", "delta_mean")
+
+
+@dataclass(frozen=True)
+class Section:
+    """The summaries of one condition (``group`` maps group names to values; empty = all)."""
+
+    group: dict
+    summaries: list[MetricSummary]
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.group.items()) or "all files"
+
+
+def fmt(value: float) -> str:
+    """Three decimals, or three significant digits for small values; '–' for NaN.
+
+    Example:
+        >>> fmt(3.14159), fmt(0.000123), fmt(float("nan"))
+        ('3.142', '0.000123', '–')
+    """
+    if value is None or math.isnan(value):
+        return "–"
+    if value == 0 or 0.01 <= abs(value) < 1e6:
+        return f"{value:.3f}"
+    return f"{value:.3g}"
+
+
+def _csv_number(value) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(value)
+
+
+def write_summary_csv(path, sections: list[Section], group_names: list[str]) -> None:
+    """One line per (condition, system, metric); group columns first when grouped."""
+
+    def write(stream):
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow([*group_names, *SUMMARY_COLUMNS])
+        for section in sections:
+            for m in section.summaries:
+                s = m.stats
+                delta = m.delta.mean if m.delta is not None else math.nan
+                writer.writerow([*(section.group.get(g, "") for g in group_names), m.system,
+                                 m.metric, *map(_csv_number, (s.mean, s.std, s.median, s.ci_low,
+                                                              s.ci_high, s.n, m.n_failed, delta))])
+
+    write_atomically(path, write)
+
+
+def _cells(section: Section, metrics: list[MetricSpec]):
+    """system → metric → (text, bold), with the best non-noisy mean per metric in bold."""
+    systems = list(dict.fromkeys(m.system for m in section.summaries))
+    by = {(m.system, m.metric): m for m in section.summaries}
+    cells = {system: {} for system in systems}
+    for spec in metrics:
+        means = {s: by[s, spec.name].stats.mean for s in systems if s != NOISY
+                 and not math.isnan(by[s, spec.name].stats.mean)}
+        best = (max if spec.higher_is_better else min)(means.values()) if means else None
+        for system in systems:
+            stats = by[system, spec.name].stats
+            text = fmt(stats.mean)
+            if not math.isnan(stats.ci_high):
+                text += f" ± {fmt(stats.ci_high - stats.mean)}"
+            cells[system][spec.name] = (text, best is not None and system != NOISY
+                                        and fmt(stats.mean) == fmt(best))
+    return cells
+
+
+def _latex_escape(text: str) -> str:
+    for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
+                          ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def latex_tables(sections: list[Section], metrics: list[MetricSpec]) -> str:
+    """A booktabs table per condition: mean ± 95 % CI half-width, best system in bold."""
+    out = ["% sqeval: mean ± 95 % CI half-width over scored files; best system per metric "
+           "in bold (the noisy input excluded). Needs \\usepackage{booktabs}."]
+    arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
+    header = " & ".join(f"{_latex_escape(s.name)} {arrows[s.higher_is_better]}" for s in metrics)
+    for section in sections:
+        cells = _cells(section, metrics)
+        out += [f"% {section.label}", "\\begin{tabular}{l" + "c" * len(metrics) + "}",
+                "\\toprule", f"System & {header} \\\\", "\\midrule"]
+        for system, row in cells.items():
+            texts = [(r"\textbf{" + t + "}" if bold else t).replace("±", r"$\pm$").replace("–", "--")
+                     for t, bold in (row[s.name] for s in metrics)]
+            out.append(f"{_latex_escape(system)} & " + " & ".join(texts) + " \\\\")
+        out += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(out)
+
+
+def markdown_tables(sections: list[Section], metrics: list[MetricSpec]) -> str:
+    """A Markdown table per condition, same numbers as the LaTeX tables."""
+    out = []
+    for section in sections:
+        cells = _cells(section, metrics)
+        out += [f"### {section.label}", "",
+                "| system | " + " | ".join(f"{s.name} {'↑' if s.higher_is_better else '↓'}"
+                                          for s in metrics) + " |",
+                "|---|" + "---:|" * len(metrics)]
+        for system, row in cells.items():
+            texts = [f"**{t}**" if bold else t for t, bold in (row[s.name] for s in metrics)]
+            out.append(f"| {system} | " + " | ".join(texts) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def gates_markdown(results) -> str:
+    lines = ["| gate | system | observed | threshold | verdict |", "|---|---|---:|---:|---|"]
+    for r in results:
+        verdict = "pass" if r.passed else f"**FAIL**{' (' + r.reason + ')' if r.reason else ''}"
+        lines.append(f"| `{r.gate.text}` | {r.system} | {fmt(r.observed)} | "
+                     f"{r.gate.op} {r.gate.threshold:g} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def junit_xml(results, incomplete: dict[str, int], allow_missing: bool) -> str:
+    """One test case per gate and system; a second suite for files that were not scored."""
+    root = ElementTree.Element("testsuites", name="sqeval")
+    suite = ElementTree.SubElement(root, "testsuite", name="sqeval gates", tests=str(len(results)),
+                                   failures=str(sum(not r.passed for r in results)))
+    for r in results:
+        case = ElementTree.SubElement(suite, "testcase", classname=f"sqeval.{r.system}",
+                                      name=r.gate.text)
+        if not r.passed:
+            message = r.reason or (f"observed {r.gate.subject} = {r.observed!r}, "
+                                   f"needs {r.gate.op} {r.gate.threshold!r}")
+            ElementTree.SubElement(case, "failure", message=message).text = message
+    completeness = ElementTree.SubElement(root, "testsuite", name="sqeval completeness",
+                                          tests=str(len(incomplete)))
+    failures = 0
+    for system, n_failed in incomplete.items():
+        case = ElementTree.SubElement(completeness, "testcase", classname=f"sqeval.{system}",
+                                      name="every file scored")
+        if n_failed and not allow_missing:
+            failures += 1
+            message = f"{n_failed} file(s) could not be scored (see the CSV error column)"
+            ElementTree.SubElement(case, "failure", message=message).text = message
+    completeness.set("failures", str(failures))
+    ElementTree.indent(root)
+    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
