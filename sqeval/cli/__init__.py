@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from .compare import compare_command
 from .metrics import metrics_command
+from .plot import plot_command
 from .sanity import sanity_command
 from .score import score_command
 
@@ -18,6 +20,8 @@ app = typer.Typer(
 app.command("score")(score_command)
 app.command("metrics")(metrics_command)
 app.command("sanity")(sanity_command)
+app.command("compare")(compare_command)
+app.command("plot")(plot_command)
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
-"""``sqeval score``: pair folders, score every file, report, and set the exit code."""
+"""``sqeval score``: pair folders, score every file, report, export, gate, exit code."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,16 +10,21 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..gates import GateError, check_gates, find_config, load_config, merge_gates, parse_gate
 from ..metrics import resolve
 from ..pairing import NOISY, PairingError, System, pair_folders, parse_system
-from ..report.files import document, write_csv, write_json
-from ..report.table import print_tables
+from ..provenance import provenance, write_meta
+from ..report.files import document, write_atomically, write_csv, write_json
+from ..report.summary import (Section, gates_markdown, junit_xml, latex_tables,
+                              markdown_tables, write_summary_csv)
+from ..report.table import gates_table, print_tables, section_table
 from ..scoring import Row, ScoreOptions, default_jobs, score_jobs
 from ..stats import summarise
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy,
                      stderr_console, stdout_console)
 
 MAX_NOTES = 20  # notes (not errors) printed before pointing to --json
+NO_MATCH = "(no match)"  # the group value of files that --group-by does not match
 
 
 def score_command(
@@ -27,20 +33,36 @@ def score_command(
         ..., help="Folders of enhanced outputs, each PATH or NAME=PATH.", metavar="ENHANCED_DIR..."),
     noisy: Optional[Path] = typer.Option(
         None, "--noisy", help="Folder of noisy inputs: scored as system 'noisy' and the "
-        "baseline for the improvement column."),
+        "baseline for the improvement column and delta. gates."),
     metrics: str = typer.Option(
         "all", "--metrics", "-m", help="Comma-separated metric names, or 'all' (see `sqeval "
         "metrics`). A named metric that does not apply at a file's rate counts as a failure."),
     jobs: int = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes; 0 = all cores."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write the per-file CSV here."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write rows, notes and "
-                                             "summary as JSON here."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Per-file CSV (+ .meta.json)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Rows, notes, summary and "
+                                             "provenance as JSON."),
+    gate: List[str] = typer.Option([], "--gate", "-g", help="Quality gate, e.g. 'pesq_wb>=3', "
+                                   "'stoi.median>=0.9', 'delta.pesq_wb>=0.3', 'sysA:si_snr.p10>=5'. "
+                                   "Repeatable; also read from sqeval.toml / [tool.sqeval]."),
+    allow_missing: Optional[bool] = typer.Option(
+        None, "--allow-missing/--no-allow-missing", help="With gates: files that could not be "
+        "scored do not fail the run (the gates still see only scored files)."),
+    summary_csv: Optional[Path] = typer.Option(None, "--summary-csv", help="Per system and "
+                                               "metric statistics as CSV (+ .meta.json)."),
+    latex: Optional[Path] = typer.Option(None, "--latex", help="booktabs table(s) for papers."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Summary (and gates) as "
+                                            "Markdown, e.g. for a CI job page."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Gates as JUnit XML."),
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="Regex with named groups "
+                                           "taken from each file path, e.g. '_(?P<snr>-?\\d+)dB'."),
     channel: Optional[int] = CHANNEL_OPTION,
     mix: Optional[str] = MIX_OPTION,
 ) -> None:
     """Score ENHANCED_DIR folders (and --noisy) against the CLEAN folder, file by file."""
     options, systems = _prepare(clean, enhanced, noisy, metrics, channel, mix)
-    for path in (csv_path, json_path):
+    gates, allow = _gates(gate, allow_missing)
+    pattern = _group_pattern(group_by)
+    for path in (csv_path, json_path, summary_csv, latex, markdown, junit):
         if path is not None and not path.parent.is_dir():
             abort(f"cannot write {path}: folder {path.parent} does not exist")
     try:
@@ -50,8 +72,28 @@ def score_command(
     lookup = {system.name: system for system in systems}
     tasks = [(job, job.display_name(clean, lookup)) for job in jobs_found]
     rows = _score_with_progress(tasks, options, jobs)
-    _report(rows, options, csv_path, json_path)
-    raise typer.Exit(int(ExitCode.INCOMPLETE if any(r.failed for r in rows) else ExitCode.OK))
+    names = [name for name in options.systems if any(r.system == name for r in rows)]
+    sections = _sections(rows, options, names, pattern)
+    results = check_gates(gates, rows, names) if gates else []
+    _print_report(rows, options, names, sections, results)
+    incomplete = {name: sum(r.failed for r in rows if r.system == name) for name in names}
+    _write_outputs(rows, options, sections, pattern, results, incomplete, allow,
+                   dict(csv=csv_path, json=json_path, summary=summary_csv, latex=latex,
+                        markdown=markdown, junit=junit))
+    _print_problems(stderr_console(), rows, [spec.name for spec in options.metrics], json_path)
+    raise typer.Exit(int(_exit_code(results, any(incomplete.values()), bool(gates), allow)))
+
+
+def _exit_code(results, incomplete: bool, gated: bool, allow_missing: bool) -> ExitCode:
+    if any(not r.passed for r in results):
+        return ExitCode.GATE_FAILED
+    if incomplete and gated and not allow_missing:
+        stderr_console().print("[bold red]gated run failed:[/bold red] some files could not "
+                               "be scored (--allow-missing gates on the scored files only)")
+        return ExitCode.GATE_FAILED
+    if incomplete and not gated:
+        return ExitCode.INCOMPLETE
+    return ExitCode.OK
 
 
 def _prepare(clean, enhanced, noisy, metrics, channel, mix):
@@ -70,6 +112,61 @@ def _prepare(clean, enhanced, noisy, metrics, channel, mix):
     return options, systems
 
 
+def _gates(given: list[str], allow_missing: Optional[bool]):
+    """Gates from the config file found from the working directory, then the command line's
+    (a command-line gate replaces a configured one with the same left side)."""
+    try:
+        config = load_config(find_config(Path.cwd()))
+        gates = merge_gates(config.gates, [parse_gate(text) for text in given])
+    except GateError as error:
+        abort(str(error))
+    if config.source is not None and config.gates:
+        stderr_console().print(f"gates from {config.source}", markup=False)
+    allow = allow_missing if allow_missing is not None else bool(config.allow_missing)
+    return gates, allow
+
+
+def _group_pattern(group_by: Optional[str]):
+    if group_by is None:
+        return None
+    try:
+        pattern = re.compile(group_by)
+    except re.error as error:
+        abort(f"--group-by {group_by!r} is not a valid regular expression: {error}")
+    if not pattern.groupindex:
+        abort(f"--group-by {group_by!r} has no named group; write e.g. '_(?P<snr>-?\\d+)dB'")
+    return pattern
+
+
+def _sections(rows, options, systems, pattern) -> list[Section]:
+    metrics = list(options.metrics)
+    sections = [Section({}, summarise(rows, metrics, systems))]
+    if pattern is None:
+        return sections
+    groups: dict[tuple, list[Row]] = {}
+    for row in rows:
+        match = pattern.search(row.file)
+        key = tuple((name, (match.group(name) or "") if match else NO_MATCH)
+                    for name in pattern.groupindex)
+        groups.setdefault(key, []).append(row)
+    for key in sorted(groups, key=_natural):
+        group_rows = groups[key]
+        present = [s for s in systems if any(r.system == s for r in group_rows)]
+        sections.append(Section(dict(key), summarise(group_rows, metrics, present)))
+    return sections
+
+
+def _natural(key):
+    """Sort group values numerically where they are numbers (-5 before 10)."""
+    out = []
+    for _, value in key:
+        try:
+            out.append((0, float(value), ""))
+        except ValueError:
+            out.append((1, 0.0, value))
+    return out
+
+
 def _score_with_progress(tasks, options: ScoreOptions, jobs: int) -> list[Row]:
     console = stderr_console()
     n_jobs = jobs or default_jobs()
@@ -81,17 +178,39 @@ def _score_with_progress(tasks, options: ScoreOptions, jobs: int) -> list[Row]:
                           on_done=lambda k: progress.advance(bar, k))
 
 
-def _report(rows: list[Row], options: ScoreOptions, csv_path, json_path) -> None:
+def _print_report(rows, options, systems, sections, results) -> None:
+    console = stdout_console()
     metrics = list(options.metrics)
-    systems = [name for name in options.systems if any(r.system == name for r in rows)]
-    summaries = summarise(rows, metrics, systems)
     counts = {name: sum(1 for r in rows if r.system == name) for name in systems}
-    print_tables(stdout_console(), summaries, metrics, systems, counts)
-    if csv_path is not None:
-        write_csv(csv_path, rows, [spec.name for spec in metrics])
-    if json_path is not None:
-        write_json(json_path, document(rows, metrics, summaries))
-    _print_problems(stderr_console(), rows, [spec.name for spec in metrics], json_path)
+    print_tables(console, sections[0].summaries, metrics, systems, counts)
+    for section in sections[1:]:
+        console.print(section_table(section, metrics))
+    if results:
+        console.print(gates_table(results))
+
+
+def _write_outputs(rows, options, sections, pattern, results, incomplete, allow, paths) -> None:
+    metrics = list(options.metrics)
+    if paths["csv"] is not None:
+        write_csv(paths["csv"], rows, [spec.name for spec in metrics])
+        write_meta(paths["csv"])
+    if paths["json"] is not None:
+        data = document(rows, metrics, sections[0].summaries)
+        data["provenance"] = provenance()
+        write_json(paths["json"], data)
+    if paths["summary"] is not None:
+        write_summary_csv(paths["summary"], sections, list(pattern.groupindex) if pattern else [])
+        write_meta(paths["summary"])
+    if paths["latex"] is not None:
+        text = latex_tables(sections, metrics)
+        write_atomically(paths["latex"], lambda stream: stream.write(text))
+    if paths["markdown"] is not None:
+        text = "## sqeval\n\n" + (("### quality gates\n\n" + gates_markdown(results) + "\n")
+                                  if results else "") + markdown_tables(sections, metrics)
+        write_atomically(paths["markdown"], lambda stream: stream.write(text))
+    if paths["junit"] is not None:
+        text = junit_xml(results, incomplete, allow)
+        write_atomically(paths["junit"], lambda stream: stream.write(text))
 
 
 def _print_problems(console: Console, rows: list[Row], names: list[str], json_path) -> None:

@@ -1,0 +1,93 @@
+"""Figures from a per-file CSV: box plots per system, and improvement against input SNR.
+
+Needs matplotlib, the optional extra ``sqeval[plot]``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import REGISTRY
+from .pairing import NOISY
+
+
+class PlotError(ValueError):
+    """The figure cannot be made; the message says why and how to fix it."""
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotError("sqeval plot needs matplotlib, which is not installed: "
+                        "pip install 'sqeval[plot]'") from None
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def input_snr(frame, group_by: str | None) -> dict[str, float] | None:
+    """File → input SNR: a ``snr`` group of ``group_by`` if given, else the noisy rows' snr."""
+    if group_by is not None:
+        pattern = re.compile(group_by)
+        if "snr" not in pattern.groupindex:
+            raise PlotError(f"--group-by {group_by!r} has no group named 'snr'")
+        found = {file: pattern.search(file) for file in frame["file"].unique()}
+        return {file: float(m.group("snr")) for file, m in found.items() if m and m.group("snr")}
+    noisy = frame[frame["system"] == NOISY]
+    if noisy.empty or "snr" not in frame.columns:
+        return None
+    return dict(zip(noisy["file"], noisy["snr"].astype(float)))
+
+
+def plot_results(frame, metrics: list[str], output: Path, group_by: str | None = None) -> None:
+    """Box plots (a panel per metric, a box per system); with an input SNR, a second row of
+    improvement (system − noisy) against it."""
+    plt = _pyplot()
+    systems = list(dict.fromkeys(frame["system"]))
+    snr = input_snr(frame, group_by)
+    enhanced = [s for s in systems if s != NOISY]
+    with_snr = snr is not None and NOISY in systems and enhanced
+    rows = 2 if with_snr else 1
+    figure, axes = plt.subplots(rows, len(metrics), figsize=(3.2 * len(metrics), 3.0 * rows),
+                                squeeze=False)
+    for column, metric in enumerate(metrics):
+        data = [frame.loc[frame["system"] == s, metric].dropna().to_numpy() for s in systems]
+        axis = axes[0][column]
+        labels = "tick_labels" if _has_tick_labels() else "labels"  # renamed in matplotlib 3.9
+        axis.boxplot(data, **{labels: systems})
+        arrow = "↑" if REGISTRY[metric].higher_is_better else "↓"
+        axis.set_title(f"{metric} {arrow}")
+        axis.tick_params(axis="x", labelrotation=30)
+        if with_snr:
+            _improvement(axes[1][column], frame, metric, enhanced, snr)
+    figure.tight_layout()
+    figure.savefig(output)
+    plt.close(figure)
+
+
+def _has_tick_labels() -> bool:
+    import inspect
+
+    import matplotlib.axes
+
+    return "tick_labels" in inspect.signature(matplotlib.axes.Axes.boxplot).parameters
+
+
+def _improvement(axis, frame, metric, systems, snr) -> None:
+    noisy = frame[frame["system"] == NOISY].set_index("file")[metric]
+    for system in systems:
+        own = frame[frame["system"] == system].set_index("file")[metric]
+        files = [f for f in own.index if f in noisy.index and f in snr]
+        x = np.array([snr[f] for f in files])
+        y = np.array([own[f] - noisy[f] for f in files])
+        keep = np.isfinite(x) & np.isfinite(y)
+        axis.scatter(x[keep], y[keep], s=12, label=system)
+    axis.axhline(0.0, color="grey", linewidth=0.8)
+    axis.set_xlabel("input SNR (dB)")
+    axis.set_ylabel(f"Δ {metric}")
+    axis.legend(fontsize="small")
