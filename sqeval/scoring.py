@@ -147,20 +147,34 @@ def score_signals(file: str, system: str, reference: Signal, samples: np.ndarray
             f"lengths differ by {abs(n_ref - n_est)} samples (reference {n_ref}, estimate "
             f"{n_est}); sample-aligned metrics use the first {min(n_ref, n_est)}"
         )
+    shared: dict = {}  # family results, computed once per estimate and rate
     for spec in options.metrics:
-        _compute(row, spec, reference, estimate, options.strict)
+        _compute(row, spec, reference, estimate, options.strict, shared)
     row.values = {spec.name: row.values.get(spec.name, math.nan) for spec in options.metrics}
     return row
 
 
-def _compute(row: Row, spec: MetricSpec, reference: Signal, estimate: Signal, strict: bool):
+def _compute(row: Row, spec: MetricSpec, reference: Signal, estimate: Signal, strict: bool,
+             shared: dict):
     try:
         rate = spec.rate_for(reference.rate)
         s, s_hat = reference.at(rate), estimate.at(rate)
         if spec.sample_aligned:
             length = min(len(s), len(s_hat))
             s, s_hat = s[:length], s_hat[:length]
-        row.values[spec.name] = float(spec.compute(reference=s, estimate=s_hat, fs=rate))
+        if spec.family is None:
+            value = spec.compute(reference=s, estimate=s_hat, fs=rate)
+        else:
+            key = (spec.family, rate)
+            if key not in shared:
+                try:
+                    shared[key] = spec.compute_family(reference=s, estimate=s_hat, fs=rate)
+                except MetricError as error:  # every member of the family gets the reason
+                    shared[key] = error
+            if isinstance(shared[key], MetricError):
+                raise shared[key]
+            value = shared[key][spec.name]
+        row.values[spec.name] = float(value)
     except NotApplicableError as error:
         (row.errors if strict else row.not_applicable)[spec.name] = str(error)
     except MetricError as error:

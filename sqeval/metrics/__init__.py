@@ -13,10 +13,11 @@ from .registry import REGISTRY, MetricSpec, resolve
 from .sdr import sdr
 from .snr import osi_snr, si_sdr, si_snr, snr
 from .spectral import mc_mse
-from .stoi import estoi, stoi
+from .stoi import estoi, intelligibility, stoi
 
 __all__ = [
-    "REGISTRY", "MetricError", "MetricSpec", "NotApplicableError", "estoi", "mc_mse",
+    "REGISTRY", "MetricError", "MetricSpec", "NotApplicableError", "estoi", "intelligibility",
+    "mc_mse",
     "osi_snr", "pesq_nb", "pesq_rate", "pesq_wb", "rel_entropy", "resolve", "sdr",
     "si_sdr", "si_snr", "snr", "stoi",
 ]

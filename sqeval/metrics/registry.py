@@ -53,6 +53,8 @@ class MetricSpec:
         properties: declared behaviours, keys of :data:`PROPERTIES`; see there.
         tolerance: relative difference within which two values count as the same when a
             property is checked.
+        family: ``"module:function"`` returning a dict of several metrics computed
+            together (STOI and ESTOI share all their steps); the scorer calls it once.
     """
 
     name: str
@@ -68,6 +70,7 @@ class MetricSpec:
     rate_for: Callable[[int], int] = field(default=_native_rate, repr=False)
     properties: Mapping[str, bool] = field(default_factory=dict)
     tolerance: float = 1e-6
+    family: str | None = None
 
     @property
     def function(self) -> Callable:
@@ -79,9 +82,18 @@ class MetricSpec:
 
     def compute(self, *, reference, estimate, fs: int):
         """Call the metric on signals already at ``self.rate_for(fs)``."""
+        return self._call(self.function, reference, estimate, fs)
+
+    def compute_family(self, *, reference, estimate, fs: int) -> dict:
+        """All metrics of this metric's family at once (see ``family``)."""
+        module, attribute = self.family.split(":")
+        function = getattr(importlib.import_module(f"sqeval.metrics.{module}"), attribute)
+        return self._call(function, reference, estimate, fs)
+
+    def _call(self, function, reference, estimate, fs):
         if self.takes_rate:
-            return self.function(reference=reference, estimate=estimate, fs=fs)
-        return self.function(reference=reference, estimate=estimate)
+            return function(reference=reference, estimate=estimate, fs=fs)
+        return function(reference=reference, estimate=estimate)
 
 
 def _pesq_wb_rate(fs: int) -> int:
@@ -123,13 +135,13 @@ REGISTRY: dict[str, MetricSpec] = {
                    properties=_SCALE_INVARIANT),
         MetricSpec("stoi", "stoi:stoi", "", "[0, 1]", True,
                    "short-time objective intelligibility",
-                   "pystoi, exactly; Taal et al. 2011",
-                   rates="any rate (pystoi resamples to 10 kHz)", takes_rate=True,
-                   properties=_SCALE_INVARIANT),
+                   "pystoi (≤ 1e-12); Taal et al. 2011",
+                   rates="any rate (resampled to 10 kHz as pystoi does)", takes_rate=True,
+                   properties=_SCALE_INVARIANT, family="stoi:intelligibility"),
         MetricSpec("estoi", "stoi:estoi", "", "[-1, 1]", True,
-                   "extended STOI", "pystoi extended=True; Jensen & Taal 2016",
-                   rates="any rate (pystoi resamples to 10 kHz)", takes_rate=True,
-                   properties=_SCALE_INVARIANT),
+                   "extended STOI", "pystoi extended=True (≤ 1e-12); Jensen & Taal 2016",
+                   rates="any rate (resampled to 10 kHz as pystoi does)", takes_rate=True,
+                   properties=_SCALE_INVARIANT, family="stoi:intelligibility"),
         MetricSpec("pesq_wb", "pesq:pesq_wb", "MOS", "[1.04, 4.64]", True,
                    "P.862.2 wide-band MOS-LQO", _PESQ_REF + ".2",
                    rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz)",

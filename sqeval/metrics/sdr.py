@@ -10,7 +10,7 @@ signals are zero-padded by L − 1 samples so the delayed copies keep all their 
 
 The normal equations ``R h = b`` use the autocorrelation ``r`` of ``s`` (``R`` is the
 Toeplitz matrix of ``r[0..L−1]``) and the cross-correlation ``b[k] = Σ ŝ[n]·s[n−k]``,
-both computed with one FFT; the error ``ŝ − P`` is formed explicitly rather than as
+both computed with one FFT, and are solved by Levinson recursion in O(L²); the error ``ŝ − P`` is formed explicitly rather than as
 ``‖ŝ‖² − ‖P‖²``, which would lose all precision when the SDR is high.
 
 References
@@ -28,6 +28,22 @@ import numpy as np
 from ._checks import MetricError, as_output, as_pair, to_db
 
 FILTER_LENGTH = 512  # taps of the allowed distortion filter (BSS Eval v3)
+
+
+def _solve_normal_equations(autocorrelation: np.ndarray, crosscorrelation: np.ndarray):
+    """Solve ``R h = b`` with ``R[k, l] = r[|k − l|]`` (Levinson, O(L²)) for every item;
+    least squares where ``R`` is singular (as mir_eval falls back)."""
+    from scipy.linalg import LinAlgError, solve_toeplitz
+
+    filters = np.empty_like(crosscorrelation)
+    for index in np.ndindex(autocorrelation.shape[:-1]):
+        r, b = autocorrelation[index], crosscorrelation[index]
+        try:
+            filters[index] = solve_toeplitz(r, b)
+        except LinAlgError:
+            lag = np.abs(np.subtract.outer(np.arange(len(r)), np.arange(len(r))))
+            filters[index] = np.linalg.lstsq(r[lag], b, rcond=None)[0]
+    return filters
 
 
 def _fft_size(n: int) -> int:
@@ -68,9 +84,7 @@ def sdr(*, reference, estimate, filter_length: int = FILTER_LENGTH):
     # Linear (not circular) correlations at lags 0 … L−1, since n_fft ≥ T + L − 1.
     autocorrelation = np.fft.irfft(np.abs(spectrum_s) ** 2, n_fft)[..., :taps]
     crosscorrelation = np.fft.irfft(spectrum_e * np.conj(spectrum_s), n_fft)[..., :taps]
-    lag = np.abs(np.subtract.outer(np.arange(taps), np.arange(taps)))
-    gram = autocorrelation[..., lag]  # Toeplitz R[k, l] = r[|k − l|]
-    filters = np.linalg.solve(gram, crosscorrelation[..., None])[..., 0]
+    filters = _solve_normal_equations(autocorrelation, crosscorrelation)
     projection = np.fft.irfft(spectrum_s * np.fft.rfft(filters, n_fft), n_fft)[..., :n_padded]
     error = -projection
     error[..., : s_hat.shape[-1]] += s_hat
