@@ -46,8 +46,6 @@ def _solve_normal_equations(autocorrelation: np.ndarray, crosscorrelation: np.nd
     return filters
 
 
-def _fft_size(n: int) -> int:
-    return 1 << int(np.ceil(np.log2(n)))
 
 
 def sdr(*, reference, estimate, filter_length: int = FILTER_LENGTH):
@@ -76,16 +74,18 @@ def sdr(*, reference, estimate, filter_length: int = FILTER_LENGTH):
     s, s_hat = as_pair(reference, estimate)
     if filter_length < 1:
         raise MetricError(f"filter_length must be ≥ 1; got {filter_length}.")
+    from scipy import fft
+
     taps = filter_length
     n_padded = s.shape[-1] + taps - 1
-    n_fft = _fft_size(n_padded)
-    spectrum_s = np.fft.rfft(s, n_fft)
-    spectrum_e = np.fft.rfft(s_hat, n_fft)
+    n_fft = fft.next_fast_len(n_padded, real=True)
+    spectrum_s = fft.rfft(s, n_fft)
+    spectrum_e = fft.rfft(s_hat, n_fft)
     # Linear (not circular) correlations at lags 0 … L−1, since n_fft ≥ T + L − 1.
-    autocorrelation = np.fft.irfft(np.abs(spectrum_s) ** 2, n_fft)[..., :taps]
-    crosscorrelation = np.fft.irfft(spectrum_e * np.conj(spectrum_s), n_fft)[..., :taps]
+    autocorrelation = fft.irfft(np.abs(spectrum_s) ** 2, n_fft)[..., :taps]
+    crosscorrelation = fft.irfft(spectrum_e * np.conj(spectrum_s), n_fft)[..., :taps]
     filters = _solve_normal_equations(autocorrelation, crosscorrelation)
-    projection = np.fft.irfft(spectrum_s * np.fft.rfft(filters, n_fft), n_fft)[..., :n_padded]
+    projection = fft.irfft(spectrum_s * fft.rfft(filters, n_fft), n_fft)[..., :n_padded]
     error = -projection
     error[..., : s_hat.shape[-1]] += s_hat
     return as_output(to_db(np.sum(projection**2, axis=-1), np.sum(error**2, axis=-1)))
