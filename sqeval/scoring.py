@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from . import __version__
 from .audio import AudioError, ChannelPolicy, read_audio, resample
+from .cache import ResultCache, file_hash
 from .metrics import MetricError, MetricSpec, NotApplicableError
 from .pairing import Job
 
@@ -43,6 +46,7 @@ class Row:
     not_applicable: dict[str, str] = field(default_factory=dict)
     file_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    fresh: dict = field(default_factory=dict, repr=False)  # outcomes computed now, to store
 
     @property
     def failed(self) -> bool:
@@ -90,27 +94,58 @@ class Signal:
         return self._by_rate[rate]
 
 
-def score_job(job: Job, display_name: str, options: ScoreOptions) -> list[Row]:
-    """All rows of one job, in ``options.systems`` order. Never raises for bad input."""
+Known = dict  # system name → (outcomes by metric, notes or None) found in the cache
+
+
+class Interrupted(Exception):
+    """Scoring was stopped (Ctrl-C) after ``done`` of ``total`` jobs."""
+
+    def __init__(self, done: int, total: int):
+        super().__init__(f"interrupted after {done} of {total} files")
+        self.done, self.total = done, total
+
+
+def score_job(job: Job, display_name: str, options: ScoreOptions,
+              known: Known | None = None) -> list[Row]:
+    """All rows of one job, in ``options.systems`` order. Never raises for bad input.
+
+    Metrics whose outcome is in ``known`` are not computed again; an estimate whose every
+    outcome is known is not even read.
+    """
+    known = known or {}
+    names = [spec.name for spec in options.metrics]
     reference, reference_error = None, None
-    if job.clean is not None and any(n in job.estimates for n in options.systems):
-        try:
-            reference = read_reference(job.clean, options.channels)
-        except AudioError as error:
-            reference_error = f"clean reference: {error}"
     rows = []
     for name in options.systems:
         if name in job.problems:
             rows.append(Row(display_name, name, file_error=job.problems[name]))
-        elif name in job.estimates:
-            if reference is None:
-                rows.append(Row(display_name, name, file_error=reference_error))
-            else:
-                rows.append(_score_estimate(display_name, name, reference,
-                                            job.estimates[name], options))
+            continue
+        if name not in job.estimates:
+            continue
+        outcomes, notes = known.get(name, ({}, None))
+        if notes is not None and all(metric in outcomes for metric in names):
+            rows.append(_row_from_outcomes(display_name, name, outcomes, notes, options))
+            continue
+        if reference is None and reference_error is None:
+            try:
+                reference = read_reference(job.clean, options.channels)
+            except AudioError as error:
+                reference_error = f"clean reference: {error}"
+        if reference is None:
+            rows.append(Row(display_name, name, file_error=reference_error))
+        else:
+            rows.append(_score_estimate(display_name, name, reference, job.estimates[name],
+                                        options, outcomes))
     for row in rows:
         row.values = {spec.name: row.values.get(spec.name, math.nan) for spec in options.metrics}
     return rows
+
+
+def _row_from_outcomes(file, system, outcomes, notes, options) -> Row:
+    row = Row(file, system, notes=list(notes))
+    for spec in options.metrics:
+        _apply(row, spec.name, outcomes[spec.name], options.strict)
+    return row
 
 
 def read_reference(path: Path, channels: ChannelPolicy) -> Signal:
@@ -122,19 +157,21 @@ def read_reference(path: Path, channels: ChannelPolicy) -> Signal:
 
 
 def _score_estimate(file: str, system: str, reference: Signal, path: Path,
-                    options: ScoreOptions) -> Row:
+                    options: ScoreOptions, known: dict | None = None) -> Row:
     try:
         samples, rate = read_audio(path, options.channels)
     except AudioError as error:
         return Row(file, system, file_error=str(error))
-    return score_signals(file, system, reference, samples, rate, options)
+    return score_signals(file, system, reference, samples, rate, options, known)
 
 
 def score_signals(file: str, system: str, reference: Signal, samples: np.ndarray, rate: int,
-                  options: ScoreOptions) -> Row:
+                  options: ScoreOptions, known: dict | None = None) -> Row:
     """Score an estimate held in memory against ``reference``: the per-file path of
     ``sqeval score`` after reading (resampling to the reference's rate, trimming for
-    sample-aligned metrics, every failure an error cell)."""
+    sample-aligned metrics, every failure an error cell). Outcomes in ``known`` are
+    reused; the others are computed and kept in ``row.fresh``."""
+    known = known or {}
     row = Row(file, system)
     fs = reference.rate
     if rate != fs:
@@ -149,13 +186,27 @@ def score_signals(file: str, system: str, reference: Signal, samples: np.ndarray
         )
     shared: dict = {}  # family results, computed once per estimate and rate
     for spec in options.metrics:
-        _compute(row, spec, reference, estimate, options.strict, shared)
+        if spec.name in known:
+            outcome = known[spec.name]
+        else:
+            outcome = row.fresh[spec.name] = _evaluate(spec, reference, estimate, shared)
+        _apply(row, spec.name, outcome, options.strict)
     row.values = {spec.name: row.values.get(spec.name, math.nan) for spec in options.metrics}
     return row
 
 
-def _compute(row: Row, spec: MetricSpec, reference: Signal, estimate: Signal, strict: bool,
-             shared: dict):
+def _apply(row: Row, name: str, outcome, strict: bool) -> None:
+    kind, value, message = outcome
+    if kind == "value":
+        row.values[name] = float(value)
+    elif kind == "n/a" and not strict:
+        row.not_applicable[name] = message
+    else:
+        row.errors[name] = message
+
+
+def _evaluate(spec: MetricSpec, reference: Signal, estimate: Signal, shared: dict):
+    """The metric's outcome: ("value", x, "") or ("error" | "n/a", None, reason)."""
     try:
         rate = spec.rate_for(reference.rate)
         s, s_hat = reference.at(rate), estimate.at(rate)
@@ -174,13 +225,13 @@ def _compute(row: Row, spec: MetricSpec, reference: Signal, estimate: Signal, st
             if isinstance(shared[key], MetricError):
                 raise shared[key]
             value = shared[key][spec.name]
-        row.values[spec.name] = float(value)
+        return ("value", float(value), "")
     except NotApplicableError as error:
-        (row.errors if strict else row.not_applicable)[spec.name] = str(error)
+        return ("n/a", None, str(error))
     except MetricError as error:
-        row.errors[spec.name] = str(error)
+        return ("error", None, str(error))
     except Exception as error:  # a bug or a backend crash costs one cell, not the run
-        row.errors[spec.name] = f"unexpected {type(error).__name__}: {error}"
+        return ("error", None, f"unexpected {type(error).__name__}: {error}")
 
 
 def default_jobs() -> int:
@@ -191,37 +242,105 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+def cache_settings(options: ScoreOptions) -> str:
+    """What besides the two files' content decides a cached outcome."""
+    return f"sqeval {__version__}; {options.channels.describe()}"
+
+
 def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int = 0,
-               on_done: Callable[[int], None] | None = None) -> list[Row]:
+               on_done: Callable[[int], None] | None = None,
+               cache: ResultCache | None = None) -> list[Row]:
     """Score ``(job, display name)`` tasks on ``n_jobs`` processes (0 = all cores).
 
-    At most twice as many jobs as workers are in flight, so memory does not grow with
-    the number of files. ``on_done(k)`` is called as k more jobs finish.
+    With a ``cache``, outcomes found for the same file contents are reused (a job whose
+    every outcome is cached does not reach a worker) and new ones are stored as each job
+    completes. At most twice as many jobs as workers are in flight, so memory does not
+    grow with the number of files. ``on_done(k)`` is called as k more jobs finish.
 
     Returns:
         every row, in task order and then ``options.systems`` order.
+
+    Raises:
+        Interrupted: on Ctrl-C; what finished is already in the cache.
     """
-    n_jobs = min(n_jobs or default_jobs(), max(len(tasks), 1))
-    results: list[list[Row]] = [[] for _ in tasks]
-    for index, rows in _run(tasks, options, n_jobs):
-        results[index] = rows
-        if on_done is not None:
-            on_done(1)
+    settings = cache_settings(options)
+    keys = [_hashes(job, options) if cache else {} for job, _ in tasks]
+    known = [{system: cache.lookup(pair[0], pair[1], settings) for system, pair in k.items()}
+             if cache else {} for k in keys]
+    results: list[list[Row] | None] = [None] * len(tasks)
+    pending = []
+    for index, (job, name) in enumerate(tasks):
+        if cache and _fully_known(job, known[index], options):
+            results[index] = score_job(job, name, options, known[index])
+            if on_done is not None:
+                on_done(1)
+        else:
+            pending.append(index)
+    n_jobs = min(n_jobs or default_jobs(), max(len(pending), 1))
+    try:
+        for index, rows in _run([(i, tasks[i], known[i]) for i in pending], options, n_jobs):
+            results[index] = rows
+            if cache:
+                _store(cache, keys[index], settings, rows)
+            if on_done is not None:
+                on_done(1)
+    except KeyboardInterrupt:
+        raise Interrupted(sum(r is not None for r in results), len(tasks)) from None
     return [row for rows in results for row in rows]
 
 
-def _run(tasks, options, n_jobs) -> Iterator[tuple[int, list[Row]]]:
+def _hashes(job: Job, options: ScoreOptions) -> dict[str, tuple[str, str]]:
+    """system → (clean hash, estimate hash), for the estimates that can be hashed."""
+    if job.clean is None:
+        return {}
+    clean = file_hash(job.clean)
+    if clean is None:
+        return {}
+    out = {}
+    for system, path in job.estimates.items():
+        if system in options.systems and system not in job.problems:
+            estimate = file_hash(path)
+            if estimate is not None:
+                out[system] = (clean, estimate)
+    return out
+
+
+def _fully_known(job: Job, known: Known, options: ScoreOptions) -> bool:
+    names = [spec.name for spec in options.metrics]
+    for system in options.systems:
+        if system in job.estimates and system not in job.problems:
+            outcomes, notes = known.get(system, ({}, None))
+            if notes is None or not all(name in outcomes for name in names):
+                return False
+    return True
+
+
+def _store(cache: ResultCache, keys: dict, settings: str, rows: list[Row]) -> None:
+    for row in rows:
+        if row.fresh and row.system in keys:
+            clean, estimate = keys[row.system]
+            cache.store(clean, estimate, settings, row.fresh, row.notes)
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them and reports."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run(items, options, n_jobs) -> Iterator[tuple[int, list[Row]]]:
     if n_jobs <= 1:
-        for index, (job, name) in enumerate(tasks):
-            yield index, score_job(job, name, options)
+        for index, (job, name), known in items:
+            yield index, score_job(job, name, options, known)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
-        pending, queue = {}, iter(enumerate(tasks))
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=context,
+                               initializer=_ignore_interrupts)
+    try:
+        pending, queue = {}, iter(items)
         while True:
-            for index, (job, name) in queue:
+            for index, (job, name), known in queue:
                 try:
-                    pending[pool.submit(score_job, job, name, options)] = index
+                    pending[pool.submit(score_job, job, name, options, known)] = (index, job, name)
                 except BrokenProcessPool as error:  # a worker died earlier: no more work runs
                     yield index, failure_rows(job, name, options, f"not scored: {error}")
                     continue
@@ -231,14 +350,15 @@ def _run(tasks, options, n_jobs) -> Iterator[tuple[int, list[Row]]]:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                index = pending.pop(future)
+                index, job, name = pending.pop(future)
                 try:
                     rows = future.result()
                 except Exception as error:  # the worker itself failed, not a metric
-                    job, name = tasks[index]
                     reason = f"the worker scoring this file failed ({type(error).__name__}: {error})"
                     rows = failure_rows(job, name, options, reason)
                 yield index, rows
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def failure_rows(job: Job, display_name: str, options: ScoreOptions, reason: str) -> list[Row]:

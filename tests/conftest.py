@@ -12,6 +12,12 @@ import soundfile as sf
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True)
+def _own_working_directory(tmp_path, monkeypatch):
+    """Each test runs in its own folder, so `sqeval score`'s default cache is its own."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def golden():
     """(reference, estimate, rate, {metric: value}) for pair L."""

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeRemainingColumn)
+from rich.text import Text
 
+from ..cache import DEFAULT_PATH, ResultCache
 from ..gates import GateError, check_gates, find_config, load_config, merge_gates, parse_gate
 from ..metrics import resolve
 from ..pairing import NOISY, PairingError, System, pair_folders, parse_system
@@ -18,12 +23,13 @@ from ..report.files import document, write_atomically, write_csv, write_json
 from ..report.summary import (Section, gates_markdown, junit_xml, latex_tables,
                               markdown_tables, write_summary_csv)
 from ..report.table import gates_table, print_tables, section_table
-from ..scoring import Row, ScoreOptions, default_jobs, score_jobs
+from ..scoring import Interrupted, Row, ScoreOptions, default_jobs, score_jobs
 from ..stats import summarise
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy,
                      stderr_console, stdout_console)
 
 MAX_NOTES = 20  # notes (not errors) printed before pointing to --json
+INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C (128 + SIGINT)
 NO_MATCH = "(no match)"  # the group value of files that --group-by does not match
 
 
@@ -55,6 +61,9 @@ def score_command(
     junit: Optional[Path] = typer.Option(None, "--junit", help="Gates as JUnit XML."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Regex with named groups "
                                            "taken from each file path, e.g. '_(?P<snr>-?\\d+)dB'."),
+    cache_path: Path = typer.Option(DEFAULT_PATH, "--cache", help="Results database: a rerun "
+                                    "computes only what is missing (keyed by file content)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor store results."),
     channel: Optional[int] = CHANNEL_OPTION,
     mix: Optional[str] = MIX_OPTION,
 ) -> None:
@@ -71,7 +80,7 @@ def score_command(
         abort(str(error))
     lookup = {system.name: system for system in systems}
     tasks = [(job, job.display_name(clean, lookup)) for job in jobs_found]
-    rows = _score_with_progress(tasks, options, jobs)
+    rows = _score_with_progress(tasks, options, jobs, None if no_cache else cache_path)
     names = [name for name in options.systems if any(r.system == name for r in rows)]
     sections = _sections(rows, options, names, pattern)
     results = check_gates(gates, rows, names) if gates else []
@@ -167,15 +176,43 @@ def _natural(key):
     return out
 
 
-def _score_with_progress(tasks, options: ScoreOptions, jobs: int) -> list[Row]:
+class RateColumn(ProgressColumn):
+    """Files per second."""
+
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.1f} files/s" if task.speed else "", style="progress.data.speed")
+
+
+def _open_cache(path: Optional[Path]):
+    if path is None:
+        return None
+    try:
+        return ResultCache(path)
+    except (OSError, sqlite3.Error) as error:
+        stderr_console().print(f"warning: no cache at {path} ({error}); scoring without one",
+                               markup=False)
+        return None
+
+
+def _score_with_progress(tasks, options: ScoreOptions, jobs: int, cache_path) -> list[Row]:
     console = stderr_console()
-    n_jobs = jobs or default_jobs()
-    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("files"), TimeRemainingColumn(), console=console,
-                  transient=True, disable=not console.is_terminal) as progress:
-        bar = progress.add_task("scoring", total=len(tasks))
-        return score_jobs(tasks, options, n_jobs,
-                          on_done=lambda k: progress.advance(bar, k))
+    cache = _open_cache(cache_path)
+    try:
+        with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("files"), RateColumn(), TimeRemainingColumn(), console=console,
+                      transient=True, disable=not console.is_terminal) as progress:
+            bar = progress.add_task("scoring", total=len(tasks))
+            return score_jobs(tasks, options, jobs or default_jobs(),
+                              on_done=lambda k: progress.advance(bar, k), cache=cache)
+    except Interrupted as stop:
+        kept = (f"the results of finished files are kept in {cache_path}: run the same command "
+                "again to resume" if cache else "nothing was kept (no cache)")
+        console.print(f"[bold red]interrupted[/bold red] after {stop.done} of {stop.total} "
+                      f"files; {escape(kept)}.")
+        raise typer.Exit(INTERRUPTED) from None
+    finally:
+        if cache is not None:
+            cache.close()
 
 
 def _print_report(rows, options, systems, sections, results) -> None:

@@ -1,0 +1,189 @@
+"""Benchmark: ``python -m sqeval.bench [--files N] [--jobs J]``. Not a test.
+
+Builds a corpus of N clean/enhanced pairs of 2–6 s at 16 kHz from the speech in
+sample_data/ (random crops, seeded), then times, each in a fresh process and on the same
+corpus:
+
+1. ``sqeval score`` with ``--jobs 1`` and with all cores (default metrics, no cache);
+2. a plain per-file loop as a user would write it: soundfile, pesq (wb and nb), pystoi
+   (STOI and ESTOI), fast_bss_eval's SDR, and numpy for the SNR family, MC-MSE and the
+   relative entropy;
+3. the PESQ wb+nb calls alone, on one core and on all cores.
+
+It prints the times, the ratios of the issue's targets, and the peak memory of each run
+summed over all its processes (sampled from /proc every 20 ms; Linux only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+RATE = 16000
+SEED = 2026
+
+PLAIN_LOOP = r"""
+import sys, numpy as np, soundfile as sf, pesq, pystoi, fast_bss_eval
+from pathlib import Path
+from scipy.signal import get_window
+clean, est = Path(sys.argv[1]), Path(sys.argv[2])
+eps = np.finfo(float).eps
+def db(n, d): return 10 * np.log10((n + eps) / (d + eps))
+def si(s, e):
+    t = (e @ s + eps) / (s @ s + eps) * s
+    return db(t @ t, (e - t) @ (e - t))
+def mag(x):
+    n = 512; w = get_window("hann", n)
+    f = np.lib.stride_tricks.sliding_window_view(x, n)[::128]
+    return np.abs(np.fft.rfft(f * w, axis=-1)) / np.sqrt(w @ w)
+rows = []
+for path in sorted(clean.glob("*.wav")):
+    s, fs = sf.read(path); e, _ = sf.read(est / path.name)
+    n = min(len(s), len(e)); s, e = s[:n], e[:n]
+    lam = (e @ e) / (s @ e); t = lam * s
+    q, r = 1 / (1 + np.exp(-e)), 1 / (1 + np.exp(-s))
+    rows.append([db(s @ s, (e - s) @ (e - s)), si(s - s.mean(), e - e.mean()), si(s, e),
+                 db(t @ t, (e - t) @ (e - t)),
+                 float(fast_bss_eval.sdr(s[None], e[None], filter_length=512)[0]),
+                 pystoi.stoi(s, e, fs), pystoi.stoi(s, e, fs, extended=True),
+                 pesq.pesq(fs, s, e, "wb"), pesq.pesq(fs, s, e, "nb"),
+                 np.mean((mag(s) ** 0.3 - mag(e) ** 0.3) ** 2), np.mean(q * np.log(q / r))])
+print(len(rows))
+"""
+
+PESQ_ONLY = r"""
+import sys, soundfile as sf, pesq
+from multiprocessing import get_context
+from pathlib import Path
+clean, est, jobs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+def one(path):
+    s, fs = sf.read(path); e, _ = sf.read(est / path.name)
+    return pesq.pesq(fs, s, e, "wb"), pesq.pesq(fs, s, e, "nb")
+if __name__ == "__main__":
+    paths = sorted(clean.glob("*.wav"))
+    if jobs == 1:
+        out = [one(p) for p in paths]
+    else:
+        with get_context("spawn").Pool(jobs) as pool:
+            out = pool.map(one, paths, chunksize=1)
+    print(len(out))
+"""
+
+
+def build_corpus(folder: Path, n_files: int) -> None:
+    """N pairs of 2–6 s: crops of sample_data's clean speech, with noise at 0–20 dB."""
+    import soundfile as sf
+
+    source = Path(__file__).resolve().parent.parent / "sample_data" / "clean"
+    clips = [sf.read(p)[0] for p in sorted(source.glob("*.wav"))]
+    if not clips:
+        raise SystemExit(f"no speech in {source}: run from a clone of the repository")
+    speech = np.concatenate(clips)
+    rng = np.random.default_rng(SEED)
+    for sub in ("clean", "enhanced"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for k in range(n_files):
+        length = int(rng.uniform(2.0, 6.0) * RATE)
+        start = rng.integers(0, len(speech) - length)
+        s = speech[start:start + length]
+        noise = rng.standard_normal(length)
+        noise *= np.sqrt(np.sum(s**2) / np.sum(noise**2) / 10 ** (rng.uniform(0, 20) / 10))
+        sf.write(folder / "clean" / f"f{k:05d}.wav", s, RATE, subtype="PCM_16")
+        sf.write(folder / "enhanced" / f"f{k:05d}.wav", s + 0.3 * noise, RATE, subtype="PCM_16")
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident memory (bytes) of ``pid`` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    rss = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stream:
+                fields = stream.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        total += rss.get(current, 0)
+        stack.extend(children.get(current, []))
+    return total
+
+
+def timed(command: list[str]) -> tuple[float, int]:
+    """Wall time and peak summed RSS of a command's process tree."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(process.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = process.communicate()
+    elapsed = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if process.returncode not in (0, 3):
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{stderr.decode()}")
+    return elapsed, peak
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sqeval.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=200, help="pairs in the corpus (200)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="'all cores' for this run (default: every core)")
+    parser.add_argument("--keep", type=Path, help="build (or reuse) the corpus here")
+    args = parser.parse_args(argv)
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="sqeval-bench-"))
+    if not (folder / "clean").is_dir():
+        build_corpus(folder, args.files)
+    clean, enhanced = str(folder / "clean"), str(folder / "enhanced")
+    py = sys.executable
+    runs = {
+        "sqeval --jobs 1": [py, "-m", "sqeval", "score", clean, enhanced, "--jobs", "1",
+                            "--no-cache"],
+        f"sqeval --jobs {args.jobs}": [py, "-m", "sqeval", "score", clean, enhanced, "--jobs",
+                                       str(args.jobs), "--no-cache"],
+        "plain loop (1 core)": [py, "-c", PLAIN_LOOP, clean, enhanced],
+        "PESQ only, 1 core": [py, "-c", PESQ_ONLY, clean, enhanced, "1"],
+        f"PESQ only, {args.jobs} cores": [py, "-c", PESQ_ONLY, clean, enhanced, str(args.jobs)],
+    }
+    results = {}
+    print(f"{args.files} files of 2–6 s at 16 kHz in {folder}; {args.jobs} cores")
+    print(f"| run | seconds | peak memory (MB, all processes) |\n|---|---:|---:|")
+    for name, command in runs.items():
+        results[name] = timed(command)
+        print(f"| {name} | {results[name][0]:.1f} | {results[name][1] / 2**20:.0f} |", flush=True)
+    t = {name: value[0] for name, value in results.items()}
+    all_cores = f"sqeval --jobs {args.jobs}"
+    print("\n| target | measured | goal |\n|---|---:|---:|")
+    print(f"| default metrics, all cores ÷ PESQ only, same cores | "
+          f"{t[all_cores] / t[f'PESQ only, {args.jobs} cores']:.2f} | ≤ 1.3 |")
+    print(f"| plain loop ÷ sqeval --jobs 1 | {t['plain loop (1 core)'] / t['sqeval --jobs 1']:.2f}"
+          " | ≥ 1.4 |")
+    print(f"| plain loop ÷ sqeval --jobs {args.jobs} | "
+          f"{t['plain loop (1 core)'] / t[all_cores]:.2f} | ≥ 2.6 |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Results stored as they complete, keyed by file content, so a rerun computes only
+what is missing.
+
+A SQLite database (``.sqeval-cache/results.sqlite`` by default) maps (clean file hash,
+estimate file hash, settings, metric) to the metric's outcome: its value, or the reason
+it could not be computed. ``settings`` holds the sqeval version and the channel policy,
+so an upgrade or another ``--channel`` never reuses an old number. Only the parent
+process writes; lookups and writes are cheap beside any metric.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+DEFAULT_PATH = Path(".sqeval-cache") / "results.sqlite"
+CHUNK = 1 << 20
+
+# An outcome: ("value", number, "") | ("error", None, reason) | ("n/a", None, reason)
+Outcome = tuple
+
+
+def file_hash(path: Path) -> str | None:
+    """blake2b of the file's bytes; None when it cannot be read (the scorer says why)."""
+    digest = hashlib.blake2b(digest_size=20)
+    try:
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(CHUNK), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+class ResultCache:
+    """The store. Open it in the parent process only."""
+
+    def __init__(self, path: Path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(str(path), timeout=60)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.executescript(
+            "CREATE TABLE IF NOT EXISTS outcome (clean TEXT, estimate TEXT, settings TEXT,"
+            " metric TEXT, kind TEXT, value REAL, message TEXT,"
+            " PRIMARY KEY (clean, estimate, settings, metric));"
+            "CREATE TABLE IF NOT EXISTS notes (clean TEXT, estimate TEXT, settings TEXT,"
+            " notes TEXT, PRIMARY KEY (clean, estimate, settings));")
+
+    def lookup(self, clean: str, estimate: str, settings: str):
+        """``(outcomes by metric, notes or None)`` stored for this pair."""
+        rows = self.connection.execute(
+            "SELECT metric, kind, value, message FROM outcome WHERE clean=? AND estimate=? AND "
+            "settings=?", (clean, estimate, settings)).fetchall()
+        notes = self.connection.execute(
+            "SELECT notes FROM notes WHERE clean=? AND estimate=? AND settings=?",
+            (clean, estimate, settings)).fetchone()
+        outcomes = {metric: (kind, value, message) for metric, kind, value, message in rows}
+        return outcomes, (json.loads(notes[0]) if notes else None)
+
+    def store(self, clean: str, estimate: str, settings: str, outcomes: dict, notes: list):
+        with self.connection:  # one transaction, committed: a crash keeps what was stored
+            self.connection.executemany(
+                "INSERT OR REPLACE INTO outcome VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(clean, estimate, settings, metric, *outcome)
+                 for metric, outcome in outcomes.items()])
+            self.connection.execute("INSERT OR REPLACE INTO notes VALUES (?, ?, ?, ?)",
+                                    (clean, estimate, settings, json.dumps(notes)))
+
+    def close(self) -> None:
+        self.connection.close()
