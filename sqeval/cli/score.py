@@ -23,7 +23,8 @@ from ..report.files import document, write_atomically, write_csv, write_json
 from ..report.summary import (Section, gates_markdown, junit_xml, latex_tables,
                               markdown_tables, write_summary_csv)
 from ..report.table import gates_table, print_tables, section_table
-from ..scoring import Interrupted, Row, ScoreOptions, default_jobs, score_jobs
+from ..scoring import (Interrupted, Row, SchedulerError, ScoreOptions, default_jobs,
+                       score_jobs)
 from ..stats import summarise
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy,
                      stderr_console, stdout_console)
@@ -64,6 +65,9 @@ def score_command(
     cache_path: Path = typer.Option(DEFAULT_PATH, "--cache", help="Results database: a rerun "
                                     "computes only what is missing (keyed by file content)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor store results."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="Run the per-file jobs on a Dask cluster: tcp://HOST:PORT, or "
+        "'local' for a LocalCluster of --jobs workers (needs sqeval[dask])."),
     channel: Optional[int] = CHANNEL_OPTION,
     mix: Optional[str] = MIX_OPTION,
 ) -> None:
@@ -80,7 +84,8 @@ def score_command(
         abort(str(error))
     lookup = {system.name: system for system in systems}
     tasks = [(job, job.display_name(clean, lookup)) for job in jobs_found]
-    rows = _score_with_progress(tasks, options, jobs, None if no_cache else cache_path)
+    rows = _score_with_progress(tasks, options, jobs, None if no_cache else cache_path,
+                                scheduler)
     names = [name for name in options.systems if any(r.system == name for r in rows)]
     sections = _sections(rows, options, names, pattern)
     results = check_gates(gates, rows, names) if gates else []
@@ -194,7 +199,8 @@ def _open_cache(path: Optional[Path]):
         return None
 
 
-def _score_with_progress(tasks, options: ScoreOptions, jobs: int, cache_path) -> list[Row]:
+def _score_with_progress(tasks, options: ScoreOptions, jobs: int, cache_path,
+                         scheduler: Optional[str] = None) -> list[Row]:
     console = stderr_console()
     cache = _open_cache(cache_path)
     try:
@@ -203,7 +209,10 @@ def _score_with_progress(tasks, options: ScoreOptions, jobs: int, cache_path) ->
                       transient=True, disable=not console.is_terminal) as progress:
             bar = progress.add_task("scoring", total=len(tasks))
             return score_jobs(tasks, options, jobs or default_jobs(),
-                              on_done=lambda k: progress.advance(bar, k), cache=cache)
+                              on_done=lambda k: progress.advance(bar, k), cache=cache,
+                              scheduler=scheduler)
+    except SchedulerError as error:
+        abort(str(error))
     except Interrupted as stop:
         kept = (f"the results of finished files are kept in {cache_path}: run the same command "
                 "again to resume" if cache else "nothing was kept (no cache)")
