@@ -36,7 +36,7 @@ def describe(values) -> Summary:
         >>> s.n, round(s.mean, 4), round(s.std, 4), s.median, round(s.ci_low, 4)
         (3, 2.3333, 1.5275, 2.0, -1.4612)
     """
-    from scipy.stats import t as student_t
+    from scipy.special import stdtrit  # Student-t quantile; scipy.stats takes 0.8 s to import
 
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
@@ -47,7 +47,7 @@ def describe(values) -> Summary:
     if n == 1:
         return Summary(1, mean, math.nan, math.nan, math.nan, median)
     std = float(np.std(x, ddof=1))
-    half_width = float(student_t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    half_width = float(stdtrit(n - 1, 0.975)) * std / math.sqrt(n)
     return Summary(n, mean, std, mean - half_width, mean + half_width, median)
 
 
