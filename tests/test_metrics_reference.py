@@ -186,6 +186,10 @@ def test_pesq_errors_are_explained():
         m.pesq_nb(reference=mostly_silent, estimate=mostly_silent, fs=16000)
     with pytest.raises(NotApplicableError, match="≥ 8 kHz"):
         m.pesq_nb(reference=noise, estimate=noise, fs=6000)
+    # Past 120 s the reference C code may crash: refused before it is called.
+    long = rng.standard_normal(121 * 8000)
+    with pytest.raises(MetricError, match=r"not computed on 121 s of audio: PESQ"):
+        m.pesq_nb(reference=long, estimate=long, fs=8000)
 
 
 # --- MC-MSE and relative entropy: closed forms with other tools ---------------------

@@ -24,6 +24,10 @@ from ._checks import MetricError, NotApplicableError, as_output, as_pair
 
 WIDE_BAND_RATE = 16000
 NARROW_BAND_RATE = 8000
+# P.862 is specified for short speech samples (8–20 s). The reference C code keeps at
+# most 50 utterances in a fixed table and crashes (SIGSEGV) past it: seen on a 5-minute
+# recording, after 20 s; a 20-minute one ran 9 minutes and 5.9 GB before crashing.
+MAX_SECONDS = 120.0
 
 
 def pesq_rate(fs: int, *, mode: str = "nb") -> int:
@@ -65,6 +69,12 @@ def _pesq(reference, estimate, fs: int, mode: str):
     s, s_hat = as_pair(reference, estimate, same_length=False)
     if s.shape[:-1] != s_hat.shape[:-1]:
         raise MetricError(f"batch shapes differ: reference {s.shape}, estimate {s_hat.shape}")
+    seconds = max(s.shape[-1], s_hat.shape[-1]) / fs
+    if seconds > MAX_SECONDS:
+        raise MetricError(
+            f"not computed on {seconds:.0f} s of audio: PESQ (ITU-T P.862) is defined for short "
+            f"speech samples, and its reference C code crashes on long recordings (over 50 "
+            f"utterances); the limit here is {MAX_SECONDS:.0f} s, so cut the file into utterances")
     s, s_hat = resample(s, int(fs), rate), resample(s_hat, int(fs), rate)
     flat_s = s.reshape(-1, s.shape[-1])
     flat_e = s_hat.reshape(-1, s_hat.shape[-1])
@@ -82,7 +92,8 @@ def pesq_wb(*, reference, estimate, fs: int):
 
     Raises:
         NotApplicableError: ``fs`` < 16 kHz.
-        MetricError: non-finite samples, a silent signal, under 0.25 s, or no utterances.
+        MetricError: non-finite samples, a silent signal, under 0.25 s, over 120 s (see
+            ``MAX_SECONDS``), or no utterances.
 
     Example:
         >>> import numpy as np
