@@ -11,6 +11,8 @@ import math
 import multiprocessing
 import os
 import signal
+import time
+from collections import deque
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -47,7 +49,7 @@ class Row:
     not_applicable: dict[str, str] = field(default_factory=dict)
     file_error: str | None = None
     notes: list[str] = field(default_factory=list)
-    fresh: dict = field(default_factory=dict, repr=False)  # outcomes computed now, to store
+    fresh: dict = field(default_factory=dict, repr=False, compare=False)  # computed now, to store
 
     @property
     def failed(self) -> bool:
@@ -254,7 +256,8 @@ class SchedulerError(RuntimeError):
 
 def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int = 0,
                on_done: Callable[[int], None] | None = None,
-               cache: ResultCache | None = None, scheduler: str | None = None) -> list[Row]:
+               cache: ResultCache | None = None, scheduler: str | None = None,
+               isolate: bool = True, timeout: float | None = None) -> list[Row]:
     """Score ``(job, display name)`` tasks on ``n_jobs`` processes (0 = all cores).
 
     With a ``cache``, outcomes found for the same file contents are reused (a job whose
@@ -267,6 +270,9 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
 
     ``scheduler`` (``"tcp://HOST:PORT"``, or ``"local"`` for a new LocalCluster of
     ``n_jobs`` workers) runs the jobs on a Dask cluster instead of local processes.
+    ``isolate`` (the default) runs every job in a worker process, even with one job, so a
+    crash costs only its file; ``isolate=False`` with ``n_jobs=1`` scores in this process.
+    ``timeout`` gives up on a file after that many seconds.
 
     Raises:
         Interrupted: on Ctrl-C; what finished is already in the cache.
@@ -288,7 +294,7 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
     n_jobs = min(n_jobs or default_jobs(), max(len(pending), 1))
     items = [(i, tasks[i], known[i]) for i in pending]
     runner = (_run_dask(items, options, n_jobs, scheduler) if scheduler and items
-              else _run(items, options, n_jobs))
+              else _run(items, options, n_jobs, isolate, timeout))
     try:
         for index, rows in runner:
             results[index] = rows
@@ -361,43 +367,95 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run(items, options, n_jobs) -> Iterator[tuple[int, list[Row]]]:
-    if n_jobs <= 1:
+def _run(items, options, n_jobs, isolate=True, timeout=None) -> Iterator[tuple[int, list[Row]]]:
+    if n_jobs <= 1 and not isolate:
         for index, (job, name), known in items:
             yield index, score_job(job, name, options, known)
         return
-    context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
     with single_threaded_children():  # workers start on demand: keep it for the pool's life
-        yield from _run_pool(items, options, n_jobs, context)
+        yield from _IsolatedRun(options, n_jobs, timeout).run(items)
 
 
-def _run_pool(items, options, n_jobs, context) -> Iterator[tuple[int, list[Row]]]:
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=context,
-                               initializer=_ignore_interrupts)
-    try:
-        pending, queue = {}, iter(items)
-        while True:
-            for index, (job, name), known in queue:
-                try:
-                    pending[pool.submit(score_job, job, name, options, known)] = (index, job, name)
-                except BrokenProcessPool as error:  # a worker died earlier: no more work runs
-                    yield index, failure_rows(job, name, options, f"not scored: {error}")
-                    continue
-                if len(pending) >= 2 * n_jobs:
-                    break
-            if not pending:
-                return
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                index, job, name = pending.pop(future)
-                try:
-                    rows = future.result()
-                except Exception as error:  # the worker itself failed, not a metric
-                    reason = f"the worker scoring this file failed ({type(error).__name__}: {error})"
-                    rows = failure_rows(job, name, options, reason)
-                yield index, rows
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+CRASHED = ("the worker process died while scoring this file (a crash in a C extension, "
+           "or out of memory); the other files were not affected")
+
+
+class _IsolatedRun:
+    """Jobs on worker processes, one per worker at a time, so that a crash or a timeout
+    costs only the job that caused it.
+
+    When a worker dies, every job then in flight fails with it and none can be blamed; the
+    pool is restarted and those jobs run again one at a time, so only the one that kills
+    its worker again is recorded as crashed. A job past ``timeout`` seconds is recorded as
+    timed out, its pool is killed and restarted, and the other jobs in flight run again.
+    """
+
+    def __init__(self, options, n_jobs, timeout):
+        self.options, self.n_jobs, self.timeout = options, n_jobs, timeout
+        self.context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+        self.pool = self._new_pool()
+
+    def _new_pool(self):
+        return ProcessPoolExecutor(max_workers=self.n_jobs, mp_context=self.context,
+                                   initializer=_ignore_interrupts)
+
+    def _restart(self) -> None:
+        for process in list(getattr(self.pool, "_processes", {}).values()):  # stop them now
+            process.kill()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = self._new_pool()
+
+    def run(self, items) -> Iterator[tuple[int, list[Row]]]:
+        queue, suspects, pending = deque(items), deque(), {}
+        try:
+            while queue or suspects or pending:
+                source, capacity = (suspects, 1) if suspects else (queue, self.n_jobs)
+                while len(pending) < capacity and source:
+                    item = source.popleft()
+                    future = self.pool.submit(score_job, item[1][0], item[1][1], self.options,
+                                              item[2])
+                    pending[future] = (item, time.monotonic(), source is suspects)
+                done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                yield from self._collect(done, pending, suspects)
+                yield from self._expire(pending, suspects)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _collect(self, done, pending, suspects):
+        broken = False
+        for future in done:
+            item, _, alone = pending.pop(future)
+            (index, (job, name), _known) = item
+            try:
+                yield index, future.result()
+            except BrokenProcessPool:
+                if alone:
+                    yield index, failure_rows(job, name, self.options, CRASHED)
+                else:
+                    suspects.append(item)
+                broken = True
+            except Exception as error:  # the task failed outside any metric
+                yield index, failure_rows(job, name, self.options, "the worker scoring this "
+                                          f"file failed ({type(error).__name__}: {error})")
+        if broken:  # everything else in flight died with it: run those again, one by one
+            suspects.extend(item for item, _, _ in pending.values())
+            pending.clear()
+            self._restart()
+
+    def _expire(self, pending, suspects):
+        if self.timeout is None:
+            return
+        now = time.monotonic()
+        late = [f for f, (_, started, _) in pending.items() if now - started > self.timeout]
+        if not late:
+            return
+        for future in late:
+            index, (job, name), _known = pending.pop(future)[0]
+            yield index, failure_rows(job, name, self.options, f"timed out after "
+                                      f"{self.timeout:g} s (--timeout); not scored")
+        suspects.extend(item for item, _, _ in pending.values())  # killed with the pool
+        pending.clear()
+        self._restart()
 
 
 def failure_rows(job: Job, display_name: str, options: ScoreOptions, reason: str) -> list[Row]:

@@ -43,38 +43,61 @@ def score(folders, *args):
                                "--jobs", "1", *map(str, args)])
 
 
-def test_a_rerun_computes_nothing_and_gives_the_same_csv(folders, evaluations):
-    assert score(folders, "--metrics", "snr,stoi", "--csv", folders / "a.csv").exit_code == 0
-    assert len(evaluations) == 6 and (folders / ".sqeval-cache" / "results.sqlite").is_file()
+def api_score(folders, metrics, cache=True, channel=None):
+    """Score in this process (isolate=False), so that evaluations can be counted."""
+    from sqeval.audio import ChannelPolicy
+    from sqeval.cache import ResultCache
+    from sqeval.metrics import resolve
+    from sqeval.pairing import System, pair_folders
+
+    systems = [System("enh", folders / "enh")]
+    jobs = pair_folders(folders / "clean", systems)
+    tasks = [(job, job.display_name(folders / "clean", {"enh": systems[0]})) for job in jobs]
+    options = scoring.ScoreOptions(metrics=tuple(resolve(metrics)), systems=("enh",),
+                                   channels=ChannelPolicy(channel=channel))
+    store = ResultCache(folders / "cache.sqlite") if cache else None
+    try:
+        return scoring.score_jobs(tasks, options, 1, cache=store, isolate=False)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def test_a_rerun_computes_nothing_and_gives_the_same_rows(folders, evaluations):
+    first = api_score(folders, "snr,stoi")
+    assert len(evaluations) == 6
     evaluations.clear()
+    assert api_score(folders, "snr,stoi") == first and evaluations == []
+    # and through the command line, in worker processes: the same CSV twice
+    assert score(folders, "--metrics", "snr,stoi", "--csv", folders / "a.csv").exit_code == 0
+    assert (folders / ".sqeval-cache" / "results.sqlite").is_file()
     assert score(folders, "--metrics", "snr,stoi", "--csv", folders / "b.csv").exit_code == 0
-    assert evaluations == []
     assert (folders / "a.csv").read_text() == (folders / "b.csv").read_text()
 
 
 def test_one_more_metric_computes_only_that_metric(folders, evaluations):
-    assert score(folders, "--metrics", "snr").exit_code == 0
+    api_score(folders, "snr")
     evaluations.clear()
-    assert score(folders, "--metrics", "snr,pesq_nb", "--csv", folders / "o.csv").exit_code == 0
-    assert evaluations == ["pesq_nb"] * 3
-    assert "pesq_nb" in (folders / "o.csv").read_text().splitlines()[0]
+    rows = api_score(folders, "snr,pesq_nb")
+    assert evaluations == ["pesq_nb"] * 3 and all(r.values["pesq_nb"] > 1 for r in rows)
 
 
 def test_changed_content_no_cache_and_other_channel_settings_recompute(folders, golden,
                                                                        evaluations):
-    assert score(folders, "--metrics", "snr").exit_code == 0
+    api_score(folders, "snr")
     s, e, rate, _ = golden
     write(folders / "enh" / "f0.wav", e, rate)  # same name, new content
     evaluations.clear()
-    assert score(folders, "--metrics", "snr").exit_code == 0
+    api_score(folders, "snr")
     assert evaluations == ["snr"]
     evaluations.clear()
-    assert score(folders, "--metrics", "snr", "--channel", "0").exit_code == 0
+    api_score(folders, "snr", channel=0)
     assert evaluations == ["snr"] * 3  # another channel policy is another question
     evaluations.clear()
+    api_score(folders, "snr", cache=False)
+    assert evaluations == ["snr"] * 3
     result = score(folders, "--metrics", "snr", "--no-cache", "--cache", folders / "x.sqlite")
-    assert result.exit_code == 0 and evaluations == ["snr"] * 3
-    assert not (folders / "x.sqlite").exists()
+    assert result.exit_code == 0 and not (folders / "x.sqlite").exists()
 
 
 def test_cached_not_applicable_follows_the_strictness_of_this_run(tmp_path, golden):
@@ -97,18 +120,28 @@ def test_interrupted_run_resumes_where_it_stopped(folders, evaluations, monkeypa
         return original(job, name, options, known)
 
     monkeypatch.setattr(scoring, "score_job", interrupt_on_the_second)
-    stopped = score(folders, "--metrics", "snr", "--csv", folders / "o.csv")
-    assert stopped.exit_code == 130
-    message = " ".join(stopped.stderr.split())
-    assert "interrupted after 1 of 3 files" in message and "run the same command again" in message
-    assert not (folders / "o.csv").exists()
+    with pytest.raises(scoring.Interrupted) as stop:
+        api_score(folders, "snr")
+    assert (stop.value.done, stop.value.total) == (1, 3)
     monkeypatch.setattr(scoring, "score_job", original)
     evaluations.clear()
-    assert score(folders, "--metrics", "snr", "--csv", folders / "o.csv").exit_code == 0
+    resumed = api_score(folders, "snr")
     assert evaluations == ["snr"] * 2  # the first file came from the cache
-    rerun = score(folders, "--metrics", "snr", "--csv", folders / "p.csv", "--no-cache")
-    assert rerun.exit_code == 0
-    assert (folders / "o.csv").read_text() == (folders / "p.csv").read_text()
+    assert resumed == api_score(folders, "snr", cache=False)
+
+
+def test_interrupt_message_and_exit_code(folders, monkeypatch):
+    import sqeval.cli.score as command
+
+    def stopped(*args, **kwargs):
+        raise scoring.Interrupted(1, 3)
+
+    monkeypatch.setattr(command, "score_jobs", stopped)
+    result = score(folders, "--metrics", "snr", "--csv", folders / "o.csv")
+    assert result.exit_code == 130
+    message = " ".join(result.stderr.split())
+    assert "interrupted after 1 of 3 files" in message and "run the same command again" in message
+    assert not (folders / "o.csv").exists()
 
 
 def test_parallel_run_uses_and_fills_the_cache(folders):

@@ -266,18 +266,45 @@ def test_no_arguments_shows_help():
     assert "score" in result.output and "metrics" in result.output
 
 
-def test_a_crashed_worker_costs_its_files_not_the_run(pair_folders, monkeypatch):
-    """A worker process that dies yields error rows for its files; no traceback, no row lost."""
-    from crashing_worker import crash
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_crashing_worker_costs_only_its_own_file(tmp_path, golden, monkeypatch, jobs):
+    """A worker that dies (as in a C-extension crash) fails its file; the others are scored."""
+    from crashing_worker import crash_on_crash_wav
 
     from sqeval import scoring
+    from sqeval.pairing import System, pair_folders
 
-    monkeypatch.setattr(scoring, "score_job", crash)
-    job = scoring.Job("a", pair_folders / "clean" / "a.wav",
-                      {"enhanced": pair_folders / "enhanced" / "a.wav"})
-    options = scoring.ScoreOptions(metrics=(REGISTRY["snr"],), systems=("enhanced",))
-    rows = scoring.score_jobs([(job, "a.wav")] * 3, options, n_jobs=2)
-    assert [(row.file, row.system) for row in rows] == [("a.wav", "enhanced")] * 3
-    for row in rows:
-        assert row.failed
-        assert "BrokenProcessPool" in row.file_error or row.file_error.startswith("not scored")
+    s, e, rate, _ = golden
+    for name in ("a", "b", "crash", "c", "d"):
+        write(tmp_path / "clean" / f"{name}.wav", s, rate)
+        write(tmp_path / "enh" / f"{name}.wav", e, rate)
+    system = System("enh", tmp_path / "enh")
+    tasks = [(job, job.display_name(tmp_path / "clean", {"enh": system}))
+             for job in pair_folders(tmp_path / "clean", [system])]
+    options = scoring.ScoreOptions(metrics=(REGISTRY["snr"],), systems=("enh",))
+    monkeypatch.setattr(scoring, "score_job", crash_on_crash_wav)
+    rows = {row.file: row for row in scoring.score_jobs(tasks, options, n_jobs=jobs)}
+    assert list(rows) == ["a.wav", "b.wav", "c.wav", "crash.wav", "d.wav"]
+    assert rows["crash.wav"].file_error == scoring.CRASHED
+    for name in ("a.wav", "b.wav", "c.wav", "d.wav"):
+        assert rows[name].values["snr"] == pytest.approx(m.snr(reference=s, estimate=e))
+
+
+def test_timeout_costs_only_the_slow_file(tmp_path, golden, monkeypatch):
+    from crashing_worker import hang_on_slow_wav
+
+    from sqeval import scoring
+    from sqeval.pairing import System, pair_folders
+
+    s, e, rate, _ = golden
+    for name in ("a", "slow", "b"):
+        write(tmp_path / "clean" / f"{name}.wav", s, rate)
+        write(tmp_path / "enh" / f"{name}.wav", e, rate)
+    system = System("enh", tmp_path / "enh")
+    tasks = [(job, job.display_name(tmp_path / "clean", {"enh": system}))
+             for job in pair_folders(tmp_path / "clean", [system])]
+    options = scoring.ScoreOptions(metrics=(REGISTRY["snr"],), systems=("enh",))
+    monkeypatch.setattr(scoring, "score_job", hang_on_slow_wav)
+    rows = {row.file: row for row in scoring.score_jobs(tasks, options, n_jobs=2, timeout=8)}
+    assert "timed out after 8 s" in rows["slow.wav"].file_error
+    assert not rows["a.wav"].failed and not rows["b.wav"].failed

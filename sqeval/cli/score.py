@@ -65,6 +65,9 @@ def score_command(
     cache_path: Path = typer.Option(DEFAULT_PATH, "--cache", help="Results database: a rerun "
                                     "computes only what is missing (keyed by file content)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor store results."),
+    timeout: Optional[float] = typer.Option(
+        None, "--timeout", min=0.001, help="Give up on a file after this many seconds (it gets "
+        "an error row; the run goes on)."),
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler", help="Run the per-file jobs on a Dask cluster: tcp://HOST:PORT, or "
         "'local' for a LocalCluster of --jobs workers (needs sqeval[dask])."),
@@ -85,7 +88,7 @@ def score_command(
     lookup = {system.name: system for system in systems}
     tasks = [(job, job.display_name(clean, lookup)) for job in jobs_found]
     rows = _score_with_progress(tasks, options, jobs, None if no_cache else cache_path,
-                                scheduler)
+                                scheduler, timeout)
     names = [name for name in options.systems if any(r.system == name for r in rows)]
     sections = _sections(rows, options, names, pattern)
     results = check_gates(gates, rows, names) if gates else []
@@ -200,7 +203,8 @@ def _open_cache(path: Optional[Path]):
 
 
 def _score_with_progress(tasks, options: ScoreOptions, jobs: int, cache_path,
-                         scheduler: Optional[str] = None) -> list[Row]:
+                         scheduler: Optional[str] = None, timeout: Optional[float] = None
+                         ) -> list[Row]:
     console = stderr_console()
     cache = _open_cache(cache_path)
     try:
@@ -210,7 +214,7 @@ def _score_with_progress(tasks, options: ScoreOptions, jobs: int, cache_path,
             bar = progress.add_task("scoring", total=len(tasks))
             return score_jobs(tasks, options, jobs or default_jobs(),
                               on_done=lambda k: progress.advance(bar, k), cache=cache,
-                              scheduler=scheduler)
+                              scheduler=scheduler, timeout=timeout)
     except SchedulerError as error:
         abort(str(error))
     except Interrupted as stop:
