@@ -73,13 +73,20 @@ def parse_system(argument: str) -> System:
 
 
 def list_audio(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
-    """Audio files under ``folder`` by key, and keys that two files claim (with reason).
+    """Audio files under ``folder`` by key, and the keys that cannot be paired, with the
+    reason: two files of one name, or a folder named like an audio file.
 
     Symbolic links to directories are not followed, so a link loop cannot hang the walk.
     """
     found: dict[str, list[Path]] = {}
+    folders_named_as_audio: dict[str, str] = {}
     for root, directories, files in os.walk(folder, followlinks=False):
         directories.sort()
+        for name in directories:
+            if Path(name).suffix.lower() in AUDIO_SUFFIXES:
+                path = Path(root) / name
+                key = PurePosixPath(*path.relative_to(folder).with_suffix("").parts).as_posix()
+                folders_named_as_audio[key] = f"{name} is a folder, not an audio file"
         for name in sorted(files):
             path = Path(root) / name
             if path.suffix.lower() in AUDIO_SUFFIXES and not path.is_dir():
@@ -91,6 +98,10 @@ def list_audio(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
         for key, paths in found.items()
         if len(paths) > 1
     }
+    for key, reason in folders_named_as_audio.items():
+        clashes.setdefault(key, reason)
+        if key in unique:  # a file and a folder of one name: the file cannot be paired
+            clashes[key] = f"ambiguous: {unique[key].name} and a folder of the same name"
     return unique, clashes
 
 
@@ -135,7 +146,7 @@ def _job(key, clean_files, clean_clashes, listings) -> Job:
         if key in clashes:
             job.problems[name] = clashes[key]
         elif key in clean_clashes:
-            job.problems[name] = "clean reference " + clean_clashes[key]
+            job.problems[name] = "clean reference: " + clean_clashes[key]
         elif job.clean is None:
             if key in files:
                 job.problems[name] = "no clean reference for this file"

@@ -233,6 +233,22 @@ def test_pairing_across_extensions_subfolders_and_ambiguity(tmp_path, golden):
     assert "ambiguous" in rows["b.wav"]["error"] and "b.ogg" in rows["b.wav"]["error"]
 
 
+def test_a_folder_named_like_audio_gets_a_row(tmp_path, golden):
+    s, e, rate, _ = golden
+    write(tmp_path / "clean" / "x.wav", s, rate)
+    (tmp_path / "enhanced" / "x.wav").mkdir(parents=True)
+    write(tmp_path / "enhanced" / "x.wav" / "inner.wav", e, rate)  # its content is walked too
+    (tmp_path / "clean" / "y.flac").mkdir()
+    out = tmp_path / "o.csv"
+    result = run("score", tmp_path / "clean", tmp_path / "enhanced", "--metrics", "snr",
+                 "--csv", out, "--jobs", 1)
+    assert result.exit_code == 3
+    rows = {row["file"]: row for row in read_csv(out)}
+    assert rows["x.wav"]["error"] == "x.wav is a folder, not an audio file"
+    assert rows["y"]["error"] == "clean reference: y.flac is a folder, not an audio file"
+    assert rows["x.wav/inner.wav"]["error"] == "no clean reference for this file"
+
+
 @pytest.mark.parametrize("args, message", [
     (("{t}/nowhere", "{t}/enhanced"), "not a folder"),
     (("{t}/clean", "{t}/enhanced", "--metrics", "pesq,stoi"), "unknown metric(s) pesq"),
