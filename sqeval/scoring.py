@@ -101,11 +101,12 @@ Known = dict  # system name → (outcomes by metric, notes or None) found in the
 
 
 class Interrupted(Exception):
-    """Scoring was stopped (Ctrl-C) after ``done`` of ``total`` jobs."""
+    """Scoring was stopped (Ctrl-C or SIGTERM) after ``done`` of ``total`` jobs; ``rows``
+    are those of the finished jobs, in order."""
 
-    def __init__(self, done: int, total: int):
+    def __init__(self, done: int, total: int, rows: list | None = None):
         super().__init__(f"interrupted after {done} of {total} files")
-        self.done, self.total = done, total
+        self.done, self.total, self.rows = done, total, rows or []
 
 
 def score_job(job: Job, display_name: str, options: ScoreOptions,
@@ -303,7 +304,8 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
             if on_done is not None:
                 on_done(1)
     except KeyboardInterrupt:
-        raise Interrupted(sum(r is not None for r in results), len(tasks)) from None
+        finished = [row for rows in results if rows is not None for row in rows]
+        raise Interrupted(sum(r is not None for r in results), len(tasks), finished) from None
     return [row for rows in results for row in rows]
 
 

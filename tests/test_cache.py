@@ -148,3 +148,44 @@ def test_parallel_run_uses_and_fills_the_cache(folders):
     assert score(folders, "--metrics", "snr,sdr", "--jobs", "2", "--csv", folders / "a.csv").exit_code == 0
     assert score(folders, "--metrics", "snr,sdr", "--csv", folders / "b.csv").exit_code == 0
     assert (folders / "a.csv").read_text() == (folders / "b.csv").read_text()
+
+
+def test_sigterm_halfway_then_rerun_gives_the_uninterrupted_csv(tmp_path, golden):
+    """A real `sqeval score` process, terminated halfway, then run again."""
+    import csv
+    import signal as signals
+    import subprocess
+    import sys
+    import time
+
+    s, e, rate, _ = golden
+    for k in range(8):
+        write(tmp_path / "clean" / f"f{k}.wav", s, rate)
+        write(tmp_path / "enh" / f"f{k}.wav", s + (k + 1) * (e - s) / 8, rate)
+    command = [sys.executable, "-m", "sqeval", "score", str(tmp_path / "clean"),
+               str(tmp_path / "enh"), "--jobs", "1", "--metrics", "snr,pesq_wb,pesq_nb,stoi",
+               "--csv", str(tmp_path / "o.csv"), "--cache", str(tmp_path / "c.sqlite")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    database = tmp_path / "c.sqlite"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until some results are stored, then terminate
+        if database.exists():
+            import sqlite3
+
+            with sqlite3.connect(database) as connection:
+                stored = connection.execute("SELECT COUNT(DISTINCT estimate) FROM outcome"
+                                            ).fetchone()[0]
+            if stored >= 2:
+                break
+        time.sleep(0.1)
+    process.send_signal(signals.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr.decode()
+    assert "interrupted after" in stderr.decode()
+    partial = list(csv.DictReader(open(tmp_path / "o.csv")))
+    assert 2 <= len(partial) < 8  # a valid CSV of what finished
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    whole = (tmp_path / "o.csv").read_text()
+    fresh = command[:-4] + ["--csv", str(tmp_path / "fresh.csv"), "--no-cache"]
+    assert subprocess.run(fresh, capture_output=True).returncode == 0
+    assert whole == (tmp_path / "fresh.csv").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import sqlite3
 from pathlib import Path
 from typing import List, Optional
@@ -30,7 +31,7 @@ from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy
                      stderr_console, stdout_console)
 
 MAX_NOTES = 20  # notes (not errors) printed before pointing to --json
-INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C (128 + SIGINT)
+INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C (128 + SIGINT); also SIGTERM
 NO_MATCH = "(no match)"  # the group value of files that --group-by does not match
 
 
@@ -88,7 +89,7 @@ def score_command(
     lookup = {system.name: system for system in systems}
     tasks = [(job, job.display_name(clean, lookup)) for job in jobs_found]
     rows = _score_with_progress(tasks, options, jobs, None if no_cache else cache_path,
-                                scheduler, timeout)
+                                scheduler, timeout, csv_path)
     names = [name for name in options.systems if any(r.system == name for r in rows)]
     sections = _sections(rows, options, names, pattern)
     results = check_gates(gates, rows, names) if gates else []
@@ -202,11 +203,16 @@ def _open_cache(path: Optional[Path]):
         return None
 
 
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: cleanly, keeping results
+
+
 def _score_with_progress(tasks, options: ScoreOptions, jobs: int, cache_path,
-                         scheduler: Optional[str] = None, timeout: Optional[float] = None
-                         ) -> list[Row]:
+                         scheduler: Optional[str] = None, timeout: Optional[float] = None,
+                         partial_csv: Optional[Path] = None) -> list[Row]:
     console = stderr_console()
     cache = _open_cache(cache_path)
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("files"), RateColumn(), TimeRemainingColumn(), console=console,
@@ -222,8 +228,13 @@ def _score_with_progress(tasks, options: ScoreOptions, jobs: int, cache_path,
                 "again to resume" if cache else "nothing was kept (no cache)")
         console.print(f"[bold red]interrupted[/bold red] after {stop.done} of {stop.total} "
                       f"files; {escape(kept)}.")
+        if partial_csv is not None and stop.rows:
+            write_csv(partial_csv, stop.rows, [spec.name for spec in options.metrics])
+            console.print(f"{partial_csv} holds the {len(stop.rows)} rows finished so far.",
+                          markup=False)
         raise typer.Exit(INTERRUPTED) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if cache is not None:
             cache.close()
 
