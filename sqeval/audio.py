@@ -99,3 +99,26 @@ def resample(x: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     return resample_poly(
         np.asarray(x, dtype=np.float64), target_rate // divisor, source_rate // divisor, axis=-1
     )
+
+
+def estimate_delay(reference: np.ndarray, estimate: np.ndarray, max_lag: int) -> int:
+    """The lag (samples) by which ``estimate`` trails ``reference``, from the peak of their
+    cross-correlation's magnitude within ``±max_lag``; negative when it leads.
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.random.default_rng(0).standard_normal(4000)
+        >>> estimate_delay(s, np.concatenate([np.zeros(25), s])[:4000], 100)
+        25
+    """
+    from scipy import fft
+
+    n = min(len(reference), len(estimate))
+    if n == 0 or max_lag <= 0:
+        return 0
+    size = fft.next_fast_len(2 * n - 1, real=True)
+    correlation = fft.irfft(fft.rfft(estimate[:n], size) * np.conj(fft.rfft(reference[:n], size)),
+                            size)
+    lag = min(max_lag, n - 1)
+    candidates = np.concatenate([correlation[-lag:], correlation[: lag + 1]])  # −lag … +lag
+    return int(np.argmax(np.abs(candidates))) - lag

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from . import __version__
-from .audio import AudioError, ChannelPolicy, read_audio, resample
+from .audio import AudioError, ChannelPolicy, estimate_delay, read_audio, resample
 from .cache import ResultCache, file_hash
 from .metrics import MetricError, MetricSpec, NotApplicableError
 from .pairing import Job
@@ -72,12 +72,15 @@ class ScoreOptions:
         systems: system names in output order (``noisy`` first when present).
         channels: what to do with multichannel files.
         strict: a metric that does not apply counts as a failure (it was named).
+        max_delay: with ``--align``, the largest delay (seconds) searched and removed
+            before the sample-aligned metrics; None leaves the signals as they are.
     """
 
     metrics: tuple[MetricSpec, ...]
     systems: tuple[str, ...]
     channels: ChannelPolicy = ChannelPolicy()
     strict: bool = False
+    max_delay: float | None = None  # seconds; set: remove a constant delay (--align)
 
 
 class Signal:
@@ -188,15 +191,28 @@ def score_signals(file: str, system: str, reference: Signal, samples: np.ndarray
             f"lengths differ by {abs(n_ref - n_est)} samples (reference {n_ref}, estimate "
             f"{n_est}); sample-aligned metrics use the first {min(n_ref, n_est)}"
         )
+    aligned = _aligned(reference, estimate, options, row) if options.max_delay else None
     shared: dict = {}  # family results, computed once per estimate and rate
     for spec in options.metrics:
         if spec.name in known:
             outcome = known[spec.name]
         else:
-            outcome = row.fresh[spec.name] = _evaluate(spec, reference, estimate, shared)
+            pair = aligned if aligned and spec.sample_aligned else (reference, estimate)
+            outcome = row.fresh[spec.name] = _evaluate(spec, *pair, shared)
         _apply(row, spec.name, outcome, options.strict)
     row.values = {spec.name: row.values.get(spec.name, math.nan) for spec in options.metrics}
     return row
+
+
+def _aligned(reference: Signal, estimate: Signal, options: ScoreOptions, row: Row):
+    """The pair with the estimated constant delay removed (for sample-aligned metrics)."""
+    fs = reference.rate
+    delay = estimate_delay(reference.samples, estimate.samples, round(options.max_delay * fs))
+    row.notes.append(f"aligned: the estimate trails the reference by {delay} samples "
+                     f"({1000 * delay / fs:.2f} ms); removed before the sample-aligned metrics")
+    if delay >= 0:
+        return reference, Signal(estimate.samples[delay:], fs)
+    return Signal(reference.samples[-delay:], fs), estimate
 
 
 def _apply(row: Row, name: str, outcome, strict: bool) -> None:
@@ -248,7 +264,8 @@ def default_jobs() -> int:
 
 def cache_settings(options: ScoreOptions) -> str:
     """What besides the two files' content decides a cached outcome."""
-    return f"sqeval {__version__}; {options.channels.describe()}"
+    align = f"; aligned within {options.max_delay:g} s" if options.max_delay else ""
+    return f"sqeval {__version__}; {options.channels.describe()}{align}"
 
 
 class SchedulerError(RuntimeError):

@@ -324,3 +324,35 @@ def test_timeout_costs_only_the_slow_file(tmp_path, golden, monkeypatch):
     rows = {row.file: row for row in scoring.score_jobs(tasks, options, n_jobs=2, timeout=8)}
     assert "timed out after 8 s" in rows["slow.wav"].file_error
     assert not rows["a.wav"].failed and not rows["b.wav"].failed
+
+
+def test_align_removes_a_constant_delay_and_reports_it(tmp_path, golden):
+    s, e, rate, _ = golden
+    delayed = np.concatenate([np.zeros(160), s + 0.05 * (e - s)])[: len(s)]  # 10 ms late
+    write(tmp_path / "clean" / "a.wav", s, rate, "DOUBLE")
+    write(tmp_path / "enh" / "a.wav", delayed, rate, "DOUBLE")
+    base = ("score", tmp_path / "clean", tmp_path / "enh", "--metrics", "si_sdr,pesq_wb",
+            "--jobs", 1, "--json", tmp_path / "o.json")
+    plain = run(*base)
+    unaligned = json.loads((tmp_path / "o.json").read_text())["rows"][0]
+    aligned_run = run(*base, "--align")
+    assert plain.exit_code == 0 and aligned_run.exit_code == 0
+    aligned = json.loads((tmp_path / "o.json").read_text())["rows"][0]
+    assert "trails the reference by 160 samples (10.00 ms)" in " ".join(aligned["notes"])
+    expected = m.si_sdr(reference=s[: len(s) - 160], estimate=delayed[160:])
+    assert aligned["values"]["si_sdr"] == pytest.approx(expected, abs=1e-9)
+    assert aligned["values"]["si_sdr"] > unaligned["values"]["si_sdr"] + 20
+    assert aligned["values"]["pesq_wb"] == unaligned["values"]["pesq_wb"]  # PESQ aligns itself
+    bounded = run(*base, "--align", "--max-delay", "0.005")  # 10 ms is out of reach
+    assert bounded.exit_code == 0
+    assert "by 160 samples" not in " ".join(
+        json.loads((tmp_path / "o.json").read_text())["rows"][0]["notes"])
+
+
+def test_estimate_delay_finds_leads_and_lags_within_the_bound():
+    from sqeval.audio import estimate_delay
+
+    s = np.random.default_rng(1).standard_normal(8000)
+    assert estimate_delay(s, np.concatenate([s[37:], np.zeros(37)]), 100) == -37  # leads
+    assert estimate_delay(s, -np.concatenate([np.zeros(12), s])[:8000], 100) == 12  # inverted
+    assert estimate_delay(s, s, 0) == 0

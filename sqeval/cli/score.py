@@ -72,11 +72,17 @@ def score_command(
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler", help="Run the per-file jobs on a Dask cluster: tcp://HOST:PORT, or "
         "'local' for a LocalCluster of --jobs workers (needs sqeval[dask])."),
+    align: bool = typer.Option(False, "--align", help="Estimate a constant delay per file by "
+                               "cross-correlation and remove it before the sample-aligned "
+                               "metrics (PESQ aligns itself); the delay is reported per file."),
+    max_delay: float = typer.Option(0.5, "--max-delay", min=0.0, help="Largest delay searched "
+                                    "by --align, in seconds."),
     channel: Optional[int] = CHANNEL_OPTION,
     mix: Optional[str] = MIX_OPTION,
 ) -> None:
     """Score ENHANCED_DIR folders (and --noisy) against the CLEAN folder, file by file."""
-    options, systems = _prepare(clean, enhanced, noisy, metrics, channel, mix)
+    options, systems = _prepare(clean, enhanced, noisy, metrics, channel, mix,
+                                max_delay if align else None)
     gates, allow = _gates(gate, allow_missing)
     pattern = _group_pattern(group_by)
     for path in (csv_path, json_path, summary_csv, latex, markdown, junit):
@@ -114,7 +120,7 @@ def _exit_code(results, incomplete: bool, gated: bool, allow_missing: bool) -> E
     return ExitCode.OK
 
 
-def _prepare(clean, enhanced, noisy, metrics, channel, mix):
+def _prepare(clean, enhanced, noisy, metrics, channel, mix, max_delay=None):
     try:
         specs = resolve(metrics)
     except KeyError as error:
@@ -125,7 +131,7 @@ def _prepare(clean, enhanced, noisy, metrics, channel, mix):
         systems.insert(0, System(NOISY, noisy))
     options = ScoreOptions(
         metrics=tuple(specs), systems=tuple(s.name for s in systems),
-        channels=channels,
+        channels=channels, max_delay=max_delay,
         strict=metrics.strip().lower() != "all")
     return options, systems
 
