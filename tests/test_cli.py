@@ -282,22 +282,30 @@ def test_no_arguments_shows_help():
     assert "score" in result.output and "metrics" in result.output
 
 
+def snr_tasks(tmp_path, golden, names):
+    """Pair L under each name, as (tasks, options) for scoring.score_jobs with SNR only."""
+    from sqeval import scoring
+    from sqeval.pairing import System, pair_folders
+
+    s, e, rate, _ = golden
+    for name in names:
+        write(tmp_path / "clean" / f"{name}.wav", s, rate)
+        write(tmp_path / "enh" / f"{name}.wav", e, rate)
+    system = System("enh", tmp_path / "enh")
+    tasks = [(job, job.display_name(tmp_path / "clean", {"enh": system}))
+             for job in pair_folders(tmp_path / "clean", [system])]
+    return tasks, scoring.ScoreOptions(metrics=(REGISTRY["snr"],), systems=("enh",))
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_crashing_worker_costs_only_its_own_file(tmp_path, golden, monkeypatch, jobs):
     """A worker that dies (as in a C-extension crash) fails its file; the others are scored."""
     from crashing_worker import crash_on_crash_wav
 
     from sqeval import scoring
-    from sqeval.pairing import System, pair_folders
 
-    s, e, rate, _ = golden
-    for name in ("a", "b", "crash", "c", "d"):
-        write(tmp_path / "clean" / f"{name}.wav", s, rate)
-        write(tmp_path / "enh" / f"{name}.wav", e, rate)
-    system = System("enh", tmp_path / "enh")
-    tasks = [(job, job.display_name(tmp_path / "clean", {"enh": system}))
-             for job in pair_folders(tmp_path / "clean", [system])]
-    options = scoring.ScoreOptions(metrics=(REGISTRY["snr"],), systems=("enh",))
+    s, e, _, _ = golden
+    tasks, options = snr_tasks(tmp_path, golden, ("a", "b", "crash", "c", "d"))
     monkeypatch.setattr(scoring, "score_job", crash_on_crash_wav)
     rows = {row.file: row for row in scoring.score_jobs(tasks, options, n_jobs=jobs)}
     assert list(rows) == ["a.wav", "b.wav", "c.wav", "crash.wav", "d.wav"]
@@ -310,16 +318,8 @@ def test_timeout_costs_only_the_slow_file(tmp_path, golden, monkeypatch):
     from crashing_worker import hang_on_slow_wav
 
     from sqeval import scoring
-    from sqeval.pairing import System, pair_folders
 
-    s, e, rate, _ = golden
-    for name in ("a", "slow", "b"):
-        write(tmp_path / "clean" / f"{name}.wav", s, rate)
-        write(tmp_path / "enh" / f"{name}.wav", e, rate)
-    system = System("enh", tmp_path / "enh")
-    tasks = [(job, job.display_name(tmp_path / "clean", {"enh": system}))
-             for job in pair_folders(tmp_path / "clean", [system])]
-    options = scoring.ScoreOptions(metrics=(REGISTRY["snr"],), systems=("enh",))
+    tasks, options = snr_tasks(tmp_path, golden, ("a", "slow", "b"))
     monkeypatch.setattr(scoring, "score_job", hang_on_slow_wav)
     rows = {row.file: row for row in scoring.score_jobs(tasks, options, n_jobs=2, timeout=8)}
     assert "timed out after 8 s" in rows["slow.wav"].file_error
