@@ -17,7 +17,7 @@ import numpy as np
 from .audio import resample
 from .metrics import MetricError, MetricSpec
 from .metrics.registry import PROPERTIES
-from .scoring import Row, ScoreOptions, Signal, score_signals
+from .scoring import Row, ScoreOptions, Signal, failed_row, score_signals
 
 IDENTITY, NOISY_CASE = "identity", "clean+noise"
 GAIN_COPIES = ("gain ×0.5", "gain ×2")
@@ -131,8 +131,7 @@ def run_cases(material: Material, options: ScoreOptions,
         try:
             estimate, rate = make()
         except MetricError as error:
-            rows.append(Row(material.name, case, file_error=str(error),
-                            values={spec.name: math.nan for spec in options.metrics}))
+            rows.append(failed_row(material.name, case, str(error), options.metrics))
             continue
         row = score_signals(material.name, case, reference, estimate, rate, options)
         if extra is not None:
@@ -249,19 +248,18 @@ def _frames(x: np.ndarray, fs: int) -> np.ndarray:
     return np.swapaxes(stft_magnitude(x, fs), -1, -2)  # (bins, frames)
 
 
-def _loss_functions() -> dict[str, Callable[[np.ndarray, np.ndarray, int], float]]:
+def _loss_functions() -> dict[str, Callable]:
+    """Loss name → function of (s, e, spectra): the waveforms, and a function returning
+    their (bins, frames) STFT magnitudes as ``reference=``/``estimate=`` keywords."""
     from . import losses
 
     return {
-        "si_snr_loss": lambda s, e, fs: losses.si_snr_loss(reference=s, estimate=e),
-        "nsr": lambda s, e, fs: losses.nsr(reference=s, estimate=e),
-        "osi_snr_loss_m1": lambda s, e, fs: losses.osi_snr_loss(
-            reference=_frames(s, fs), estimate=_frames(e, fs), method=1),
-        "osi_snr_loss_m2": lambda s, e, fs: losses.osi_snr_loss(
-            reference=_frames(s, fs), estimate=_frames(e, fs), method=2),
-        "fused_loss": lambda s, e, fs: losses.fused_loss(
-            reference=_frames(s, fs), estimate=_frames(e, fs)),
-        "rel_entropy_sum": lambda s, e, fs: losses.relative_entropy(
+        "si_snr_loss": lambda s, e, spectra: losses.si_snr_loss(reference=s, estimate=e),
+        "nsr": lambda s, e, spectra: losses.nsr(reference=s, estimate=e),
+        "osi_snr_loss_m1": lambda s, e, spectra: losses.osi_snr_loss(**spectra(), method=1),
+        "osi_snr_loss_m2": lambda s, e, spectra: losses.osi_snr_loss(**spectra(), method=2),
+        "fused_loss": lambda s, e, spectra: losses.fused_loss(**spectra()),
+        "rel_entropy_sum": lambda s, e, spectra: losses.relative_entropy(
             reference=s, estimate=e, reduction="sum"),
     }
 
@@ -271,9 +269,16 @@ def add_losses(row: Row, reference: np.ndarray, estimate: np.ndarray, fs: int) -
     losses on samples, frame-wise ones on the STFT magnitudes of ``mc_mse``."""
     length = min(len(reference), len(estimate))
     s, e = reference[:length], estimate[:length]
+    computed: dict = {}
+
+    def spectra() -> dict:
+        if not computed:
+            computed.update(reference=_frames(s, fs), estimate=_frames(e, fs))
+        return computed
+
     for name, function in _loss_functions().items():
         try:
-            value = float(function(s, e, fs))
+            value = float(function(s, e, spectra))
             if not math.isfinite(value):
                 raise MetricError(f"not finite ({value})")
             row.values[name] = value

@@ -103,6 +103,17 @@ class Signal:
 Known = dict  # system name → (outcomes by metric, notes or None) found in the cache
 
 
+def _complete(row: Row, metrics) -> Row:
+    """Give ``row`` a value for every metric, in column order: NaN where none was set."""
+    row.values = {spec.name: row.values.get(spec.name, math.nan) for spec in metrics}
+    return row
+
+
+def failed_row(file: str, system: str, reason: str, metrics) -> Row:
+    """A row of which nothing could be scored, and why."""
+    return _complete(Row(file, system, file_error=reason), metrics)
+
+
 class Interrupted(Exception):
     """Scoring was stopped (Ctrl-C or SIGTERM) after ``done`` of ``total`` jobs; ``rows``
     are those of the finished jobs, in order."""
@@ -125,7 +136,7 @@ def score_job(job: Job, display_name: str, options: ScoreOptions,
     rows = []
     for name in options.systems:
         if name in job.problems:
-            rows.append(Row(display_name, name, file_error=job.problems[name]))
+            rows.append(failed_row(display_name, name, job.problems[name], options.metrics))
             continue
         if name not in job.estimates:
             continue
@@ -139,12 +150,10 @@ def score_job(job: Job, display_name: str, options: ScoreOptions,
             except AudioError as error:
                 reference_error = f"clean reference: {error}"
         if reference is None:
-            rows.append(Row(display_name, name, file_error=reference_error))
+            rows.append(failed_row(display_name, name, reference_error, options.metrics))
         else:
             rows.append(_score_estimate(display_name, name, reference, job.estimates[name],
                                         options, outcomes))
-    for row in rows:
-        row.values = {spec.name: row.values.get(spec.name, math.nan) for spec in options.metrics}
     return rows
 
 
@@ -152,7 +161,7 @@ def _row_from_outcomes(file, system, outcomes, notes, options) -> Row:
     row = Row(file, system, notes=list(notes))
     for spec in options.metrics:
         _apply(row, spec.name, outcomes[spec.name], options.strict)
-    return row
+    return _complete(row, options.metrics)
 
 
 def read_reference(path: Path, channels: ChannelPolicy) -> Signal:
@@ -168,7 +177,7 @@ def _score_estimate(file: str, system: str, reference: Signal, path: Path,
     try:
         samples, rate = read_audio(path, options.channels)
     except AudioError as error:
-        return Row(file, system, file_error=str(error))
+        return failed_row(file, system, str(error), options.metrics)
     return score_signals(file, system, reference, samples, rate, options, known)
 
 
@@ -200,8 +209,7 @@ def score_signals(file: str, system: str, reference: Signal, samples: np.ndarray
             pair = aligned if aligned and spec.sample_aligned else (reference, estimate)
             outcome = row.fresh[spec.name] = _evaluate(spec, *pair, shared)
         _apply(row, spec.name, outcome, options.strict)
-    row.values = {spec.name: row.values.get(spec.name, math.nan) for spec in options.metrics}
-    return row
+    return _complete(row, options.metrics)
 
 
 def _aligned(reference: Signal, estimate: Signal, options: ScoreOptions, row: Row):
@@ -280,8 +288,9 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
 
     With a ``cache``, outcomes found for the same file contents are reused (a job whose
     every outcome is cached does not reach a worker) and new ones are stored as each job
-    completes. At most twice as many jobs as workers are in flight, so memory does not
-    grow with the number of files. ``on_done(k)`` is called as k more jobs finish.
+    completes. A bounded number of jobs is in flight (one per local worker, twice the
+    workers on Dask), so memory does not grow with the number of files. ``on_done(k)`` is
+    called as k more jobs finish.
 
     Returns:
         every row, in task order and then ``options.systems`` order.
@@ -293,7 +302,8 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
     ``timeout`` gives up on a file after that many seconds.
 
     Raises:
-        Interrupted: on Ctrl-C; what finished is already in the cache.
+        Interrupted: on Ctrl-C (or SIGTERM, in the CLI); what finished is already in the
+            cache and in ``Interrupted.rows``.
         SchedulerError: dask is not installed, or the scheduler cannot be reached.
     """
     settings = cache_settings(options)
@@ -479,8 +489,7 @@ class _IsolatedRun:
 
 def failure_rows(job: Job, display_name: str, options: ScoreOptions, reason: str) -> list[Row]:
     """The rows a job would have had, each carrying ``reason`` as its error."""
-    return [Row(display_name, name, values={spec.name: math.nan for spec in options.metrics},
-                file_error=job.problems.get(name, reason))
+    return [failed_row(display_name, name, job.problems.get(name, reason), options.metrics)
             for name in options.systems if name in job.estimates or name in job.problems]
 
 

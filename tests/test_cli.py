@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 from scipy.signal import resample_poly
 from typer.testing import CliRunner
 

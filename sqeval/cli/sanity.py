@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Optional
@@ -15,7 +14,7 @@ from ..audio import AudioError, ChannelPolicy, read_audio
 from ..metrics import resolve
 from ..metrics.registry import PROPERTIES
 from ..pairing import list_audio
-from ..report.files import write_atomically, write_csv
+from ..report.files import json_number, write_csv, write_json
 from ..report.table import case_table, properties_table
 from ..sanity import (MAX_NOISE_CORRELATION, Material, add_losses, check_properties,
                       noise_correlation, run_cases)
@@ -147,17 +146,14 @@ def _material(name, clean_path, noisy_path, policy, warn=None):
 
 
 def _write_json(path: Path, rows, names, results) -> None:
-    def number(value):
-        return None if value != value else value  # NaN → null
-
     data = {
         "sqeval_version": __version__,
         "columns": names,
         "cases": [{"file": r.file, "case": r.system,
-                   "values": {n: number(r.values[n]) for n in names},
+                   "values": {n: json_number(r.values[n]) for n in names},
                    "error": r.error_text(names) or None, "notes": r.notes} for r in rows],
         "properties": [{"metric": p.metric, "property": p.name, "meaning": PROPERTIES[p.name],
                         "declared": p.declared, "holds": p.holds, "observed": p.observed,
                         "failed": p.failed, "finding": p.finding} for p in results],
     }
-    write_atomically(path, lambda s: json.dump(data, s, indent=2, ensure_ascii=False))
+    write_json(path, data)

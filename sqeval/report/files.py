@@ -20,8 +20,9 @@ from ..scoring import Row
 from ..stats import MetricSummary, Summary
 
 
-def _cell(value: float) -> str:
-    return "" if math.isnan(value) else repr(value)
+def csv_cell(value) -> str:
+    """A CSV number: the shortest text that round-trips the float64; empty for NaN/None."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(value)
 
 
 def write_atomically(path: Path, write) -> None:
@@ -46,20 +47,21 @@ def write_csv(path: Path, rows: list[Row], names: list[str], second: str = "syst
         writer.writerow(["file", second, *names, "error"])
         for row in rows:
             writer.writerow([row.file, row.system,
-                             *(_cell(row.values[name]) for name in names),
+                             *(csv_cell(row.values[name]) for name in names),
                              row.error_text(names)])
 
     write_atomically(path, write)
 
 
-def _number(value: float):
+def json_number(value):
+    """A JSON number, NaN as null."""
     return None if value is None or math.isnan(value) else value
 
 
 def _stats(summary: Summary | None):
     if summary is None:
         return None
-    return {key: _number(value) if key != "n" else value
+    return {key: json_number(value) if key != "n" else value
             for key, value in summary.__dict__.items()}
 
 
@@ -72,7 +74,7 @@ def document(rows: list[Row], metrics: list[MetricSpec], summaries: list[MetricS
                      "higher_is_better": s.higher_is_better, "definition": s.definition,
                      "rates": s.rates, "reference": s.reference} for s in metrics],
         "rows": [{"file": r.file, "system": r.system,
-                  "values": {n: _number(r.values[n]) for n in names},
+                  "values": {n: json_number(r.values[n]) for n in names},
                   "errors": r.errors, "not_applicable": r.not_applicable,
                   "file_error": r.file_error, "notes": r.notes} for r in rows],
         "summary": [{"system": m.system, "metric": m.metric, **_stats(m.stats),

@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 from ..metrics import MetricSpec
 from ..pairing import NOISY
 from ..stats import MetricSummary
-from .files import write_atomically
+from .files import csv_cell, write_atomically
 
 SUMMARY_COLUMNS = ("system", "metric", "mean", "std", "median", "ci95_low", "ci95_high", "n",
                    "n_failed", "delta_mean")
@@ -32,22 +32,20 @@ class Section:
         return ", ".join(f"{k}={v}" for k, v in self.group.items()) or "all files"
 
 
-def fmt(value: float) -> str:
-    """Three decimals, or three significant digits for small values; '–' for NaN.
+def fmt(value: float, sign: str = "") -> str:
+    """Three decimals, or three significant digits for small values; '–' for NaN. Every
+    table (terminal, LaTeX, Markdown) prints numbers with this, so they agree. ``sign="+"``
+    always shows the sign.
 
     Example:
-        >>> fmt(3.14159), fmt(0.000123), fmt(float("nan"))
-        ('3.142', '0.000123', '–')
+        >>> fmt(3.14159), fmt(0.000123), fmt(float("nan")), fmt(0.5, "+")
+        ('3.142', '0.000123', '–', '+0.500')
     """
     if value is None or math.isnan(value):
         return "–"
     if value == 0 or 0.01 <= abs(value) < 1e6:
-        return f"{value:.3f}"
-    return f"{value:.3g}"
-
-
-def _csv_number(value) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(value)
+        return f"{value:{sign}.3f}"
+    return f"{value:{sign}.3g}"
 
 
 def write_summary_csv(path, sections: list[Section], group_names: list[str]) -> None:
@@ -61,7 +59,7 @@ def write_summary_csv(path, sections: list[Section], group_names: list[str]) -> 
                 s = m.stats
                 delta = m.delta.mean if m.delta is not None else math.nan
                 writer.writerow([*(section.group.get(g, "") for g in group_names), m.system,
-                                 m.metric, *map(_csv_number, (s.mean, s.std, s.median, s.ci_low,
+                                 m.metric, *map(csv_cell, (s.mean, s.std, s.median, s.ci_low,
                                                               s.ci_high, s.n, m.n_failed, delta))])
 
     write_atomically(path, write)

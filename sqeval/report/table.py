@@ -14,6 +14,7 @@ from rich.table import Table as RichTable
 from ..metrics import MetricSpec
 from ..pairing import NOISY
 from ..stats import MetricSummary, Summary
+from .summary import _cells, fmt
 
 
 def plain_output() -> bool:
@@ -27,25 +28,16 @@ def Table(*args, **kwargs) -> RichTable:  # noqa: N802 - a drop-in for rich's Ta
     return RichTable(*args, box=box.ASCII2 if plain_output() else box.HEAVY_HEAD, **kwargs)
 
 
-def _number(value: float, sign: str = "") -> str:
-    """Three decimals, or three significant digits for values too small for that."""
-    if value is None or math.isnan(value):
-        return "–"
-    if value == 0 or 0.01 <= abs(value) < 1e6:
-        return f"{value:{sign}.3f}"
-    return f"{value:{sign}.3g}"
-
-
 def _interval(summary: Summary, sign: str = "") -> str:
     if math.isnan(summary.ci_low):
         return "–"
-    return f"[{_number(summary.ci_low, sign)}, {_number(summary.ci_high, sign)}]"
+    return f"[{fmt(summary.ci_low, sign)}, {fmt(summary.ci_high, sign)}]"
 
 
 def _delta(summary: Summary | None, higher_is_better: bool) -> str:
     if summary is None or summary.n == 0:
         return "–"
-    text = _number(summary.mean, "+")
+    text = fmt(summary.mean, "+")
     if not math.isnan(summary.ci_low):
         text += " " + _interval(summary, "+")
         better = summary.ci_low > 0 if higher_is_better else summary.ci_high < 0
@@ -75,7 +67,7 @@ def system_table(system: str, summaries: list[MetricSummary], metrics: list[Metr
         if item.n_not_applicable:
             failed += f" (+{item.n_not_applicable} n/a)"
         cells = [f"{spec.name} {'↑' if spec.higher_is_better else '↓'}",
-                 _number(item.stats.mean), _number(item.stats.std), _interval(item.stats),
+                 fmt(item.stats.mean), fmt(item.stats.std), _interval(item.stats),
                  str(item.stats.n), failed]
         if with_delta:
             cells.append(_delta(item.delta, spec.higher_is_better))
@@ -120,7 +112,7 @@ def case_table(rows, names: list[str], n_files: int, title: str) -> Table:
         for name in names:
             values = [row.values[name] for row in rows if row.system == case]
             finite = [value for value in values if not math.isnan(value)]
-            cells.append(_number(float(np.mean(finite))) if finite else "–")
+            cells.append(fmt(float(np.mean(finite))) if finite else "–")
         table.add_row(escape(case), *cells)
     return table
 
@@ -160,8 +152,6 @@ def _property_cell(result) -> str:
 
 def section_table(section, metrics: list[MetricSpec]) -> Table:
     """One condition of --group-by: systems × metrics, mean ± CI half-width, best in bold."""
-    from .summary import _cells
-
     table = Table(title=f"condition: {escape(section.label)}", title_justify="left")
     table.add_column("system")
     for spec in metrics:
@@ -174,8 +164,6 @@ def section_table(section, metrics: list[MetricSpec]) -> Table:
 
 def gates_table(results) -> Table:
     """Gate, system, observed, threshold, verdict."""
-    from .summary import fmt
-
     table = Table(title="quality gates", title_justify="left")
     for header in ("gate", "system", "observed", "threshold", "verdict"):
         table.add_column(header, justify="right" if header in ("observed", "threshold") else "left")
