@@ -15,6 +15,15 @@ EPS = np.finfo(np.float64).eps
 RATES = {8000: (1, 2), 16000: (1, 1), 44100: (441, 160), 48000: (3, 1)}
 
 
+@pytest.fixture(params=["one block", "many blocks"])
+def blocks(request, monkeypatch):
+    """Run a test as is, and again with the time axis cut into blocks of 997 samples: the
+    blockwise sums that keep long recordings small must give the references' values too."""
+    if request.param == "many blocks":
+        monkeypatch.setattr(m._blocks, "BLOCK", 997)
+    return request.param
+
+
 def signals_at(golden, rate, seed=0):
     """Pair-L speech at ``rate`` and four estimates of it: noisy, mild, white, gain."""
     reference, noisy, _, _ = golden
@@ -52,7 +61,7 @@ def closed_form_si(s, e, zero_mean):
 
 
 @pytest.mark.parametrize("rate", RATES)
-def test_snr_family_equals_closed_forms(golden, rate):
+def test_snr_family_equals_closed_forms(golden, rate, blocks):
     s, estimates = signals_at(golden, rate)
     for e in estimates.values():
         assert m.snr(reference=s, estimate=e) == pytest.approx(
@@ -68,7 +77,7 @@ def test_snr_family_equals_closed_forms(golden, rate):
 
 
 @pytest.mark.parametrize("snr_db", [-10.0, 0.0, 7.5, 30.0])
-def test_orthogonal_noise_gives_the_snr_it_was_built_with(snr_db):
+def test_orthogonal_noise_gives_the_snr_it_was_built_with(snr_db, blocks):
     s, noise = orthogonal_pair(snr_db)
     assert m.snr(reference=s, estimate=s + noise) == pytest.approx(snr_db, abs=1e-9)
     assert m.si_sdr(reference=s, estimate=3.0 * (s + noise)) == pytest.approx(snr_db, abs=1e-9)
@@ -94,7 +103,7 @@ def test_identity_is_large_and_finite():
 # --- SDR: mir_eval and fast_bss_eval ------------------------------------------------
 
 @pytest.mark.parametrize("rate", RATES)
-def test_sdr_matches_mir_eval_and_fast_bss_eval(golden, rate):
+def test_sdr_matches_mir_eval_and_fast_bss_eval(golden, rate, blocks):
     import fast_bss_eval
     from mir_eval.separation import bss_eval_sources
 
@@ -108,7 +117,7 @@ def test_sdr_matches_mir_eval_and_fast_bss_eval(golden, rate):
             fast_bss_eval.sdr(s[None], e[None], filter_length=512)[0], abs=1e-4)
 
 
-def test_sdr_of_filtered_reference_plus_orthogonal_noise():
+def test_sdr_of_filtered_reference_plus_orthogonal_noise(blocks):
     # An estimate that is s filtered by ≤ 512 taps has no error at all: SDR is huge.
     s, _ = orthogonal_pair(5.0, n=16000)
     s[-600:] = 0.0  # so that truncating the filtered signal loses nothing
@@ -126,7 +135,7 @@ def test_sdr_of_filtered_reference_plus_orthogonal_noise():
 # --- STOI / ESTOI: pystoi ------------------------------------------------------------
 
 @pytest.mark.parametrize("rate", RATES)
-def test_stoi_and_estoi_match_pystoi(golden, rate):
+def test_stoi_and_estoi_match_pystoi(golden, rate, blocks):
     from pystoi import stoi as reference_stoi
 
     s, estimates = signals_at(golden, rate)
@@ -195,7 +204,7 @@ def test_pesq_errors_are_explained():
 # --- MC-MSE and relative entropy: closed forms with other tools ---------------------
 
 @pytest.mark.parametrize("rate", RATES)
-def test_mc_mse_matches_scipy_stft(golden, rate):
+def test_mc_mse_matches_scipy_stft(golden, rate, blocks):
     from scipy.signal import get_window, stft
 
     s, estimates = signals_at(golden, rate)
@@ -213,14 +222,14 @@ def test_mc_mse_matches_scipy_stft(golden, rate):
         assert m.mc_mse(reference=s, estimate=e, fs=rate) == pytest.approx(expected, rel=1e-9)
 
 
-def test_mc_mse_of_a_silent_estimate_is_the_reference_compressed_energy():
+def test_mc_mse_of_a_silent_estimate_is_the_reference_compressed_energy(blocks):
     s, _ = orthogonal_pair(0.0, n=4096)
     compressed = m.spectral.stft_magnitude(s, 16000) ** 0.3
     assert m.mc_mse(reference=s, estimate=np.zeros_like(s), fs=16000) == pytest.approx(
         np.mean(compressed**2), rel=1e-12)
 
 
-def test_rel_entropy_matches_the_naive_formula(golden):
+def test_rel_entropy_matches_the_naive_formula(golden, blocks):
     s, estimates = signals_at(golden, 16000)
     for e in estimates.values():
         q, r = 1 / (1 + np.exp(-e)), 1 / (1 + np.exp(-s))
@@ -239,7 +248,7 @@ def test_rel_entropy_is_finite_for_large_samples_and_can_be_negative():
 
 @pytest.mark.parametrize("name", ["snr", "si_snr", "si_sdr", "osi_snr", "sdr", "mc_mse",
                                   "rel_entropy", "stoi", "pesq_wb"])
-def test_batch_equals_loop(golden, name):
+def test_batch_equals_loop(golden, name, blocks):
     s, estimates = signals_at(golden, 16000)
     batch_s = np.stack([s, s, s, s]).reshape(2, 2, -1)
     batch_e = np.stack(list(estimates.values())).reshape(2, 2, -1)
@@ -293,3 +302,14 @@ def test_estoi_is_deterministic_and_leaves_the_global_generator_alone(golden):
     values = {m.estoi(reference=s, estimate=e, fs=16000) for _ in range(3)}
     assert len(values) == 1
     assert np.random.random() == expected_next
+
+
+@pytest.mark.parametrize("delay", [-300, 0, 1, 2500])
+def test_estimate_delay_finds_the_delay_of_a_noisy_copy(golden, blocks, delay):
+    from sqeval.audio import estimate_delay
+
+    s, estimates = signals_at(golden, 16000)
+    noisy = estimates["noisy"]
+    shifted = np.roll(noisy, delay)  # trails s by `delay` samples (leads when negative)
+    assert estimate_delay(s, shifted, 4000) == delay
+    assert estimate_delay(s, shifted, abs(delay) // 2) != delay or delay == 0  # out of reach

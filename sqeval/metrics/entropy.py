@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._blocks import block_sum
 from ._checks import as_output, as_pair
 
 
@@ -38,5 +39,8 @@ def rel_entropy(*, reference, estimate):
     from scipy.special import expit, log_expit
 
     s, s_hat = as_pair(reference, estimate, estimate_may_be_silent=True)
-    terms = expit(s_hat) * (log_expit(s_hat) - log_expit(s))
-    return as_output(np.mean(terms, axis=-1))
+
+    def terms(s, s_hat):
+        return np.sum(expit(s_hat) * (log_expit(s_hat) - log_expit(s)), axis=-1)
+
+    return as_output(block_sum(terms, s, s_hat) / s.shape[-1])

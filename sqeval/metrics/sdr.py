@@ -10,8 +10,10 @@ signals are zero-padded by L − 1 samples so the delayed copies keep all their 
 
 The normal equations ``R h = b`` use the autocorrelation ``r`` of ``s`` (``R`` is the
 Toeplitz matrix of ``r[0..L−1]``) and the cross-correlation ``b[k] = Σ ŝ[n]·s[n−k]``,
-both computed with one FFT, and are solved by Levinson recursion in O(L²); the error ``ŝ − P`` is formed explicitly rather than as
-``‖ŝ‖² − ‖P‖²``, which would lose all precision when the SDR is high.
+both computed with FFTs block by block, and are solved by Levinson recursion in O(L²).
+The error ``ŝ − P`` is formed explicitly (again block by block) rather than as
+``‖ŝ‖² − ‖P‖²``, which would lose all precision when the SDR is high. Memory does not
+grow with the length beyond the two signals.
 
 References
 ----------
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._blocks import lagged_correlations, padded, spans
 from ._checks import MetricError, as_output, as_pair, to_db
 
 FILTER_LENGTH = 512  # taps of the allowed distortion filter (BSS Eval v3)
@@ -44,8 +47,6 @@ def _solve_normal_equations(autocorrelation: np.ndarray, crosscorrelation: np.nd
             lag = np.abs(np.subtract.outer(np.arange(len(r)), np.arange(len(r))))
             filters[index] = np.linalg.lstsq(r[lag], b, rcond=None)[0]
     return filters
-
-
 
 
 def sdr(*, reference, estimate, filter_length: int = FILTER_LENGTH):
@@ -74,18 +75,26 @@ def sdr(*, reference, estimate, filter_length: int = FILTER_LENGTH):
     s, s_hat = as_pair(reference, estimate)
     if filter_length < 1:
         raise MetricError(f"filter_length must be ≥ 1; got {filter_length}.")
+    taps = filter_length
+    autocorrelation, crosscorrelation = lagged_correlations(s, [s, s_hat], 0, taps - 1)
+    filters = _solve_normal_equations(autocorrelation, crosscorrelation)
+    projection_energy, error_energy = _energies(s, s_hat, filters)
+    return as_output(to_db(projection_energy, error_energy))
+
+
+def _energies(s: np.ndarray, s_hat: np.ndarray, filters: np.ndarray):
+    """``‖P‖²`` and ``‖ŝ − P‖²`` with ``P = s ∗ h`` over all ``T + L − 1`` samples, block
+    by block (overlap-save: each block of ``P`` needs ``L − 1`` samples of ``s`` before it)."""
     from scipy import fft
 
-    taps = filter_length
-    n_padded = s.shape[-1] + taps - 1
-    n_fft = fft.next_fast_len(n_padded, real=True)
-    spectrum_s = fft.rfft(s, n_fft)
-    spectrum_e = fft.rfft(s_hat, n_fft)
-    # Linear (not circular) correlations at lags 0 … L−1, since n_fft ≥ T + L − 1.
-    autocorrelation = fft.irfft(np.abs(spectrum_s) ** 2, n_fft)[..., :taps]
-    crosscorrelation = fft.irfft(spectrum_e * np.conj(spectrum_s), n_fft)[..., :taps]
-    filters = _solve_normal_equations(autocorrelation, crosscorrelation)
-    projection = fft.irfft(spectrum_s * fft.rfft(filters, n_fft), n_fft)[..., :n_padded]
-    error = -projection
-    error[..., : s_hat.shape[-1]] += s_hat
-    return as_output(to_db(np.sum(projection**2, axis=-1), np.sum(error**2, axis=-1)))
+    taps = filters.shape[-1]
+    projection_energy = error_energy = 0.0
+    for start, stop in spans(s.shape[-1] + taps - 1):
+        context = padded(s, start - taps + 1, stop)
+        size = fft.next_fast_len(context.shape[-1], real=True)
+        block = fft.irfft(fft.rfft(context, size) * fft.rfft(filters, size), size)
+        projection = block[..., taps - 1:context.shape[-1]]  # the wrap-free outputs
+        error = padded(s_hat, start, stop) - projection
+        projection_energy = projection_energy + np.sum(projection**2, axis=-1)
+        error_energy = error_energy + np.sum(error**2, axis=-1)
+    return projection_energy, error_energy

@@ -22,11 +22,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._blocks import block_sum
 from ._checks import EPS, MetricError, as_output, as_pair, to_db
 
 
 def _inner(a, b):
     return np.einsum("...t,...t->...", a, b)
+
+
+def _energy(x):
+    return _inner(x, x)
 
 
 def snr(*, reference, estimate):
@@ -52,15 +57,28 @@ def snr(*, reference, estimate):
         20.0
     """
     s, s_hat = as_pair(reference, estimate, estimate_may_be_silent=True)
-    return as_output(to_db(_inner(s, s), _inner(s_hat - s, s_hat - s)))
+    return as_output(to_db(_inner(s, s), block_sum(lambda s, e: _energy(e - s), s, s_hat)))
 
 
-def _scale_invariant(s, s_hat):
+def _scale_invariant(s, s_hat, s_mean=0.0, s_hat_mean=0.0):
+    """SI-SDR of ``s − s_mean`` and ``ŝ − s_hat_mean``; every full-length temporary is
+    made one block at a time."""
+    def centred(x, mean):
+        return x - mean[..., None] if np.ndim(mean) else x - mean
+
+    def sums(s, s_hat):
+        s, s_hat = centred(s, s_mean), centred(s_hat, s_hat_mean)
+        return np.stack([_inner(s_hat, s), _inner(s, s)])
+
     # Le Roux et al. 2019, Eq. 5: target = α·s with α = ⟨ŝ, s⟩/‖s‖² (ε as torchmetrics)
-    alpha = (_inner(s_hat, s) + EPS) / (_inner(s, s) + EPS)
-    target = alpha[..., None] * s
-    residual = target - s_hat
-    return to_db(_inner(target, target), _inner(residual, residual))
+    correlation, energy = block_sum(sums, s, s_hat)
+    alpha = (correlation + EPS) / (energy + EPS)
+
+    def target_and_residual(s, s_hat):
+        target = alpha[..., None] * centred(s, s_mean)
+        return np.stack([_energy(target), _energy(target - centred(s_hat, s_hat_mean))])
+
+    return to_db(*block_sum(target_and_residual, s, s_hat))
 
 
 def si_sdr(*, reference, estimate):
@@ -100,12 +118,17 @@ def si_snr(*, reference, estimate):
         20.0
     """
     s, s_hat = as_pair(reference, estimate)
-    s = s - s.mean(axis=-1, keepdims=True)
-    s_hat = s_hat - s_hat.mean(axis=-1, keepdims=True)
-    if not np.any(s, axis=-1).all() or not np.any(s_hat, axis=-1).all():
+    s_mean, s_hat_mean = s.mean(axis=-1), s_hat.mean(axis=-1)
+    if _any_constant(s, s_mean) or _any_constant(s_hat, s_hat_mean):
         raise MetricError("a signal is constant (all samples equal); SI-SNR removes the mean, "
                           "which leaves nothing to compare.")
-    return as_output(_scale_invariant(s, s_hat))
+    return as_output(_scale_invariant(s, s_hat, s_mean, s_hat_mean))
+
+
+def _any_constant(x, mean) -> bool:
+    """Whether any item of ``x`` equals its mean everywhere (nothing left once centred)."""
+    differs = block_sum(lambda x: np.any(x != mean[..., None], axis=-1), x)
+    return not np.all(differs)
 
 
 def osi_snr(*, reference, estimate):
@@ -134,6 +157,9 @@ def osi_snr(*, reference, estimate):
         raise MetricError("estimate is orthogonal to the reference (⟨s, ŝ⟩ = 0), so OSI-SNR's "
                           "scale λ = ‖ŝ‖²/⟨s, ŝ⟩ is undefined.")
     scale = _inner(s_hat, s_hat) / correlation
-    target = scale[..., None] * s
-    residual = s_hat - target
-    return as_output(to_db(_inner(target, target), _inner(residual, residual)))
+
+    def target_and_residual(s, s_hat):
+        target = scale[..., None] * s
+        return np.stack([_energy(target), _energy(s_hat - target)])
+
+    return as_output(to_db(*block_sum(target_and_residual, s, s_hat)))

@@ -18,10 +18,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _blocks
+from ._blocks import spans
 from ._checks import MetricError, as_output, as_pair
 
 FRAME_SECONDS = 0.032  # 512 samples at 16 kHz
 COMPRESSION = 0.3  # power-law exponent p
+
+
+def _framing(n_samples: int, fs: int) -> tuple[int, int, int]:
+    """``(frame, hop, number of whole frames)`` for a signal of ``n_samples`` at ``fs``.
+
+    Raises:
+        MetricError: the signal is shorter than one frame.
+    """
+    frame = int(round(FRAME_SECONDS * fs))
+    hop = frame // 4
+    if n_samples < frame:
+        raise MetricError(
+            f"too short for the MC-MSE STFT: {n_samples} samples, one frame needs {frame}"
+        )
+    return frame, hop, (n_samples - frame) // hop + 1
 
 
 def stft_magnitude(x: np.ndarray, fs: int) -> np.ndarray:
@@ -32,12 +49,7 @@ def stft_magnitude(x: np.ndarray, fs: int) -> np.ndarray:
     """
     from scipy.signal import get_window
 
-    frame = int(round(FRAME_SECONDS * fs))
-    hop = frame // 4
-    if x.shape[-1] < frame:
-        raise MetricError(
-            f"too short for the MC-MSE STFT: {x.shape[-1]} samples, one frame needs {frame}"
-        )
+    frame, hop, _ = _framing(x.shape[-1], fs)
     window = get_window("hann", frame)  # periodic
     frames = np.lib.stride_tricks.sliding_window_view(x, frame, axis=-1)[..., ::hop, :]
     return np.abs(np.fft.rfft(frames * window, axis=-1)) / np.sqrt(np.sum(window**2))
@@ -63,10 +75,24 @@ def mc_mse(*, reference, estimate, fs: int, power: float = COMPRESSION):
         0.0
     """
     s, s_hat = as_pair(reference, estimate, estimate_may_be_silent=True)
-    return as_output(compressed_mse(stft_magnitude(s, fs), stft_magnitude(s_hat, fs), power))
+    frame, hop, n_frames = _framing(s.shape[-1], fs)
+    total = 0.0
+    # Frames in blocks of about BLOCK samples, so a long file needs no full-length STFT.
+    for first, last in spans(n_frames, max(_blocks.BLOCK // hop, 1)):
+        samples = slice(first * hop, (last - 1) * hop + frame)
+        total = total + compressed_squared_error(stft_magnitude(s[..., samples], fs),
+                                                 stft_magnitude(s_hat[..., samples], fs), power)
+    return as_output(total / (n_frames * (frame // 2 + 1)))
+
+
+def compressed_squared_error(magnitude: np.ndarray, estimate_magnitude: np.ndarray,
+                             power: float):
+    """``Σ (|M|^p − |M̂|^p)²`` over the last two axes of two same-shape arrays."""
+    difference = np.abs(magnitude) ** power - np.abs(estimate_magnitude) ** power
+    return np.sum(difference**2, axis=(-2, -1))
 
 
 def compressed_mse(magnitude: np.ndarray, estimate_magnitude: np.ndarray, power: float):
     """``mean((|M|^p − |M̂|^p)²)`` over the last two axes of two same-shape arrays."""
-    difference = np.abs(magnitude) ** power - np.abs(estimate_magnitude) ** power
-    return np.mean(difference**2, axis=(-2, -1))
+    count = magnitude.shape[-2] * magnitude.shape[-1]
+    return compressed_squared_error(magnitude, estimate_magnitude, power) / count

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _blocks
+from ._blocks import spans
 from ._checks import MetricError, as_output, as_pair
 
 RATE = 10000  # Hz: STOI's internal rate
@@ -70,20 +72,47 @@ def _overlap_add(frames: np.ndarray) -> np.ndarray:
     return out
 
 
+def _chunks(n: int):
+    """Frame ranges of about :data:`~sqeval.metrics._blocks.BLOCK` samples' worth."""
+    return spans(n, max(_blocks.BLOCK // HOP, 1))
+
+
+def _speech_frames(s: np.ndarray) -> np.ndarray:
+    """Indices of the frames of ``s`` less than 40 dB below its loudest frame."""
+    frames, window = _frames(s), _hann()
+    energies = np.concatenate(
+        [20 * np.log10(np.linalg.norm(window * frames[a:b], axis=1) + EPS)
+         for a, b in _chunks(len(frames))] or [np.zeros(0)])
+    return np.flatnonzero((np.max(energies, initial=-np.inf) - DYNAMIC_RANGE_DB - energies) < 0)
+
+
+def _envelopes(x: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """One-third-octave envelopes (frames × bands) of ``x`` with its silent frames removed.
+
+    The signal without silence is the overlap-add of the speech frames; its frame ``j``
+    depends on speech frames ``j − 1 … j + 1`` only, so it is rebuilt a chunk at a time.
+    """
+    window, bands, frames = _hann(), _band_matrix(), _frames(x)
+    n = len(speech)
+    out = []
+    for first, last in _chunks(max(n - 1, 0)):  # the re-framed signal has n − 1 frames
+        lo, hi = max(first - 1, 0), min(last + 1, n)
+        joined = _overlap_add(window * frames[speech[lo:hi]])  # samples from lo·HOP on
+        joined_frames = np.lib.stride_tricks.sliding_window_view(
+            joined[(first - lo) * HOP:], FRAME)[::HOP][:last - first]
+        spectra = np.fft.rfft(window * joined_frames, n=FFT_SIZE, axis=-1)
+        out.append(np.sqrt(np.abs(spectra) ** 2 @ bands.T))  # Eq. 1
+    return np.concatenate(out) if out else np.zeros((0, BANDS))
+
+
 def _band_envelopes(s: np.ndarray, s_hat: np.ndarray, fs: int):
     """One-third-octave envelopes (bands × frames) of both, after silent-frame removal."""
     from pystoi.utils import resample_oct
 
     if fs != RATE:
         s, s_hat = resample_oct(s, RATE, fs), resample_oct(s_hat, RATE, fs)
-    window = _hann()
-    x_frames, y_frames = window * _frames(s), window * _frames(s_hat)
-    energies = 20 * np.log10(np.linalg.norm(x_frames, axis=1) + EPS)
-    speech = (np.max(energies, initial=-np.inf) - DYNAMIC_RANGE_DB - energies) < 0
-    x, y = _overlap_add(x_frames[speech]), _overlap_add(y_frames[speech])
-    bands = _band_matrix()
-    spectra = np.fft.rfft(window * np.stack([_frames(x), _frames(y)]), n=FFT_SIZE, axis=-1)
-    envelopes = np.sqrt(np.abs(spectra) ** 2 @ bands.T)  # Eq. 1, (2, frames, bands)
+    speech = _speech_frames(s)
+    envelopes = np.stack([_envelopes(s, speech), _envelopes(s_hat, speech)])  # (2, frames, bands)
     if envelopes.shape[1] < SEGMENT:
         raise MetricError(f"too short for STOI/ESTOI: fewer than {SEGMENT} frames of speech "
                           "(384 ms) remain after removing silent frames")
@@ -97,7 +126,8 @@ def _normalise(x: np.ndarray, axis: int) -> np.ndarray:
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
 
 
-def _stoi_from_segments(x: np.ndarray, y: np.ndarray) -> float:
+def _stoi_sum(x: np.ndarray, y: np.ndarray) -> float:
+    """Σ over segments and bands of the correlations of Eq. 5."""
     scale = np.linalg.norm(x, axis=2, keepdims=True) / (np.linalg.norm(y, axis=2, keepdims=True)
                                                         + EPS)
     y_clipped = np.minimum(y * scale, x * (1 + 10 ** (-BETA_DB / 20)))  # Eqs. 3–4
@@ -105,13 +135,14 @@ def _stoi_from_segments(x: np.ndarray, y: np.ndarray) -> float:
     y_clipped = y_clipped - y_clipped.mean(axis=2, keepdims=True)
     x = x / (np.linalg.norm(x, axis=2, keepdims=True) + EPS)
     y_clipped = y_clipped / (np.linalg.norm(y_clipped, axis=2, keepdims=True) + EPS)
-    return float(np.sum(x * y_clipped) / (x.shape[0] * x.shape[1]))  # Eqs. 5–6
+    return float(np.sum(x * y_clipped))
 
 
-def _estoi_from_segments(x: np.ndarray, y: np.ndarray) -> float:
+def _estoi_sum(x: np.ndarray, y: np.ndarray) -> float:
+    """Σ over segments and frames of the correlations of Jensen & Taal's Eq. 8."""
     x_n = _normalise(_normalise(x, axis=2), axis=1)  # along time, then along bands
     y_n = _normalise(_normalise(y, axis=2), axis=1)
-    return float(np.sum(x_n * y_n) / (x.shape[0] * SEGMENT))
+    return float(np.sum(x_n * y_n))
 
 
 def intelligibility(*, reference, estimate, fs: int) -> dict[str, float | np.ndarray]:
@@ -129,8 +160,10 @@ def intelligibility(*, reference, estimate, fs: int) -> dict[str, float | np.nda
     values = {"stoi": [], "estoi": []}
     for a, b in zip(flat_s, flat_e):
         x, y = _band_envelopes(a, b, int(fs))  # each (segments, bands, SEGMENT)
-        values["stoi"].append(_stoi_from_segments(x, y))
-        values["estoi"].append(_estoi_from_segments(x, y))
+        sums = np.sum([(_stoi_sum(x[i:j], y[i:j]), _estoi_sum(x[i:j], y[i:j]))
+                       for i, j in _chunks(len(x))], axis=0)
+        values["stoi"].append(sums[0] / (len(x) * BANDS))  # Eq. 6
+        values["estoi"].append(sums[1] / (len(x) * SEGMENT))
     return {name: as_output(np.reshape(v, s.shape[:-1])) for name, v in values.items()}
 
 
