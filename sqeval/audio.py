@@ -111,14 +111,11 @@ def estimate_delay(reference: np.ndarray, estimate: np.ndarray, max_lag: int) ->
         >>> estimate_delay(s, np.concatenate([np.zeros(25), s])[:4000], 100)
         25
     """
-    from scipy import fft
+    from .metrics._blocks import lagged_correlations
 
     n = min(len(reference), len(estimate))
     if n == 0 or max_lag <= 0:
         return 0
-    size = fft.next_fast_len(2 * n - 1, real=True)
-    correlation = fft.irfft(fft.rfft(estimate[:n], size) * np.conj(fft.rfft(reference[:n], size)),
-                            size)
     lag = min(max_lag, n - 1)
-    candidates = np.concatenate([correlation[-lag:], correlation[: lag + 1]])  # −lag … +lag
-    return int(np.argmax(np.abs(candidates))) - lag
+    correlation = lagged_correlations(reference[:n], [estimate[:n]], lag, lag)[0]  # −lag … lag
+    return int(np.argmax(np.abs(correlation))) - lag
