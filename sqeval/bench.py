@@ -9,7 +9,9 @@ corpus:
 2. a plain per-file loop as a user would write it: soundfile, pesq (wb and nb), pystoi
    (STOI and ESTOI), fast_bss_eval's SDR, and numpy for the SNR family, MC-MSE and the
    relative entropy;
-3. the PESQ wb+nb calls alone, on one core and on all cores.
+3. the PESQ wb+nb calls alone, on one core and on all cores;
+4. ``sqeval score`` with ``--noisy`` on one 20-minute triplet at 16 kHz (``long``), whose
+   peak memory must stay under 1 GB.
 
 It prints the times, the ratios of the issue's targets, and the peak memory of each run
 summed over all its processes (sampled from /proc every 20 ms; Linux only).
@@ -79,15 +81,41 @@ if __name__ == "__main__":
 """
 
 
-def build_corpus(folder: Path, n_files: int) -> None:
-    """N pairs of 2–6 s: crops of sample_data's clean speech, with noise at 0–20 dB."""
+LONG_MINUTES = 20
+
+
+def _speech() -> np.ndarray:
+    """sample_data's clean speech, end to end."""
     import soundfile as sf
 
     source = Path(__file__).resolve().parent.parent / "sample_data" / "clean"
     clips = [sf.read(p)[0] for p in sorted(source.glob("*.wav"))]
     if not clips:
         raise SystemExit(f"no speech in {source}: run from a clone of the repository")
-    speech = np.concatenate(clips)
+    return np.concatenate(clips)
+
+
+def build_long_triplet(folder: Path) -> None:
+    """One 20-minute clean/noisy/enhanced triplet: sample_data's speech repeated, noise
+    at 5 dB, and an 'enhanced' file with the noise 10 dB lower."""
+    import soundfile as sf
+
+    n = LONG_MINUTES * 60 * RATE
+    speech = _speech()
+    s = np.tile(speech, n // len(speech) + 1)[:n]
+    noise = np.random.default_rng(SEED).standard_normal(n)
+    noise *= np.sqrt(np.sum(s**2) / np.sum(noise**2) / 10 ** 0.5)
+    peak = np.max(np.abs(s + noise))
+    for sub, x in (("clean", s), ("noisy", s + noise), ("enhanced", s + np.sqrt(0.1) * noise)):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        sf.write(folder / sub / "long.wav", x / peak, RATE, subtype="PCM_16")
+
+
+def build_corpus(folder: Path, n_files: int) -> None:
+    """N pairs of 2–6 s: crops of sample_data's clean speech, with noise at 0–20 dB."""
+    import soundfile as sf
+
+    speech = _speech()
     rng = np.random.default_rng(SEED)
     for sub in ("clean", "enhanced"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -155,11 +183,12 @@ def main(argv=None) -> None:
                         help="'all cores' for this run (default: every core)")
     parser.add_argument("--keep", type=Path, help="build (or reuse) the corpus here")
     parser.add_argument("--runs", default="every", help="comma-separated subset of: jobs1, "
-                        "cores, cold, warm, plain, pesq1, pesqall (default: every run)")
+                        "cores, cold, warm, plain, pesq1, pesqall, long (default: every run)")
     args = parser.parse_args(argv)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="sqeval-bench-"))
     if not (folder / "clean").is_dir():
         build_corpus(folder, args.files)
+    long = folder / "long"
     clean, enhanced = str(folder / "clean"), str(folder / "enhanced")
     py = sys.executable
     scripts = {}
@@ -181,19 +210,27 @@ def main(argv=None) -> None:
         "pesq1": ("PESQ only, 1 core", [py, str(scripts["pesq_only.py"]), clean, enhanced, "1"]),
         "pesqall": (f"PESQ only, {args.jobs} cores",
                     [py, str(scripts["pesq_only.py"]), clean, enhanced, str(args.jobs)]),
+        "long": (f"sqeval, one {LONG_MINUTES}-minute triplet",
+                 [py, "-m", "sqeval", "score", str(long / "clean"), str(long / "enhanced"),
+                  "--noisy", str(long / "noisy"), "--no-cache"]),
     }
     chosen = list(runs) if args.runs == "every" else [k.strip() for k in args.runs.split(",")]
     unknown = [key for key in chosen if key not in runs]
     if unknown:
         parser.error(f"unknown run(s) {', '.join(unknown)}; choose from {', '.join(runs)}")
-    t = {}
+    if "long" in chosen and not (long / "clean").is_dir():
+        build_long_triplet(long)
+    t, peaks = {}, {}
     print(f"{args.files} files of 2–6 s at 16 kHz in {folder}; {args.jobs} cores")
     print("| run | seconds | peak memory (MB, all processes) |\n|---|---:|---:|")
     for key in chosen:
         label, command = runs[key]
-        t[key], peak = timed(command)
-        print(f"| {label} | {t[key]:.1f} | {peak / 2**20:.0f} |", flush=True)
+        t[key], peaks[key] = timed(command)
+        print(f"| {label} | {t[key]:.1f} | {peaks[key] / 2**20:.0f} |", flush=True)
     _print_targets(t, args.jobs)
+    if "long" in peaks:
+        print(f"\n{LONG_MINUTES}-minute triplet: peak memory {peaks['long'] / 2**20:.0f} MB "
+              f"(goal: under 1 GB = 1024 MB)")
 
 
 def _print_targets(t: dict, jobs: int) -> None:
