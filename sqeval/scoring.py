@@ -253,6 +253,8 @@ def _evaluate(spec: MetricSpec, reference: Signal, estimate: Signal, shared: dic
             if isinstance(shared[key], MetricError):
                 raise shared[key]
             value = shared[key][spec.name]
+            if isinstance(value, MetricError):  # this member alone could not be computed
+                raise value
         return ("value", float(value), "")
     except NotApplicableError as error:
         return ("n/a", None, str(error))

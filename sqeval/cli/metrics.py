@@ -1,12 +1,16 @@
-"""``sqeval metrics``: the registry as a table."""
+"""``sqeval metrics``: the registry as tables, one per group."""
 
 from __future__ import annotations
 
 from ..metrics import REGISTRY
-from ..report.table import registry_table
+from ..metrics.registry import GROUPS
+from ..report.table import registry_tables
 from .common import stdout_console
 
 
 def metrics_command() -> None:
-    """List every metric: name, unit, range, direction, rates, definition, reference."""
-    stdout_console().print(registry_table(list(REGISTRY.values())))
+    """List every metric by group: name, whether it needs the clean reference, unit,
+    range, direction, rates, definition, reference, and the source with its version."""
+    console = stdout_console()
+    for table in registry_tables(list(REGISTRY.values()), GROUPS):
+        console.print(table)

@@ -7,6 +7,7 @@ be computed raises :class:`MetricError`; it never returns a stand-in value.
 """
 
 from ._checks import MetricError, NotApplicableError
+from .classic import cbak, classic_measures, composite, covl, csig, fw_seg_snr, llr, seg_snr, wss
 from .entropy import rel_entropy
 from .pesq import pesq_nb, pesq_rate, pesq_wb
 from .registry import REGISTRY, MetricSpec, resolve
@@ -16,8 +17,8 @@ from .spectral import mc_mse
 from .stoi import estoi, intelligibility, stoi
 
 __all__ = [
-    "REGISTRY", "MetricError", "MetricSpec", "NotApplicableError", "estoi", "intelligibility",
-    "mc_mse",
-    "osi_snr", "pesq_nb", "pesq_rate", "pesq_wb", "rel_entropy", "resolve", "sdr",
-    "si_sdr", "si_snr", "snr", "stoi",
+    "REGISTRY", "MetricError", "MetricSpec", "NotApplicableError", "cbak", "classic_measures",
+    "composite", "covl", "csig", "estoi", "fw_seg_snr", "intelligibility", "llr", "mc_mse",
+    "osi_snr", "pesq_nb", "pesq_rate", "pesq_wb", "rel_entropy", "resolve", "sdr", "seg_snr",
+    "si_sdr", "si_snr", "snr", "stoi", "wss",
 ]

@@ -55,6 +55,13 @@ class MetricSpec:
             property is checked.
         family: ``"module:function"`` returning a dict of several metrics computed
             together (STOI and ESTOI share all their steps); the scorer calls it once.
+            A member that cannot be computed holds its :class:`MetricError` there.
+        intrusive: whether it compares against a clean reference; a non-intrusive
+            metric's function takes ``estimate=`` (and ``fs=``) only.
+        group: ``"core"`` (the default set), ``"classic"`` (Loizou's measures) or
+            ``"dnsmos"``; ``--metrics`` takes group names too.
+        package: the installed distribution whose code or model computes the values
+            (``None``: sqeval's own numpy code); its version is part of the provenance.
     """
 
     name: str
@@ -71,6 +78,20 @@ class MetricSpec:
     properties: Mapping[str, bool] = field(default_factory=dict)
     tolerance: float = 1e-6
     family: str | None = None
+    intrusive: bool = True
+    group: str = "core"
+    package: str | None = None
+
+    @property
+    def source(self) -> str:
+        """Who computes it, with the version installed: ``"pesq 0.0.4"``, ``"sqeval 0.1.0"``."""
+        from importlib import metadata
+
+        name = self.package or "sqeval"
+        try:
+            return f"{name} {metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            return f"{name} (not installed)"
 
     @property
     def function(self) -> Callable:
@@ -91,6 +112,9 @@ class MetricSpec:
         return self._call(function, reference, estimate, fs)
 
     def _call(self, function, reference, estimate, fs):
+        if not self.intrusive:
+            return function(estimate=estimate, fs=fs) if self.takes_rate else function(
+                estimate=estimate)
         if self.takes_rate:
             return function(reference=reference, estimate=estimate, fs=fs)
         return function(reference=reference, estimate=estimate)
@@ -110,6 +134,50 @@ _PESQ_PROPERTIES = {key: value for key, value in _SCALE_INVARIANT.items()
 # PESQ aligns levels itself, but in float32: a gain change moves it by up to ~1e-4 MOS.
 _PESQ_TOLERANCE = 1e-3
 _PESQ_REF = "the pesq package (ITU-T P.862 C code), exactly; ITU-T P.862"
+_BEST_AT_IDENTITY = {"best_at_identity": True}
+
+
+def _classic() -> list[MetricSpec]:
+    """Loizou's measures with pysepm's conventions (see sqeval.metrics.classic)."""
+    framed = "30 ms Hann frames, hop 7.5 ms"
+    measures = dict(takes_rate=True, group="classic", properties=_BEST_AT_IDENTITY,
+                    family="classic:classic_measures")
+    pysepm = "pysepm {} (golden values ≤ 1e-9); "
+    composite = dict(takes_rate=True, group="classic", properties=_BEST_AT_IDENTITY,
+                     family="classic:composite", rate_for=_pesq_wb_rate,
+                     rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz)")
+    return [
+        MetricSpec("seg_snr", "classic:seg_snr", "dB", "[-10, 35]", True,
+                   f"mean over {framed} (last dropped) of the frame SNR, clipped to [−10, 35]",
+                   pysepm.format("SNRseg") + "Loizou 2013", **measures),
+        MetricSpec("fw_seg_snr", "classic:fw_seg_snr", "dB", "[-10, 35]", True,
+                   "frequency-weighted segmental SNR: 25 critical bands, weights X^0.2, "
+                   "clipped to [−10, 35]", pysepm.format("fwSNRseg") + "Hu & Loizou 2008",
+                   **measures),
+        MetricSpec("llr", "classic:llr", "", "[0, 2]", False,
+                   "log-likelihood ratio of LPC models (order 16; 10 below 10 kHz), frames "
+                   "clipped at 2, mean of the lowest 95 %", pysepm.format("llr") +
+                   "Hu & Loizou 2008", **measures),
+        MetricSpec("wss", "classic:wss", "", "[0, inf)", False,
+                   "weighted spectral slope over 25 critical bands, mean of the lowest 95 %",
+                   pysepm.format("wss") + "Klatt 1982", **measures),
+        MetricSpec("csig", "classic:csig", "MOS", "[1, 5]", True,
+                   "3.093 − 1.029·LLR + 0.603·PESQ − 0.009·WSS (unclipped LLR, wide-band "
+                   "PESQ), clipped to [1, 5]", pysepm.format("composite") + "Hu & Loizou 2008",
+                   package="pesq", **composite),
+        MetricSpec("cbak", "classic:cbak", "MOS", "[1, 5]", True,
+                   "1.634 + 0.478·PESQ − 0.007·WSS + 0.063·segSNR, clipped to [1, 5]",
+                   pysepm.format("composite") + "Hu & Loizou 2008", package="pesq",
+                   **composite),
+        MetricSpec("covl", "classic:covl", "MOS", "[1, 5]", True,
+                   "1.594 + 0.805·PESQ − 0.512·LLR − 0.007·WSS, clipped to [1, 5]",
+                   pysepm.format("composite") + "Hu & Loizou 2008", package="pesq",
+                   **composite),
+    ]
+
+
+def _dnsmos() -> list[MetricSpec]:
+    return []
 REGISTRY: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
@@ -146,12 +214,12 @@ REGISTRY: dict[str, MetricSpec] = {
                    "P.862.2 wide-band MOS-LQO", _PESQ_REF + ".2",
                    rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz)",
                    takes_rate=True, sample_aligned=False, rate_for=_pesq_wb_rate,
-                   properties=_PESQ_PROPERTIES, tolerance=_PESQ_TOLERANCE),
+                   properties=_PESQ_PROPERTIES, tolerance=_PESQ_TOLERANCE, package="pesq"),
         MetricSpec("pesq_nb", "pesq:pesq_nb", "MOS", "[1.02, 4.55]", True,
                    "P.862.1 narrow-band MOS-LQO", _PESQ_REF + ".1",
                    rates="16 kHz if fs ≥ 16 kHz, else 8 kHz (n/a below 8 kHz)",
                    takes_rate=True, sample_aligned=False, rate_for=_pesq_nb_rate,
-                   properties=_PESQ_PROPERTIES, tolerance=_PESQ_TOLERANCE),
+                   properties=_PESQ_PROPERTIES, tolerance=_PESQ_TOLERANCE, package="pesq"),
         MetricSpec("mc_mse", "spectral:mc_mse", "", "[0, inf)", False,
                    "mean over (frame, bin) of (|S|^0.3 − |Ŝ|^0.3)², 32 ms Hann STFT, hop 8 ms",
                    "closed form", takes_rate=True,
@@ -163,12 +231,22 @@ REGISTRY: dict[str, MetricSpec] = {
                    # Not declared best at identity: it dips below 0 (a finding, by design).
                    properties={"gain_invariant": False, "polarity_invariant": False,
                                "sign_blind": False}),
+        *_classic(),
+        *_dnsmos(),
     )
 }
 
 
+GROUPS = {
+    "core": "the default set",
+    "classic": "Loizou's measures as pysepm computes them (VoiceBank-DEMAND tables)",
+    "dnsmos": "DNSMOS P.835 and P.808, non-intrusive (pip install 'sqeval[dnsmos]')",
+}
+
+
 def resolve(names: str | None) -> list[MetricSpec]:
-    """The specs for a comma-separated list of names, or all of them for None/"all".
+    """The specs for a comma-separated list of metric and group names, in registry order
+    for groups; ``None`` is the ``core`` group, ``"all"`` every metric.
 
     Raises:
         KeyError: an unknown name; the message lists the known ones.
@@ -176,14 +254,22 @@ def resolve(names: str | None) -> list[MetricSpec]:
     Example:
         >>> [spec.name for spec in resolve("pesq_wb, stoi")]
         ['pesq_wb', 'stoi']
+        >>> [spec.name for spec in resolve("classic")][:3]
+        ['seg_snr', 'fw_seg_snr', 'llr']
     """
-    if names is None or names.strip().lower() == "all":
+    if names is None:
+        names = "core"
+    if names.strip().lower() == "all":
         return list(REGISTRY.values())
     wanted = [name.strip() for name in names.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in REGISTRY]
+    unknown = [name for name in wanted if name not in REGISTRY and name not in GROUPS]
     if unknown or not wanted:
         raise KeyError(
-            f"unknown metric(s) {', '.join(unknown) or '(none given)'}; "
-            f"known: {', '.join(REGISTRY)} or 'all'"
+            f"unknown metric(s) {', '.join(unknown) or '(none given)'}; known: "
+            f"{', '.join(REGISTRY)}, the groups {', '.join(GROUPS)}, or 'all'"
         )
-    return [REGISTRY[name] for name in dict.fromkeys(wanted)]
+    expanded = []
+    for name in wanted:
+        expanded += ([spec.name for spec in REGISTRY.values() if spec.group == name]
+                     if name in GROUPS else [name])
+    return [REGISTRY[name] for name in dict.fromkeys(expanded)]

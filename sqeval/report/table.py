@@ -87,15 +87,23 @@ def print_tables(console: Console, summaries: list[MetricSummary], metrics: list
                       "counted in 'failed' and listed below.")
 
 
-def registry_table(metrics: list[MetricSpec]) -> Table:
-    table = Table(title="sqeval metrics", title_justify="left")
-    for header in ("name", "unit", "range", "better", "rates", "definition", "reference"):
-        table.add_column(header, overflow="fold")
-    for spec in metrics:
-        table.add_row(spec.name, spec.unit or "–", spec.value_range,
-                      "higher" if spec.higher_is_better else "lower", spec.rates,
-                      spec.definition, spec.reference)
-    return table
+def registry_tables(metrics: list[MetricSpec], groups: dict[str, str]) -> list[Table]:
+    """The registry, one table per group, with each metric's source and its version."""
+    tables = []
+    for group, about in groups.items():
+        members = [spec for spec in metrics if spec.group == group]
+        if not members:
+            continue
+        table = Table(title=f"{group}: {about}", title_justify="left")
+        for header in ("name", "intrusive", "unit", "range", "better", "rates", "definition",
+                       "reference", "source"):
+            table.add_column(header, overflow="fold")
+        for spec in members:
+            table.add_row(spec.name, "yes" if spec.intrusive else "no", spec.unit or "–",
+                          spec.value_range, "higher" if spec.higher_is_better else "lower",
+                          spec.rates, spec.definition, spec.reference, spec.source)
+        tables.append(table)
+    return tables
 
 
 def case_table(rows, names: list[str], n_files: int, title: str) -> Table:

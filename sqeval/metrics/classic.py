@@ -1,0 +1,340 @@
+"""The classic enhancement measures of Loizou's toolbox, as pysepm computes them.
+
+Conventions (P. C. Loizou, *Speech Enhancement: Theory and Practice*, 2nd ed., 2013, and
+its MATLAB ``composite.m``; the details below are pysepm's, which papers on
+VoiceBank-DEMAND report)
+-----------------------------------------------------------------------------------------
+Frames of ``N = round(0.030·fs)`` samples (480 at 16 kHz) with a hop of
+``floor(0.25·0.030·fs)`` (120), each multiplied by the Hann window
+``0.5·(1 − cos(2πk/(N+1)))``, ``k = 1 … N``.
+
+- ``seg_snr``: per frame ``10·log10(Σs²/(Σ(s − ŝ)² + ε) + ε)``, clipped to [−10, 35] dB;
+  the mean over all frames but the last.
+- ``fw_seg_snr``: per frame, magnitude spectra (FFT of ``2^⌈log2 2N⌉`` points, Nyquist
+  bin dropped) normalised to sum 1, grouped by 25 Gaussian-shaped critical-band filters
+  into ``X_j`` and ``X̂_j``; ``Σ_j W_j·10·log10(X_j²/(X_j − X̂_j)²) / Σ_j W_j`` with
+  ``W_j = X_j^0.2`` and the error floored at ε; clipped to [−10, 35] dB; the mean.
+- ``wss`` (weighted spectral slope, Klatt 1982): the same critical bands on power
+  spectra, in dB (floored at −100); per frame the weighted squared difference of the
+  slopes between adjacent bands, with Klatt's weights (``K_max = 20``,
+  ``K_locmax = 1``); the mean of the lowest 95 % of frames. Lower is better.
+- ``llr`` (log-likelihood ratio): LPC of order 16 (10 below 10 kHz) per frame by
+  Levinson–Durbin; ``ln(a_ŝ R_s a_ŝᵀ / a_s R_s a_sᵀ)`` clipped at 2, over all frames but
+  the last; the mean of the lowest 95 %. Lower is better.
+- ``csig``, ``cbak``, ``covl`` (Hu & Loizou 2008): linear combinations of the unclipped
+  LLR, WSS, segmental SNR and wide-band PESQ, each clipped to [1, 5]. They run at
+  16 kHz (the rate of ``pesq_wb``) on the common prefix of the two signals.
+
+Both signals get ε = float64 eps added before ``fw_seg_snr`` and ``wss``, as in pysepm.
+
+References
+----------
+- Y. Hu, P. C. Loizou, "Evaluation of objective quality measures for speech
+  enhancement", IEEE TASLP 16(1), 2008 (the composite measures).
+- D. H. Klatt, "Prediction of perceived phonetic distance from critical-band spectra",
+  ICASSP 1982 (WSS).
+- pysepm (schmiph2/pysepm), ``SNRseg``, ``fwSNRseg``, ``wss``, ``llr``, ``composite``,
+  whose per-file values sqeval reproduces (golden values within 1e-6).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import EPS, MetricError, as_output, as_pair
+
+FRAME_SECONDS = 0.03
+OVERLAP = 0.75
+SNR_FLOOR, SNR_CEILING = -10.0, 35.0  # dB, for seg_snr and fw_seg_snr
+KEEP = 0.95  # LLR and WSS: mean of the lowest 95 % of frames
+LLR_CEILING = 2.0
+FW_GAMMA = 0.2  # exponent of the band weights of fw_seg_snr
+K_MAX, K_LOCMAX = 20.0, 1.0  # Klatt's WSS constants
+# 25 critical bands (centre, bandwidth in Hz) and their filter shape, as in composite.m.
+CENTRES = np.array([
+    50.0, 120.0, 190.0, 260.0, 330.0, 400.0, 470.0, 540.0, 617.372, 703.378, 798.717,
+    904.128, 1020.38, 1148.30, 1288.72, 1442.54, 1610.70, 1794.16, 1993.93, 2211.08,
+    2446.71, 2701.97, 2978.04, 3276.17, 3597.63])
+BANDWIDTHS = np.array([
+    70.0, 70.0, 70.0, 70.0, 70.0, 70.0, 70.0, 77.3724, 86.0056, 95.3398, 105.411, 116.256,
+    127.914, 140.423, 153.823, 168.154, 183.457, 199.776, 217.153, 235.631, 255.255,
+    276.072, 298.126, 321.465, 346.136])
+
+
+def _framing(fs: int) -> tuple[int, int]:
+    """(frame length, hop) in samples."""
+    return round(FRAME_SECONDS * fs), int(np.floor((1 - OVERLAP) * FRAME_SECONDS * fs))
+
+
+def _hann(length: int) -> np.ndarray:
+    return 0.5 * (1 - np.cos(2 * np.pi * np.arange(1, length + 1) / (length + 1)))
+
+
+def _frames(x: np.ndarray, length: int, hop: int, count: int) -> np.ndarray:
+    """The first ``count`` windowed frames, shape ``(..., count, length)``."""
+    if count < 2:
+        raise MetricError(f"too short for the classic measures: {x.shape[-1]} samples give "
+                          f"{max(count, 0)} frames of {length}; at least 2 are needed")
+    view = np.lib.stride_tricks.sliding_window_view(x, length, axis=-1)[..., ::hop, :]
+    return _hann(length) * view[..., :count, :]
+
+
+def _all_frames(x: np.ndarray, fs: int) -> np.ndarray:
+    """Every whole frame, as pysepm's ``extract_overlapped_windows``."""
+    length, hop = _framing(fs)
+    return _frames(x, length, hop, (x.shape[-1] - (length - hop)) // hop)
+
+
+def _mean_of_lowest(values: np.ndarray) -> np.ndarray:
+    """The mean of the lowest 95 % of ``values`` along the last axis."""
+    keep = int(round(values.shape[-1] * KEEP))
+    return np.mean(np.sort(values, axis=-1)[..., :keep], axis=-1)
+
+
+# --- segmental SNR -----------------------------------------------------------------
+
+def _seg_snr(s: np.ndarray, s_hat: np.ndarray, fs: int) -> np.ndarray:
+    clean, processed = _all_frames(s, fs), _all_frames(s_hat, fs)
+    signal = np.sum(clean**2, axis=-1)
+    noise = np.sum((clean - processed) ** 2, axis=-1)
+    snr = np.clip(10 * np.log10(signal / (noise + EPS) + EPS), SNR_FLOOR, SNR_CEILING)
+    return np.mean(snr[..., :-1], axis=-1)  # the last frame is left out, as in pysepm
+
+
+# --- critical-band spectra (fw_seg_snr, wss) ------------------------------------------
+
+def _band_filters(fs: int, n_half: int) -> np.ndarray:
+    """The 25 critical-band filters over ``n_half`` FFT bins, shape ``(25, n_half)``."""
+    f0 = np.floor(CENTRES / (fs / 2) * n_half)[:, None]
+    width = (BANDWIDTHS / (fs / 2) * n_half)[:, None]
+    norm = np.log(BANDWIDTHS[0]) - np.log(BANDWIDTHS)[:, None]
+    filters = np.exp(-11 * ((np.arange(n_half) - f0) / width) ** 2 + norm)
+    return filters * (filters > np.exp(-30.0 / (2.0 * 2.303)))  # cut below −30 dB
+
+
+def _magnitude_spectra(x: np.ndarray, fs: int) -> np.ndarray:
+    """``|STFT|`` as scipy's ``stft`` (scaled by 1/Σw) of the frames pysepm counts for
+    fw_seg_snr and wss, Nyquist bin dropped: shape ``(..., frames, n_fft/2)``."""
+    length, hop = _framing(fs)
+    n_fft = int(2 ** np.ceil(np.log2(2 * length)))
+    count = int(x.shape[-1] / hop - length / hop)
+    window = _hann(length)
+    spectra = np.fft.rfft(_frames(x, length, hop, count), n_fft, axis=-1) / window.sum()
+    return np.abs(spectra[..., : n_fft // 2])
+
+
+def _fw_seg_snr(clean_magnitude, processed_magnitude, fs: int) -> np.ndarray:
+    filters = _band_filters(fs, clean_magnitude.shape[-1])
+    clean = (clean_magnitude / clean_magnitude.sum(-1, keepdims=True)) @ filters.T
+    processed = (processed_magnitude / processed_magnitude.sum(-1, keepdims=True)) @ filters.T
+    error = np.maximum((clean - processed) ** 2, EPS)
+    weights = clean**FW_GAMMA
+    snr = np.sum(weights * 10 * np.log10(clean**2 / error), -1) / np.sum(weights, -1)
+    return np.mean(np.clip(snr, SNR_FLOOR, SNR_CEILING), axis=-1)
+
+
+def _peaks(slope: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Klatt's nearest spectral peak of each band, as pysepm's ``find_loc_peaks``: on a
+    rising slope the level of the band before the next non-rising slope, on a falling one
+    the level of the band after the last rising slope."""
+    bands = np.arange(slope.shape[-1])
+    last = slope.shape[-1]  # a rise that never ends stops at the last slope
+    next_flat = np.where(slope <= 0, bands, last)
+    next_flat = np.flip(np.minimum.accumulate(np.flip(next_flat, -1), axis=-1), -1)
+    previous_rise = np.maximum.accumulate(np.where(slope > 0, bands, -1), axis=-1)
+    index = np.where(slope > 0, next_flat - 1, previous_rise + 1)
+    return np.take_along_axis(level, index, axis=-1)
+
+
+def _wss(clean_magnitude, processed_magnitude, fs: int) -> np.ndarray:
+    filters = _band_filters(fs, clean_magnitude.shape[-1])
+    window_sum = _hann(_framing(fs)[0]).sum()
+    scale = np.sqrt(1.0 / window_sum**2)
+
+    def levels(magnitude):  # dB per band, floored at −100: (..., frames, 25)
+        return np.maximum(10 * np.log10(((magnitude / scale) ** 2) @ filters.T), -100.0)
+
+    def weights(level, slope):
+        below_max = K_MAX / (K_MAX + level.max(-1, keepdims=True) - level[..., :-1])
+        below_peak = K_LOCMAX / (K_LOCMAX + _peaks(slope, level) - level[..., :-1])
+        return below_max * below_peak
+
+    clean, processed = levels(clean_magnitude), levels(processed_magnitude)
+    clean_slope, processed_slope = np.diff(clean, axis=-1), np.diff(processed, axis=-1)
+    w = (weights(clean, clean_slope) + weights(processed, processed_slope)) / 2.0
+    distortion = np.sum(w * (clean_slope - processed_slope) ** 2, -1) / np.sum(w, -1)
+    return _mean_of_lowest(distortion)
+
+
+# --- LLR ---------------------------------------------------------------------------
+
+def _lpc(autocorrelation: np.ndarray) -> np.ndarray:
+    """LPC polynomials ``[1, −a_1, …, −a_P]`` by Levinson–Durbin, for every frame at once
+    (the loop is over the model order, not the frames)."""
+    order = autocorrelation.shape[-1] - 1
+    a = np.zeros(autocorrelation.shape[:-1] + (order,))
+    error = autocorrelation[..., 0]
+    for i in range(order):
+        previous = a[..., :i].copy()
+        known = np.sum(previous * autocorrelation[..., i:0:-1], axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reflection = (autocorrelation[..., i + 1] - known) / error
+        a[..., i] = reflection
+        a[..., :i] = previous - reflection[..., None] * previous[..., ::-1]
+        error = (1 - reflection * reflection) * error
+    return np.concatenate([np.ones(a.shape[:-1] + (1,)), -a], axis=-1)
+
+
+def _llr_frames(s: np.ndarray, s_hat: np.ndarray, fs: int) -> np.ndarray:
+    """Per-frame ``ln`` of the LPC residual-energy ratio (unclipped), all frames but the
+    last. Non-positive ratios count as 1000, as in pysepm; a digitally silent frame has
+    no LPC model and gives NaN, which sorts last, so like pysepm the 95 % cut may drop
+    it."""
+    order = 10 if fs < 10000 else 16
+    clean, processed = _all_frames(s, fs)[..., :-1, :], _all_frames(s_hat, fs)[..., :-1, :]
+
+    def autocorrelation(frames):
+        n = frames.shape[-1]
+        return np.stack([np.sum(frames[..., : n - k] * frames[..., k:], axis=-1)
+                         for k in range(order + 1)], axis=-1)
+
+    clean_r, processed_r = autocorrelation(clean), autocorrelation(processed)
+    lags = np.abs(np.subtract.outer(np.arange(order + 1), np.arange(order + 1)))
+    toeplitz = clean_r[..., lags]  # R_s for each frame: (..., frames, P+1, P+1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a_clean, a_processed = _lpc(clean_r), _lpc(processed_r)
+        ratio = (np.einsum("...i,...ij,...j->...", a_processed, toeplitz, a_processed)
+                 / np.einsum("...i,...ij,...j->...", a_clean, toeplitz, a_clean))
+        return np.log(np.where(ratio <= 0, 1000.0, ratio))
+
+
+def _llr(frames: np.ndarray, ceiling: float = np.inf):
+    """The LLR from per-frame values, or a :class:`MetricError` when silent frames are
+    too many for the 95 % cut to drop."""
+    value = _mean_of_lowest(np.minimum(frames, ceiling))
+    if not np.all(np.isfinite(value)):
+        undefined = int(np.max(np.sum(~np.isfinite(frames), axis=-1)))
+        return MetricError(
+            f"LLR is undefined: {undefined} of {frames.shape[-1]} frames are digitally silent "
+            "(all zeros) in the reference or the estimate, more than the 5 % the measure "
+            "drops; a silent frame has no LPC model (pysepm and Loizou's code give NaN)")
+    return value
+
+
+def _value(result, name: str):
+    """A member of a family result, raising its :class:`MetricError` if it has one."""
+    value = result[name]
+    if isinstance(value, MetricError):
+        raise value
+    return value
+
+
+# --- public functions ---------------------------------------------------------------
+
+def classic_measures(*, reference, estimate, fs: int) -> dict[str, float | np.ndarray]:
+    """``seg_snr``, ``fw_seg_snr``, ``llr`` and ``wss`` together, sharing frames and
+    spectra. Shapes ``(..., time)``; both the same length.
+
+    Returns:
+        metric name → value; a member that cannot be computed (LLR with too many silent
+        frames) holds the :class:`MetricError` saying why instead.
+
+    Raises:
+        MetricError: shapes differ, non-finite samples, a silent signal, or fewer than
+            two frames.
+    """
+    s, s_hat = as_pair(reference, estimate)
+    fs = int(fs)
+    clean_magnitude = _magnitude_spectra(s + EPS, fs)
+    processed_magnitude = _magnitude_spectra(s_hat + EPS, fs)
+    llr_value = _llr(_llr_frames(s, s_hat, fs), LLR_CEILING)
+    return {
+        "seg_snr": as_output(_seg_snr(s, s_hat, fs)),
+        "fw_seg_snr": as_output(_fw_seg_snr(clean_magnitude, processed_magnitude, fs)),
+        "llr": llr_value if isinstance(llr_value, MetricError) else as_output(llr_value),
+        "wss": as_output(_wss(clean_magnitude, processed_magnitude, fs)),
+    }
+
+
+def composite(*, reference, estimate, fs: int) -> dict[str, float | np.ndarray]:
+    """Hu & Loizou's composite measures ``csig``, ``cbak`` and ``covl``, each in [1, 5].
+
+    ``fs`` must be 16 kHz (the scorer resamples higher rates; below it wide-band PESQ,
+    and so the composites, do not apply). PESQ is computed on the same common-length
+    signals as the other ingredients.
+
+    Returns:
+        metric name → value, or the :class:`MetricError` of a member that cannot be
+        computed (``csig`` and ``covl`` need the LLR).
+
+    Raises:
+        NotApplicableError: ``fs`` is not 16 kHz.
+        MetricError: as :func:`classic_measures` and :func:`~sqeval.metrics.pesq_wb`.
+    """
+    from ._checks import NotApplicableError
+    from .pesq import WIDE_BAND_RATE, pesq_wb
+
+    if int(fs) != WIDE_BAND_RATE:
+        raise NotApplicableError(f"the composite measures use wide-band PESQ at 16 kHz; "
+                                 f"this pair is at {fs} Hz")
+    s, s_hat = as_pair(reference, estimate)
+    magnitude = _magnitude_spectra(s + EPS, WIDE_BAND_RATE)
+    processed_magnitude = _magnitude_spectra(s_hat + EPS, WIDE_BAND_RATE)
+    wss_value = _wss(magnitude, processed_magnitude, WIDE_BAND_RATE)
+    llr_value = _llr(_llr_frames(s, s_hat, WIDE_BAND_RATE))  # unclipped here
+    seg = _seg_snr(s, s_hat, WIDE_BAND_RATE)
+    mos = np.asarray(pesq_wb(reference=s, estimate=s_hat, fs=WIDE_BAND_RATE))
+    cbak_value = as_output(np.clip(1.634 + 0.478 * mos - 0.007 * wss_value + 0.063 * seg, 1, 5))
+    if isinstance(llr_value, MetricError):
+        return {"csig": llr_value, "cbak": cbak_value, "covl": llr_value}
+    return {
+        "csig": as_output(np.clip(3.093 - 1.029 * llr_value + 0.603 * mos - 0.009 * wss_value,
+                                  1, 5)),
+        "cbak": cbak_value,
+        "covl": as_output(np.clip(1.594 + 0.805 * mos - 0.512 * llr_value - 0.007 * wss_value,
+                                  1, 5)),
+    }
+
+
+def seg_snr(*, reference, estimate, fs: int):
+    """Segmental SNR in dB, frames clipped to [−10, 35]; higher is better.
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.random.default_rng(0).standard_normal(8000)
+        >>> seg_snr(reference=s, estimate=s, fs=16000)  # every frame at the 35 dB ceiling
+        35.0
+    """
+    return _value(classic_measures(reference=reference, estimate=estimate, fs=fs), "seg_snr")
+
+
+def fw_seg_snr(*, reference, estimate, fs: int):
+    """Frequency-weighted segmental SNR in dB, in [−10, 35]; higher is better."""
+    return _value(classic_measures(reference=reference, estimate=estimate, fs=fs), "fw_seg_snr")
+
+
+def llr(*, reference, estimate, fs: int):
+    """Log-likelihood ratio, frames clipped at 2, lowest 95 %; lower is better, 0 at
+    identity."""
+    return _value(classic_measures(reference=reference, estimate=estimate, fs=fs), "llr")
+
+
+def wss(*, reference, estimate, fs: int):
+    """Weighted spectral slope distance, lowest 95 % of frames; lower is better, 0 at
+    identity."""
+    return _value(classic_measures(reference=reference, estimate=estimate, fs=fs), "wss")
+
+
+def csig(*, reference, estimate, fs: int):
+    """Composite signal-distortion rating (1–5); higher is better."""
+    return _value(composite(reference=reference, estimate=estimate, fs=fs), "csig")
+
+
+def cbak(*, reference, estimate, fs: int):
+    """Composite background-intrusiveness rating (1–5); higher is better."""
+    return _value(composite(reference=reference, estimate=estimate, fs=fs), "cbak")
+
+
+def covl(*, reference, estimate, fs: int):
+    """Composite overall-quality rating (1–5); higher is better."""
+    return _value(composite(reference=reference, estimate=estimate, fs=fs), "covl")
