@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # The test target installs every optional extra, so no test is ever skipped.
-EXTRAS := test,plot,dask
+EXTRAS := test,plot,dask,dnsmos
 
 .PHONY: install demo test clean
 

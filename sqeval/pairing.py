@@ -115,16 +115,7 @@ def pair_folders(clean_folder: Path, systems: list[System]) -> list[Job]:
         PairingError: a folder is missing or not a folder, two systems share a name, or
             no audio file was found anywhere.
     """
-    names = [system.name for system in systems]
-    duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        raise PairingError(
-            f"two folders would both be called {', '.join(duplicated)}; "
-            "name them apart with NAME=PATH"
-        )
-    for folder in [clean_folder, *(system.folder for system in systems)]:
-        if not folder.is_dir():
-            raise PairingError(f"{folder}: not a folder (expected a folder of audio files)")
+    _check(systems, [clean_folder, *(system.folder for system in systems)])
     clean_files, clean_clashes = list_audio(clean_folder)
     listings = {system.name: list_audio(system.folder) for system in systems}
     keys = set(clean_files) | set(clean_clashes)
@@ -136,6 +127,50 @@ def pair_folders(clean_folder: Path, systems: list[System]) -> list[Job]:
             "estimate folders"
         )
     return [_job(key, clean_files, clean_clashes, listings) for key in sorted(keys)]
+
+
+def pair_estimates(systems: list[System]) -> list[Job]:
+    """Pair the files of folders that have no clean references (``--no-reference``).
+
+    Returns:
+        one :class:`Job` per key found in any folder, sorted by key, with ``clean=None``;
+        a folder that lacks a file another has gets a problem for it.
+
+    Raises:
+        PairingError: as :func:`pair_folders`.
+    """
+    _check(systems, [system.folder for system in systems])
+    listings = {system.name: list_audio(system.folder) for system in systems}
+    keys = set().union(*(set(files) | set(clashes) for files, clashes in listings.values()))
+    if not keys:
+        raise PairingError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in "
+                           + ", ".join(str(system.folder) for system in systems))
+    jobs = []
+    for key in sorted(keys):
+        job = Job(key, None)
+        for name, (files, clashes) in listings.items():
+            if key in clashes:
+                job.problems[name] = clashes[key]
+            elif key in files:
+                job.estimates[name] = files[key]
+            else:
+                job.problems[name] = "no file of this name in this folder (another folder has one)"
+        jobs.append(job)
+    return jobs
+
+
+def _check(systems: list[System], folders: list[Path]) -> None:
+    """Raise :class:`PairingError` for two systems of one name or a missing folder."""
+    names = [system.name for system in systems]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise PairingError(
+            f"two folders would both be called {', '.join(duplicated)}; "
+            "name them apart with NAME=PATH"
+        )
+    for folder in folders:
+        if not folder.is_dir():
+            raise PairingError(f"{folder}: not a folder (expected a folder of audio files)")
 
 
 def _job(key, clean_files, clean_clashes, listings) -> Job:

@@ -15,11 +15,13 @@ from . import __version__
 RATE_POLICY = (
     "estimates resampled to the reference's rate; PESQ at 16 kHz when fs >= 16 kHz, at "
     "8 kHz when 8 <= fs < 16 kHz (pesq_wb n/a below 16 kHz); STOI/ESTOI at any rate "
-    "(pystoi resamples to 10 kHz); other metrics at fs; all resampling "
+    "(pystoi resamples to 10 kHz); csig/cbak/covl at 16 kHz (n/a below); DNSMOS at 16 kHz; "
+    "other metrics at fs; all resampling "
     "scipy.signal.resample_poly with up/down reduced by their gcd, float64; "
     "lengths: common prefix for sample-aligned metrics, whole signals for PESQ"
 )
-PACKAGES = ("pesq", "pystoi", "numpy", "scipy", "soundfile")
+PACKAGES = ("pesq", "pystoi", "numpy", "scipy", "soundfile", "speechmos", "onnxruntime",
+            "librosa")
 
 
 def _version(package: str) -> str | None:

@@ -71,16 +71,27 @@ class ScoreOptions:
         metrics: the metrics to compute, in column order.
         systems: system names in output order (``noisy`` first when present).
         channels: what to do with multichannel files.
-        strict: a metric that does not apply counts as a failure (it was named).
+        strict: the metrics asked for by name: for them, not applying counts as a
+            failure.
         max_delay: with ``--align``, the largest delay (seconds) searched and removed
             before the sample-aligned metrics; None leaves the signals as they are.
+        no_reference: there are no clean files: every system is scored with the
+            non-intrusive metrics alone.
+
+    A system named :data:`CLEAN` is the clean reference itself: its rows carry the
+    non-intrusive metrics (DNSMOS of the clean speech); the intrusive ones do not apply.
     """
 
     metrics: tuple[MetricSpec, ...]
     systems: tuple[str, ...]
     channels: ChannelPolicy = ChannelPolicy()
-    strict: bool = False
+    strict: frozenset = frozenset()
     max_delay: float | None = None  # seconds; set: remove a constant delay (--align)
+    no_reference: bool = False
+
+
+CLEAN = "clean"  # the system name of the clean references, scored by non-intrusive metrics
+REFERENCE_ITSELF = "the clean reference itself (an intrusive metric compares against it)"
 
 
 class Signal:
@@ -144,6 +155,10 @@ def score_job(job: Job, display_name: str, options: ScoreOptions,
         if notes is not None and all(metric in outcomes for metric in names):
             rows.append(_row_from_outcomes(display_name, name, outcomes, notes, options))
             continue
+        if options.no_reference:
+            rows.append(_score_estimate(display_name, name, None, job.estimates[name], options,
+                                        outcomes))
+            continue
         if reference is None and reference_error is None:
             try:
                 reference = read_reference(job.clean, options.channels)
@@ -151,6 +166,9 @@ def score_job(job: Job, display_name: str, options: ScoreOptions,
                 reference_error = f"clean reference: {error}"
         if reference is None:
             rows.append(failed_row(display_name, name, reference_error, options.metrics))
+        elif name == CLEAN:
+            rows.append(score_signals(display_name, name, reference, reference.samples,
+                                      reference.rate, options, outcomes))
         else:
             rows.append(_score_estimate(display_name, name, reference, job.estimates[name],
                                         options, outcomes))
@@ -160,8 +178,14 @@ def score_job(job: Job, display_name: str, options: ScoreOptions,
 def _row_from_outcomes(file, system, outcomes, notes, options) -> Row:
     row = Row(file, system, notes=list(notes))
     for spec in options.metrics:
-        _apply(row, spec.name, outcomes[spec.name], options.strict)
+        _apply(row, spec.name, outcomes[spec.name], _strict(options, system, spec))
     return _complete(row, options.metrics)
+
+
+def _strict(options: ScoreOptions, system: str, spec: MetricSpec) -> bool:
+    """Whether ``spec`` not applying is a failure in this row: it was named, and it is not
+    an intrusive metric in the row of the clean reference itself."""
+    return spec.name in options.strict and not (system == CLEAN and spec.intrusive)
 
 
 def read_reference(path: Path, channels: ChannelPolicy) -> Signal:
@@ -172,7 +196,7 @@ def read_reference(path: Path, channels: ChannelPolicy) -> Signal:
     return Signal(samples, rate)
 
 
-def _score_estimate(file: str, system: str, reference: Signal, path: Path,
+def _score_estimate(file: str, system: str, reference: Signal | None, path: Path,
                     options: ScoreOptions, known: dict | None = None) -> Row:
     try:
         samples, rate = read_audio(path, options.channels)
@@ -181,14 +205,20 @@ def _score_estimate(file: str, system: str, reference: Signal, path: Path,
     return score_signals(file, system, reference, samples, rate, options, known)
 
 
-def score_signals(file: str, system: str, reference: Signal, samples: np.ndarray, rate: int,
-                  options: ScoreOptions, known: dict | None = None) -> Row:
+def score_signals(file: str, system: str, reference: Signal | None, samples: np.ndarray,
+                  rate: int, options: ScoreOptions, known: dict | None = None) -> Row:
     """Score an estimate held in memory against ``reference``: the per-file path of
     ``sqeval score`` after reading (resampling to the reference's rate, trimming for
     sample-aligned metrics, every failure an error cell). Outcomes in ``known`` are
-    reused; the others are computed and kept in ``row.fresh``."""
+    reused; the others are computed and kept in ``row.fresh``.
+
+    With ``reference=None`` only non-intrusive metrics have values; in the row of the
+    :data:`CLEAN` system (the reference scored as an estimate) intrusive metrics do not
+    apply."""
     known = known or {}
     row = Row(file, system)
+    if reference is None or system == CLEAN:
+        return _score_alone(row, reference, Signal(samples, rate), options, known)
     fs = reference.rate
     if rate != fs:
         samples = resample(samples, rate, fs)
@@ -208,7 +238,24 @@ def score_signals(file: str, system: str, reference: Signal, samples: np.ndarray
         else:
             pair = aligned if aligned and spec.sample_aligned else (reference, estimate)
             outcome = row.fresh[spec.name] = _evaluate(spec, *pair, shared)
-        _apply(row, spec.name, outcome, options.strict)
+        _apply(row, spec.name, outcome, _strict(options, system, spec))
+    return _complete(row, options.metrics)
+
+
+def _score_alone(row: Row, reference: Signal | None, signal: Signal, options: ScoreOptions,
+                 known: dict) -> Row:
+    """A row of non-intrusive values only: of the clean reference itself, or of an
+    estimate when there is no reference."""
+    shared: dict = {}
+    for spec in options.metrics:
+        if spec.name in known:
+            outcome = known[spec.name]
+        elif spec.intrusive:
+            outcome = row.fresh[spec.name] = ("n/a", None, REFERENCE_ITSELF if reference
+                                              else "needs a clean reference (--no-reference)")
+        else:
+            outcome = row.fresh[spec.name] = _evaluate(spec, None, signal, shared)
+        _apply(row, spec.name, outcome, _strict(options, row.system, spec))
     return _complete(row, options.metrics)
 
 
@@ -234,11 +281,13 @@ def _apply(row: Row, name: str, outcome, strict: bool) -> None:
 
 
 def _evaluate(spec: MetricSpec, reference: Signal, estimate: Signal, shared: dict):
-    """The metric's outcome: ("value", x, "") or ("error" | "n/a", None, reason)."""
+    """The metric's outcome: ("value", x, "") or ("error" | "n/a", None, reason).
+    ``reference`` is None for a non-intrusive metric scored without one."""
     try:
-        rate = spec.rate_for(reference.rate)
-        s, s_hat = reference.at(rate), estimate.at(rate)
-        if spec.sample_aligned:
+        rate = spec.rate_for((reference or estimate).rate)
+        s = reference.at(rate) if spec.intrusive else None
+        s_hat = estimate.at(rate)
+        if spec.sample_aligned and spec.intrusive:
             length = min(len(s), len(s_hat))
             s, s_hat = s[:length], s_hat[:length]
         if spec.family is None:
@@ -338,11 +387,14 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
     return [row for rows in results for row in rows]
 
 
+NO_REFERENCE = "(no reference)"  # the cache's clean hash in --no-reference runs
+
+
 def _hashes(job: Job, options: ScoreOptions) -> dict[str, tuple[str, str]]:
     """system → (clean hash, estimate hash), for the estimates that can be hashed."""
-    if job.clean is None:
+    if job.clean is None and not options.no_reference:
         return {}
-    clean = file_hash(job.clean)
+    clean = NO_REFERENCE if job.clean is None else file_hash(job.clean)
     if clean is None:
         return {}
     out = {}

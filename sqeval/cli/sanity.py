@@ -32,7 +32,9 @@ def sanity_command(
     noisy: Optional[Path] = typer.Option(
         None, "--noisy", help="The noisy file (or folder, paired by name) for --clean; the "
         "noise is noisy − clean. Default: white noise at 5 dB SNR."),
-    metrics: str = typer.Option("all", "--metrics", "-m", help="Comma-separated names or 'all'."),
+    metrics: Optional[str] = typer.Option(
+        None, "--metrics", "-m", help="Comma-separated metric and group names, or 'all'; "
+        "default: the core group."),
     losses: bool = typer.Option(False, "--losses", help="Also show the loss forms of "
                                 "sqeval.losses for every case."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write file,case,values,error."),

@@ -18,14 +18,15 @@ from rich.text import Text
 from ..cache import DEFAULT_PATH, ResultCache
 from ..gates import GateError, check_gates, find_config, load_config, merge_gates, parse_gate
 from ..metrics import resolve
-from ..pairing import NOISY, PairingError, System, pair_folders, parse_system
+from ..metrics.registry import GROUPS
+from ..pairing import NOISY, PairingError, System, pair_estimates, pair_folders, parse_system
 from ..provenance import provenance, write_meta
 from ..report.files import document, write_atomically, write_csv, write_json
 from ..report.summary import (Section, gates_markdown, junit_xml, latex_tables,
                               markdown_tables, write_summary_csv)
 from ..report.table import gates_table, print_tables, section_table
-from ..scoring import (Interrupted, Row, SchedulerError, ScoreOptions, default_jobs,
-                       score_jobs)
+from ..scoring import (CLEAN, REFERENCE_ITSELF, Interrupted, Row, SchedulerError, ScoreOptions,
+                       default_jobs, score_jobs)
 from ..stats import summarise
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy,
                      stderr_console, stdout_console)
@@ -36,15 +37,23 @@ NO_MATCH = "(no match)"  # the group value of files that --group-by does not mat
 
 
 def score_command(
-    clean: Path = typer.Argument(..., help="Folder of clean reference files."),
-    enhanced: List[str] = typer.Argument(
-        ..., help="Folders of enhanced outputs, each PATH or NAME=PATH.", metavar="ENHANCED_DIR..."),
+    clean: str = typer.Argument(..., help="Folder of clean reference files (with "
+                                "--no-reference: the first folder to score).",
+                                metavar="CLEAN_DIR"),
+    enhanced: Optional[List[str]] = typer.Argument(
+        None, help="Folders of enhanced outputs, each PATH or NAME=PATH.",
+        metavar="ENHANCED_DIR..."),
+    no_reference: bool = typer.Option(
+        False, "--no-reference", help="There are no clean files: score every folder given "
+        "(CLEAN_DIR included) with the non-intrusive metrics alone (DNSMOS)."),
     noisy: Optional[Path] = typer.Option(
         None, "--noisy", help="Folder of noisy inputs: scored as system 'noisy' and the "
         "baseline for the improvement column and delta. gates."),
-    metrics: str = typer.Option(
-        "all", "--metrics", "-m", help="Comma-separated metric names, or 'all' (see `sqeval "
-        "metrics`). A named metric that does not apply at a file's rate counts as a failure."),
+    metrics: Optional[str] = typer.Option(
+        None, "--metrics", "-m", help="Comma-separated metric and group names (core, classic, "
+        "dnsmos), or 'all' (see `sqeval metrics`); default: core, or dnsmos with "
+        "--no-reference. A metric named alone that does not apply at a file's rate counts "
+        "as a failure."),
     jobs: int = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes; 0 = all cores."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Per-file CSV (+ .meta.json)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Rows, notes, summary and "
@@ -81,17 +90,31 @@ def score_command(
     mix: Optional[str] = MIX_OPTION,
 ) -> None:
     """Score ENHANCED_DIR folders (and --noisy) against the CLEAN folder, file by file."""
-    options, systems = _prepare(clean, enhanced, noisy, metrics, channel, mix,
-                                max_delay if align else None)
+    if no_reference:
+        options, systems = _prepare_no_reference([clean, *(enhanced or [])], noisy, metrics,
+                                                 channel, mix, align)
+    else:
+        if not enhanced:
+            abort("give at least one ENHANCED_DIR after CLEAN_DIR (or --no-reference to score "
+                  "folders without clean files)")
+        options, systems = _prepare(Path(clean), enhanced, noisy, metrics, channel, mix,
+                                    max_delay if align else None)
+    clean = None if no_reference else Path(clean)
     gates, allow = _gates(gate, allow_missing)
     pattern = _group_pattern(group_by)
     for path in (csv_path, json_path, summary_csv, latex, markdown, junit):
         if path is not None and not path.parent.is_dir():
             abort(f"cannot write {path}: folder {path.parent} does not exist")
     try:
-        jobs_found = pair_folders(clean, systems)
+        jobs_found = (pair_estimates(systems) if clean is None
+                      else pair_folders(clean, [s for s in systems if s.name != CLEAN]))
     except PairingError as error:
         abort(str(error))
+    if CLEAN in options.systems and clean is not None:
+        for job in jobs_found:  # the clean file is scored too, by the non-intrusive metrics
+            if job.clean is not None and not any("clean reference" in problem
+                                                 for problem in job.problems.values()):
+                job.estimates[CLEAN] = job.clean
     lookup = {system.name: system for system in systems}
     tasks = [(job, job.display_name(clean, lookup)) for job in jobs_found]
     rows = _score_with_progress(tasks, options, jobs, None if no_cache else cache_path,
@@ -120,19 +143,53 @@ def _exit_code(results, incomplete: bool, gated: bool, allow_missing: bool) -> E
     return ExitCode.OK
 
 
-def _prepare(clean, enhanced, noisy, metrics, channel, mix, max_delay=None):
+def _specs(metrics: Optional[str], default: str):
+    """The metrics asked for, and those named one by one (for them, not applying is a
+    failure); a non-intrusive metric whose backend is missing is a usage error."""
     try:
-        specs = resolve(metrics)
+        specs = resolve(metrics or default)
     except KeyError as error:
         abort(error.args[0])
+    if any(spec.family == "dnsmos:dnsmos" for spec in specs):
+        from ..metrics.dnsmos import missing_backend
+
+        if missing_backend():
+            abort(missing_backend())
+    named = {name.strip() for name in (metrics or "").split(",")} - set(GROUPS) - {"all"}
+    return specs, frozenset(named)
+
+
+def _prepare(clean, enhanced, noisy, metrics, channel, mix, max_delay=None):
+    specs, named = _specs(metrics, "core")
     channels = channel_policy(channel, mix)
     systems = [parse_system(argument) for argument in enhanced]
     if noisy is not None:
         systems.insert(0, System(NOISY, noisy))
+    if any(not spec.intrusive for spec in specs):  # DNSMOS of the clean speech too
+        if any(system.name == CLEAN for system in systems):
+            abort(f"a folder would be called '{CLEAN}', the name of the clean references' "
+                  "row when non-intrusive metrics are scored; name it apart with NAME=PATH")
+        systems.insert(0, System(CLEAN, clean))
     options = ScoreOptions(
         metrics=tuple(specs), systems=tuple(s.name for s in systems),
-        channels=channels, max_delay=max_delay,
-        strict=metrics.strip().lower() != "all")
+        channels=channels, max_delay=max_delay, strict=named)
+    return options, systems
+
+
+def _prepare_no_reference(folders, noisy, metrics, channel, mix, align):
+    if align:
+        abort("--align needs clean references to align to; it cannot go with --no-reference")
+    specs, named = _specs(metrics, "dnsmos")
+    intrusive = [spec.name for spec in specs if spec.intrusive]
+    if intrusive:
+        abort(f"--no-reference scores non-intrusive metrics only; {', '.join(intrusive)} "
+              "compare(s) against a clean reference (see `sqeval metrics`)")
+    systems = [parse_system(argument) for argument in folders]
+    if noisy is not None:
+        systems.insert(0, System(NOISY, noisy))
+    options = ScoreOptions(metrics=tuple(specs), systems=tuple(s.name for s in systems),
+                           channels=channel_policy(channel, mix), strict=named,
+                           no_reference=True)
     return options, systems
 
 
@@ -288,7 +345,8 @@ def _print_problems(console: Console, rows: list[Row], names: list[str], json_pa
         for row in failed:
             console.print(f"  {row.file} [{row.system}]: {row.error_text(names)}",
                           markup=False, soft_wrap=True)
-    not_applicable = sum(1 for row in rows if row.not_applicable and not row.failed)
+    not_applicable = sum(1 for row in rows if not row.failed and any(
+        reason != REFERENCE_ITSELF for reason in row.not_applicable.values()))
     if not_applicable:
         console.print(f"{not_applicable} rows have metrics that do not apply at their rate "
                       "(left empty; reason in the CSV error column).")

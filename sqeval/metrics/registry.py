@@ -176,8 +176,30 @@ def _classic() -> list[MetricSpec]:
     ]
 
 
+def _dnsmos_rate(fs: int) -> int:
+    return 16000
+
+
 def _dnsmos() -> list[MetricSpec]:
-    return []
+    """DNSMOS from speechmos's ONNX models (see sqeval.metrics.dnsmos)."""
+    common = dict(takes_rate=True, sample_aligned=False, rate_for=_dnsmos_rate,
+                  rates="16 kHz (other rates resampled with resample_poly)",
+                  family="dnsmos:dnsmos", intrusive=False, group="dnsmos", package="speechmos")
+    reference = "speechmos dnsmos.run (the DNS Challenge's dnsmos_local.py); Reddy et al. 2022"
+    return [
+        MetricSpec("dnsmos_sig", "dnsmos:dnsmos_sig", "MOS", "[1, 5]", True,
+                   "P.835 speech signal quality, predicted from the estimate alone", reference,
+                   **common),
+        MetricSpec("dnsmos_bak", "dnsmos:dnsmos_bak", "MOS", "[1, 5]", True,
+                   "P.835 background noise quality, predicted from the estimate alone",
+                   reference, **common),
+        MetricSpec("dnsmos_ovrl", "dnsmos:dnsmos_ovrl", "MOS", "[1, 5]", True,
+                   "P.835 overall quality, predicted from the estimate alone", reference,
+                   **common),
+        MetricSpec("dnsmos_p808", "dnsmos:dnsmos_p808", "MOS", "[1, 5]", True,
+                   "P.808 overall quality, predicted from the estimate alone", reference,
+                   **common),
+    ]
 REGISTRY: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (

@@ -1,0 +1,141 @@
+"""DNSMOS: non-intrusive MOS estimates (ITU-T P.835 SIG, BAK, OVRL, and P.808 MOS).
+
+Conventions
+-----------
+The ONNX models are the ones shipped inside the PyPI package ``speechmos`` (Microsoft's
+DNS-Challenge models: ``sig_bak_ovr.onnx`` for P.835, ``model_v8.onnx`` for P.808), run
+by onnxruntime on the CPU; nothing is downloaded. The procedure is that of the DNS
+Challenge's ``dnsmos_local.py`` and of ``speechmos.dnsmos``:
+
+- audio at 16 kHz (other rates are resampled with ``scipy.signal.resample_poly``, sqeval's
+  rate policy; the DNS script loads files with librosa's resampler instead);
+- a clip shorter than 9.01 s is repeated (doubled until long enough);
+- windows of 9.01 s every second; per window the P.835 model takes the float32 samples
+  and its raw SIG, BAK, OVRL outputs are mapped through the published cubic/quadratic
+  polynomials; the P.808 model takes a 120-band log-mel spectrogram (librosa: 321-point
+  FFT, hop 160, ``(power_to_db(ref=max) + 40)/40``) of the window less its last 160
+  samples;
+- each score is the mean over windows. Range about [1, 5]; higher is better.
+
+Needs the optional extra ``pip install 'sqeval[dnsmos]'`` (speechmos, onnxruntime,
+librosa).
+
+References
+----------
+- C. K. A. Reddy, V. Gopal, R. Cutler, "DNSMOS P.835: a non-intrusive perceptual
+  objective speech quality metric to evaluate noise suppressors", ICASSP 2022.
+- speechmos (PyPI) ``dnsmos.run``, which sqeval matches.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import numpy as np
+
+from ._checks import MetricError, as_output, as_signal
+
+RATE = 16000
+WINDOW_SECONDS = 9.01
+HOP_SECONDS = 1
+# Raw P.835 model outputs → MOS: the DNS Challenge's published polynomials (highest power
+# first), for the non-personalised model.
+SIG_POLY = (-0.08397278, 1.22083953, 0.0052439)
+BAK_POLY = (-0.13166888, 1.60915514, -0.39604546)
+OVRL_POLY = (-0.06766283, 1.11546468, 0.04602535)
+INSTALL_HINT = "DNSMOS needs the optional extra: pip install 'sqeval[dnsmos]'"
+
+
+def missing_backend() -> str | None:
+    """Why DNSMOS cannot run here (a package is not installed), or None."""
+    from importlib.util import find_spec
+
+    absent = [name for name in ("speechmos", "onnxruntime", "librosa") if find_spec(name) is None]
+    return f"{INSTALL_HINT} ({', '.join(absent)} not installed)" if absent else None
+
+
+@lru_cache(maxsize=1)
+def _sessions():
+    """The P.835 and P.808 inference sessions, made once per process."""
+    reason = missing_backend()
+    if reason:
+        raise MetricError(reason)
+    import onnxruntime
+    import speechmos
+
+    folder = os.path.join(os.path.dirname(speechmos.__file__), "dnsmos_models")
+    options = onnxruntime.SessionOptions()
+    # One thread unless the user set OMP_NUM_THREADS: sqeval already runs a worker per core.
+    options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+    options.inter_op_num_threads = 1
+
+    def session(name):
+        return onnxruntime.InferenceSession(os.path.join(folder, name), options,
+                                            providers=["CPUExecutionProvider"])
+
+    return session("sig_bak_ovr.onnx"), session("model_v8.onnx")
+
+
+def _mel_features(window: np.ndarray) -> np.ndarray:
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=window, sr=RATE, n_fft=321, hop_length=160,
+                                         n_mels=120)
+    return ((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T
+
+
+def _one(audio: np.ndarray) -> dict[str, float]:
+    p835, p808 = _sessions()
+    length = int(WINDOW_SECONDS * RATE)
+    while len(audio) < length:
+        audio = np.append(audio, audio)
+    n_windows = int(np.floor(len(audio) / RATE) - WINDOW_SECONDS) + 1
+    scores = {"dnsmos_sig": [], "dnsmos_bak": [], "dnsmos_ovrl": [], "dnsmos_p808": []}
+    for index in range(n_windows):
+        window = audio[int(index * HOP_SECONDS * RATE):
+                       int((index + WINDOW_SECONDS) * HOP_SECONDS * RATE)]
+        if len(window) < length:
+            continue
+        raw = p835.run(None, {"input_1": window.astype("float32")[np.newaxis, :]})[0][0]
+        features = _mel_features(window[:-160]).astype("float32")[np.newaxis, :, :]
+        scores["dnsmos_p808"].append(p808.run(None, {"input_1": features})[0][0][0])
+        for name, poly, value in zip(("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"),
+                                     (SIG_POLY, BAK_POLY, OVRL_POLY), raw):
+            scores[name].append(float(np.polyval(poly, value)))
+    # The mean of each list as the reference computes it (P.808 values are float32).
+    return {name: float(np.mean(values)) for name, values in scores.items()}
+
+
+def dnsmos(*, estimate, fs: int) -> dict[str, float | np.ndarray]:
+    """DNSMOS P.835 (``dnsmos_sig``, ``dnsmos_bak``, ``dnsmos_ovrl``) and P.808
+    (``dnsmos_p808``) of ``estimate``, shape ``(..., time)``, at any rate.
+
+    Raises:
+        MetricError: the extra is not installed, non-finite samples, or a silent signal.
+    """
+    from ..audio import resample
+
+    x = as_signal(estimate, name="estimate")
+    if not np.any(x, axis=-1).all():
+        raise MetricError("the signal is silent (all samples zero); DNSMOS rates speech")
+    x = resample(x, int(fs), RATE)
+    flat = x.reshape(-1, x.shape[-1])
+    results = [_one(item) for item in flat]
+    return {name: as_output(np.reshape([r[name] for r in results], x.shape[:-1]))
+            for name in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")}
+
+
+def _member(name: str):
+    def metric(*, estimate, fs: int):
+        return dnsmos(estimate=estimate, fs=fs)[name]
+
+    metric.__name__ = name
+    metric.__doc__ = f"``{name}`` of :func:`dnsmos`, alone."
+    return metric
+
+
+dnsmos_sig = _member("dnsmos_sig")
+dnsmos_bak = _member("dnsmos_bak")
+dnsmos_ovrl = _member("dnsmos_ovrl")
+dnsmos_p808 = _member("dnsmos_p808")

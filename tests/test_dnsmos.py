@@ -1,0 +1,128 @@
+"""DNSMOS against speechmos's own ``dnsmos.run``, and scoring without references."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+from typer.testing import CliRunner
+
+from conftest import write
+from sqeval.cli import app
+from sqeval.metrics import REGISTRY, MetricError
+from sqeval.metrics.dnsmos import dnsmos
+
+runner = CliRunner()
+NAMES = {"dnsmos_sig": "sig_mos", "dnsmos_bak": "bak_mos", "dnsmos_ovrl": "ovrl_mos",
+         "dnsmos_p808": "p808_mos"}
+
+
+def reference_dnsmos(x, fs):
+    from speechmos import dnsmos as reference
+
+    return {ours: float(reference.run(x, fs)[theirs]) for ours, theirs in NAMES.items()}
+
+
+def test_equals_speechmos_on_clean_and_noisy_speech(golden):
+    s, e, rate, _ = golden
+    long = np.concatenate([e, s, e, s])  # 12.4 s: four 9.01 s windows, not a repeated clip
+    for x in (s, e, long):
+        ours, theirs = dnsmos(estimate=x, fs=rate), reference_dnsmos(x, rate)
+        for name in NAMES:  # onnxruntime's thread count moves the 7th digit at most
+            assert ours[name] == pytest.approx(theirs[name], abs=1e-5), name
+    assert reference_dnsmos(s, rate)["dnsmos_ovrl"] > reference_dnsmos(e, rate)["dnsmos_ovrl"]
+
+
+def test_other_rates_are_resampled_to_16_khz_with_resample_poly(golden):
+    s, _, rate, _ = golden
+    at_48k = resample_poly(s, 3, 1)
+    ours = dnsmos(estimate=at_48k, fs=48000)
+    theirs = reference_dnsmos(resample_poly(at_48k, 1, 3), 16000)
+    for name in NAMES:
+        assert ours[name] == pytest.approx(theirs[name], abs=1e-5), name
+
+
+def test_batch_and_errors(golden):
+    s, e, rate, _ = golden
+    batch = dnsmos(estimate=np.stack([s, e]), fs=rate)
+    assert batch["dnsmos_ovrl"].shape == (2,)
+    assert batch["dnsmos_ovrl"][1] == pytest.approx(dnsmos(estimate=e, fs=rate)["dnsmos_ovrl"])
+    with pytest.raises(MetricError, match="silent"):
+        dnsmos(estimate=np.zeros(16000), fs=16000)
+    bad = s.copy()
+    bad[3] = np.inf
+    with pytest.raises(MetricError, match="Inf"):
+        dnsmos(estimate=bad, fs=rate)
+    assert not REGISTRY["dnsmos_ovrl"].intrusive and REGISTRY["pesq_wb"].intrusive
+
+
+def rows(path):
+    with open(path, encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_no_reference_scores_folders_without_clean_files(tmp_path, golden):
+    s, e, rate, _ = golden
+    write(tmp_path / "noisy" / "a.wav", e, rate, "DOUBLE")
+    write(tmp_path / "ours" / "a.wav", s, rate, "DOUBLE")
+    write(tmp_path / "ours" / "b.wav", resample_poly(e, 3, 1), 48000, "DOUBLE")
+    out = tmp_path / "o.csv"
+    command = ["score", "--no-reference", str(tmp_path / "noisy"), str(tmp_path / "ours"),
+               "--csv", str(out), "--jobs", "1"]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 3, result.output  # b.wav is missing from noisy/
+    table = {(row["file"], row["system"]): row for row in rows(out)}
+    assert set(table) == {("a.wav", "noisy"), ("a.wav", "ours"), ("b.wav", "noisy"),
+                          ("b.wav", "ours")}
+    assert list(rows(out)[0]) == ["file", "system", *NAMES, "error"]
+    expected = dnsmos(estimate=s, fs=rate)
+    for name in NAMES:
+        assert float(table["a.wav", "ours"][name]) == pytest.approx(expected[name], abs=1e-5)
+    assert float(table["b.wav", "ours"]["dnsmos_ovrl"]) == pytest.approx(
+        dnsmos(estimate=resample_poly(e, 3, 1), fs=48000)["dnsmos_ovrl"], abs=1e-5)
+    assert "no file of this name" in table["b.wav", "noisy"]["error"]
+    first = out.read_text()
+    assert runner.invoke(app, command).exit_code == 3  # from the cache: the same CSV
+    assert out.read_text() == first
+
+
+def test_no_reference_refuses_intrusive_metrics_and_align(tmp_path, golden):
+    write(tmp_path / "x" / "a.wav", golden[0], golden[2])
+    result = runner.invoke(app, ["score", "--no-reference", str(tmp_path / "x"), "--metrics",
+                                 "dnsmos_ovrl,pesq_wb"])
+    assert result.exit_code == 2 and "pesq_wb" in result.output
+    result = runner.invoke(app, ["score", "--no-reference", str(tmp_path / "x"), "--align"])
+    assert result.exit_code == 2 and "--align" in result.output
+
+
+def test_with_references_the_clean_files_get_dnsmos_too(tmp_path, golden):
+    s, e, rate, _ = golden
+    write(tmp_path / "clean" / "a.wav", s, rate, "DOUBLE")
+    write(tmp_path / "enh" / "a.wav", e, rate, "DOUBLE")
+    out = tmp_path / "o.csv"
+    result = runner.invoke(app, ["score", str(tmp_path / "clean"), str(tmp_path / "enh"),
+                                 "--metrics", "pesq_wb,dnsmos_ovrl", "--csv", str(out),
+                                 "--jobs", "1"])
+    assert result.exit_code == 0, result.output  # pesq_wb of the clean row is not a failure
+    table = {row["system"]: row for row in rows(out)}
+    assert list(table) == ["clean", "enh"]
+    assert table["clean"]["pesq_wb"] == "" and "clean reference itself" in table["clean"]["error"]
+    assert float(table["clean"]["dnsmos_ovrl"]) == pytest.approx(
+        dnsmos(estimate=s, fs=rate)["dnsmos_ovrl"], abs=1e-5)
+    assert float(table["enh"]["pesq_wb"]) == golden[3]["pesq_wb"]
+    assert "do not apply" not in result.output
+
+
+def test_a_missing_extra_is_a_usage_error_that_says_how_to_install(tmp_path, golden,
+                                                                 monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "speechmos" else real(name, *a))
+    write(tmp_path / "x" / "a.wav", golden[0], golden[2])
+    result = runner.invoke(app, ["score", "--no-reference", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "pip install 'sqeval[dnsmos]'" in result.output and "speechmos" in result.output
