@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import REGISTRY
-from .pairing import NOISY
+from .pairing import CLEAN, NOISY
 from .scoring import Row
 
 OPERATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
@@ -111,7 +111,10 @@ def check_gates(gates: list[Gate], rows: list[Row], systems: list[str]) -> list[
     noisy = {row.file: row for row in rows if row.system == NOISY}
     results = []
     for gate in gates:
-        targets = [gate.system] if gate.system else [s for s in systems if s != NOISY]
+        # A gate without a system is about the outputs: not the noisy input, not the clean
+        # references (scored when DNSMOS is asked for); name those to gate them.
+        targets = [gate.system] if gate.system else [s for s in systems
+                                                     if s not in (NOISY, CLEAN)]
         for system in targets:
             results.append(_check(gate, system, rows, noisy, systems))
     return results

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from .audio import AUDIO_SUFFIXES
 
 NOISY = "noisy"  # the system name of the noisy folder
+CLEAN = "clean"  # the system name of the clean references, scored by non-intrusive metrics
 
 
 class PairingError(ValueError):

@@ -26,7 +26,7 @@ from . import __version__
 from .audio import AudioError, ChannelPolicy, estimate_delay, read_audio, resample
 from .cache import ResultCache, file_hash
 from .metrics import MetricError, MetricSpec, NotApplicableError
-from .pairing import Job
+from .pairing import CLEAN, Job
 
 
 @dataclass
@@ -90,7 +90,6 @@ class ScoreOptions:
     no_reference: bool = False
 
 
-CLEAN = "clean"  # the system name of the clean references, scored by non-intrusive metrics
 REFERENCE_ITSELF = "the clean reference itself (an intrusive metric compares against it)"
 
 

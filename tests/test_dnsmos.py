@@ -113,6 +113,14 @@ def test_with_references_the_clean_files_get_dnsmos_too(tmp_path, golden):
         dnsmos(estimate=s, fs=rate)["dnsmos_ovrl"], abs=1e-5)
     assert float(table["enh"]["pesq_wb"]) == golden[3]["pesq_wb"]
     assert "do not apply" not in result.output
+    # A gate without a system is about the outputs, not the clean references.
+    gated = runner.invoke(app, ["score", str(tmp_path / "clean"), str(tmp_path / "enh"),
+                                "--metrics", "pesq_wb,dnsmos_ovrl", "--gate", "pesq_wb>=1",
+                                "--jobs", "1"])
+    assert gated.exit_code == 0, gated.output
+    gate_rows = [line.split("|")[2].strip() for line in gated.output.splitlines()
+                 if line.startswith("| pesq_wb>=1 ")]
+    assert gate_rows == ["enh"]
 
 
 def test_a_missing_extra_is_a_usage_error_that_says_how_to_install(tmp_path, golden,
