@@ -16,6 +16,7 @@ from .audio import AUDIO_SUFFIXES
 
 NOISY = "noisy"  # the system name of the noisy folder
 CLEAN = "clean"  # the system name of the clean references, scored by non-intrusive metrics
+CLEAN_PROBLEM = "clean reference: "  # how a problem of the clean file itself begins
 
 
 class PairingError(ValueError):
@@ -182,7 +183,7 @@ def _job(key, clean_files, clean_clashes, listings) -> Job:
         if key in clashes:
             job.problems[name] = clashes[key]
         elif key in clean_clashes:
-            job.problems[name] = "clean reference: " + clean_clashes[key]
+            job.problems[name] = CLEAN_PROBLEM + clean_clashes[key]
         elif job.clean is None:
             if key in files:
                 job.problems[name] = "no clean reference for this file"

@@ -19,7 +19,8 @@ from ..cache import DEFAULT_PATH, ResultCache
 from ..gates import GateError, check_gates, find_config, load_config, merge_gates, parse_gate
 from ..metrics import resolve
 from ..metrics.registry import GROUPS
-from ..pairing import NOISY, PairingError, System, pair_estimates, pair_folders, parse_system
+from ..pairing import (CLEAN_PROBLEM, NOISY, PairingError, System, pair_estimates,
+                       pair_folders, parse_system)
 from ..provenance import provenance, write_meta
 from ..report.files import document, write_atomically, write_csv, write_json
 from ..report.summary import (Section, gates_markdown, junit_xml, latex_tables,
@@ -112,7 +113,7 @@ def score_command(
         abort(str(error))
     if CLEAN in options.systems and clean is not None:
         for job in jobs_found:  # the clean file is scored too, by the non-intrusive metrics
-            if job.clean is not None and not any("clean reference" in problem
+            if job.clean is not None and not any(problem.startswith(CLEAN_PROBLEM)
                                                  for problem in job.problems.values()):
                 job.estimates[CLEAN] = job.clean
     lookup = {system.name: system for system in systems}
