@@ -91,6 +91,7 @@ class ScoreOptions:
 
 
 REFERENCE_ITSELF = "the clean reference itself (an intrusive metric compares against it)"
+NEEDS_REFERENCE = "needs a clean reference (--no-reference)"
 
 
 class Signal:
@@ -165,9 +166,9 @@ def score_job(job: Job, display_name: str, options: ScoreOptions,
                 reference_error = f"clean reference: {error}"
         if reference is None:
             rows.append(failed_row(display_name, name, reference_error, options.metrics))
-        elif name == CLEAN:
-            rows.append(score_signals(display_name, name, reference, reference.samples,
-                                      reference.rate, options, outcomes))
+        elif name == CLEAN:  # the reference Signal itself: resampled at most once per rate
+            rows.append(_score_alone(Row(display_name, name), reference, options, outcomes,
+                                     REFERENCE_ITSELF))
         else:
             rows.append(_score_estimate(display_name, name, reference, job.estimates[name],
                                         options, outcomes))
@@ -211,13 +212,11 @@ def score_signals(file: str, system: str, reference: Signal | None, samples: np.
     sample-aligned metrics, every failure an error cell). Outcomes in ``known`` are
     reused; the others are computed and kept in ``row.fresh``.
 
-    With ``reference=None`` only non-intrusive metrics have values; in the row of the
-    :data:`CLEAN` system (the reference scored as an estimate) intrusive metrics do not
-    apply."""
+    With ``reference=None`` only non-intrusive metrics have values."""
     known = known or {}
     row = Row(file, system)
-    if reference is None or system == CLEAN:
-        return _score_alone(row, reference, Signal(samples, rate), options, known)
+    if reference is None:
+        return _score_alone(row, Signal(samples, rate), options, known, NEEDS_REFERENCE)
     fs = reference.rate
     if rate != fs:
         samples = resample(samples, rate, fs)
@@ -241,17 +240,17 @@ def score_signals(file: str, system: str, reference: Signal | None, samples: np.
     return _complete(row, options.metrics)
 
 
-def _score_alone(row: Row, reference: Signal | None, signal: Signal, options: ScoreOptions,
-                 known: dict) -> Row:
-    """A row of non-intrusive values only: of the clean reference itself, or of an
-    estimate when there is no reference."""
+def _score_alone(row: Row, signal: Signal, options: ScoreOptions, known: dict,
+                 not_applicable: str) -> Row:
+    """A row of non-intrusive values only: of the clean reference itself (the
+    :data:`CLEAN` system), or of an estimate when there is no reference. Intrusive
+    metrics do not apply, for the reason ``not_applicable``."""
     shared: dict = {}
     for spec in options.metrics:
         if spec.name in known:
             outcome = known[spec.name]
         elif spec.intrusive:
-            outcome = row.fresh[spec.name] = ("n/a", None, REFERENCE_ITSELF if reference
-                                              else "needs a clean reference (--no-reference)")
+            outcome = row.fresh[spec.name] = ("n/a", None, not_applicable)
         else:
             outcome = row.fresh[spec.name] = _evaluate(spec, None, signal, shared)
         _apply(row, spec.name, outcome, _strict(options, row.system, spec))

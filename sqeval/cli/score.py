@@ -154,8 +154,9 @@ def _specs(metrics: Optional[str], default: str):
     if any(spec.family == "dnsmos:dnsmos" for spec in specs):
         from ..metrics.dnsmos import missing_backend
 
-        if missing_backend():
-            abort(missing_backend())
+        reason = missing_backend()
+        if reason:
+            abort(reason)
     named = {name.strip() for name in (metrics or "").split(",")} - set(GROUPS) - {"all"}
     return specs, frozenset(named)
 

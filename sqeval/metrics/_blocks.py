@@ -24,6 +24,11 @@ def spans(n: int, size: int | None = None) -> Iterator[tuple[int, int]]:
         yield start, min(start + size, n)
 
 
+def frame_spans(n_frames: int, hop: int) -> Iterator[tuple[int, int]]:
+    """Ranges of frames (hop ``hop``) of about :data:`BLOCK` samples' worth each."""
+    return spans(n_frames, max(BLOCK // hop, 1))
+
+
 def block_sum(terms: Callable[..., np.ndarray], *arrays: np.ndarray):
     """``Σ`` over blocks of ``terms(*blocks)``, where ``terms`` maps same-length blocks of
     the last axis of ``arrays`` to per-item sums (shape ``arrays[0].shape[:-1]``)."""

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import EPS, MetricError, as_output, as_pair
+from ._checks import EPS, MetricError, NotApplicableError, as_output, as_pair
 
 FRAME_SECONDS = 0.03
 OVERLAP = 0.75
@@ -271,7 +271,6 @@ def composite(*, reference, estimate, fs: int) -> dict[str, float | np.ndarray]:
         NotApplicableError: ``fs`` is not 16 kHz.
         MetricError: as :func:`classic_measures` and :func:`~sqeval.metrics.pesq_wb`.
     """
-    from ._checks import NotApplicableError
     from .pesq import WIDE_BAND_RATE, pesq_wb
 
     if int(fs) != WIDE_BAND_RATE:

@@ -64,7 +64,7 @@ def _scale_invariant(s, s_hat, s_mean=0.0, s_hat_mean=0.0):
     """SI-SDR of ``s − s_mean`` and ``ŝ − s_hat_mean``; every full-length temporary is
     made one block at a time."""
     def centred(x, mean):
-        return x - mean[..., None] if np.ndim(mean) else x - mean
+        return x - np.asarray(mean)[..., None]
 
     def sums(s, s_hat):
         s, s_hat = centred(s, s_mean), centred(s_hat, s_hat_mean)

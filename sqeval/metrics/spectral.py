@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _blocks
-from ._blocks import spans
+from ._blocks import frame_spans
 from ._checks import MetricError, as_output, as_pair
 
 FRAME_SECONDS = 0.032  # 512 samples at 16 kHz
@@ -78,7 +77,7 @@ def mc_mse(*, reference, estimate, fs: int, power: float = COMPRESSION):
     frame, hop, n_frames = _framing(s.shape[-1], fs)
     total = 0.0
     # Frames in blocks of about BLOCK samples, so a long file needs no full-length STFT.
-    for first, last in spans(n_frames, max(_blocks.BLOCK // hop, 1)):
+    for first, last in frame_spans(n_frames, hop):
         samples = slice(first * hop, (last - 1) * hop + frame)
         total = total + compressed_squared_error(stft_magnitude(s[..., samples], fs),
                                                  stft_magnitude(s_hat[..., samples], fs), power)

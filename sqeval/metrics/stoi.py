@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _blocks
-from ._blocks import spans
+from ._blocks import frame_spans
 from ._checks import MetricError, as_output, as_pair
 
 RATE = 10000  # Hz: STOI's internal rate
@@ -72,17 +71,12 @@ def _overlap_add(frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def _chunks(n: int):
-    """Frame ranges of about :data:`~sqeval.metrics._blocks.BLOCK` samples' worth."""
-    return spans(n, max(_blocks.BLOCK // HOP, 1))
-
-
 def _speech_frames(s: np.ndarray) -> np.ndarray:
     """Indices of the frames of ``s`` less than 40 dB below its loudest frame."""
     frames, window = _frames(s), _hann()
     energies = np.concatenate(
         [20 * np.log10(np.linalg.norm(window * frames[a:b], axis=1) + EPS)
-         for a, b in _chunks(len(frames))] or [np.zeros(0)])
+         for a, b in frame_spans(len(frames), HOP)] or [np.zeros(0)])
     return np.flatnonzero((np.max(energies, initial=-np.inf) - DYNAMIC_RANGE_DB - energies) < 0)
 
 
@@ -95,7 +89,7 @@ def _envelopes(x: np.ndarray, speech: np.ndarray) -> np.ndarray:
     window, bands, frames = _hann(), _band_matrix(), _frames(x)
     n = len(speech)
     out = []
-    for first, last in _chunks(max(n - 1, 0)):  # the re-framed signal has n − 1 frames
+    for first, last in frame_spans(max(n - 1, 0), HOP):  # the joined signal has n − 1 frames
         lo, hi = max(first - 1, 0), min(last + 1, n)
         joined = _overlap_add(window * frames[speech[lo:hi]])  # samples from lo·HOP on
         joined_frames = np.lib.stride_tricks.sliding_window_view(
@@ -161,7 +155,7 @@ def intelligibility(*, reference, estimate, fs: int) -> dict[str, float | np.nda
     for a, b in zip(flat_s, flat_e):
         x, y = _band_envelopes(a, b, int(fs))  # each (segments, bands, SEGMENT)
         sums = np.sum([(_stoi_sum(x[i:j], y[i:j]), _estoi_sum(x[i:j], y[i:j]))
-                       for i, j in _chunks(len(x))], axis=0)
+                       for i, j in frame_spans(len(x), HOP)], axis=0)
         values["stoi"].append(sums[0] / (len(x) * BANDS))  # Eq. 6
         values["estoi"].append(sums[1] / (len(x) * SEGMENT))
     return {name: as_output(np.reshape(v, s.shape[:-1])) for name, v in values.items()}
