@@ -5,4 +5,4 @@ The public API is the metric functions in :mod:`sqeval.metrics` (keyword-only
 :func:`sqeval.scoring.score_folders` for whole folders.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,4 +1,4 @@
-"""Read audio as float64 mono, resample, and report what was done to it.
+"""Read audio as float64 mono, and report what was done to it.
 
 Every problem becomes an :class:`AudioError` whose message says what was found and how
 to fix it; the scorer turns it into an error row, never a traceback.
@@ -7,9 +7,10 @@ to fix it; the scorer turns it into an error row, never a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import gcd
 
 import numpy as np
+
+from .dsp import lagged_correlations
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -80,27 +81,6 @@ def _select_channel(data: np.ndarray, policy: ChannelPolicy) -> np.ndarray:
     return data[:, [policy.channel]]
 
 
-def resample(x: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Resample along the last axis with ``scipy.signal.resample_poly``.
-
-    ``up/down = target/source`` reduced by their gcd, the default Kaiser window, in
-    float64: the rate policy of sqeval's metric contract.
-
-    Example:
-        >>> import numpy as np
-        >>> resample(np.ones(480), 48000, 16000).shape
-        (160,)
-    """
-    if source_rate == target_rate:
-        return x
-    from scipy.signal import resample_poly
-
-    divisor = gcd(int(source_rate), int(target_rate))
-    return resample_poly(
-        np.asarray(x, dtype=np.float64), target_rate // divisor, source_rate // divisor, axis=-1
-    )
-
-
 def estimate_delay(reference: np.ndarray, estimate: np.ndarray, max_lag: int) -> int:
     """The lag (samples) by which ``estimate`` trails ``reference``, from the peak of their
     cross-correlation's magnitude within ``±max_lag``; negative when it leads.
@@ -111,8 +91,6 @@ def estimate_delay(reference: np.ndarray, estimate: np.ndarray, max_lag: int) ->
         >>> estimate_delay(s, np.concatenate([np.zeros(25), s])[:4000], 100)
         25
     """
-    from .metrics._blocks import lagged_correlations
-
     n = min(len(reference), len(estimate))
     if n == 0 or max_lag <= 0:
         return 0

@@ -15,13 +15,15 @@ from . import __version__
 RATE_POLICY = (
     "estimates resampled to the reference's rate; PESQ at 16 kHz when fs >= 16 kHz, at "
     "8 kHz when 8 <= fs < 16 kHz (pesq_wb n/a below 16 kHz); STOI/ESTOI at any rate "
-    "(pystoi resamples to 10 kHz); csig/cbak/covl at 16 kHz (n/a below); DNSMOS at 16 kHz; "
-    "other metrics at fs; all resampling "
-    "scipy.signal.resample_poly with up/down reduced by their gcd, float64; "
+    "(pystoi resamples to 10 kHz); classic measures at 16 kHz when fs >= 16 kHz, at 8 kHz "
+    "when 8 <= fs < 16 kHz; csig/cbak/covl at 16 kHz (n/a below) with the file's pesq_wb; "
+    "other metrics at fs; all resampling scipy.signal.resample_poly with up/down reduced "
+    "by their gcd, float64, except DNSMOS: librosa.resample to 16 kHz (soxr_hq), as the "
+    "DNS Challenge's dnsmos_local.py; "
     "lengths: common prefix for sample-aligned metrics, whole signals for PESQ"
 )
 PACKAGES = ("pesq", "pystoi", "numpy", "scipy", "soundfile", "speechmos", "onnxruntime",
-            "librosa")
+            "librosa", "soxr")
 
 
 def _version(package: str) -> str | None:

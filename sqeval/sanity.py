@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .audio import resample
+from .dsp import resample
 from .metrics import MetricError, MetricSpec
 from .metrics.registry import PROPERTIES
 from .scoring import Row, ScoreOptions, Signal, failed_row, score_signals

@@ -23,8 +23,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from . import __version__
-from .audio import AudioError, ChannelPolicy, estimate_delay, read_audio, resample
+from .audio import AudioError, ChannelPolicy, estimate_delay, read_audio
 from .cache import ResultCache, file_hash
+from .dsp import resample
 from .metrics import MetricError, MetricSpec, NotApplicableError
 from .pairing import CLEAN, Job
 
@@ -229,13 +230,12 @@ def score_signals(file: str, system: str, reference: Signal | None, samples: np.
             f"{n_est}); sample-aligned metrics use the first {min(n_ref, n_est)}"
         )
     aligned = _aligned(reference, estimate, options, row) if options.max_delay else None
-    shared: dict = {}  # family results, computed once per estimate and rate
+    computation = Computation(reference, estimate, aligned)
     for spec in options.metrics:
         if spec.name in known:
             outcome = known[spec.name]
         else:
-            pair = aligned if aligned and spec.sample_aligned else (reference, estimate)
-            outcome = row.fresh[spec.name] = _evaluate(spec, *pair, shared)
+            outcome = row.fresh[spec.name] = computation.outcome(spec)
         _apply(row, spec.name, outcome, _strict(options, system, spec))
     return _complete(row, options.metrics)
 
@@ -245,14 +245,14 @@ def _score_alone(row: Row, signal: Signal, options: ScoreOptions, known: dict,
     """A row of non-intrusive values only: of the clean reference itself (the
     :data:`CLEAN` system), or of an estimate when there is no reference. Intrusive
     metrics do not apply, for the reason ``not_applicable``."""
-    shared: dict = {}
+    computation = Computation(None, signal)
     for spec in options.metrics:
         if spec.name in known:
             outcome = known[spec.name]
         elif spec.intrusive:
             outcome = row.fresh[spec.name] = ("n/a", None, not_applicable)
         else:
-            outcome = row.fresh[spec.name] = _evaluate(spec, None, signal, shared)
+            outcome = row.fresh[spec.name] = computation.outcome(spec)
         _apply(row, spec.name, outcome, _strict(options, row.system, spec))
     return _complete(row, options.metrics)
 
@@ -278,37 +278,63 @@ def _apply(row: Row, name: str, outcome, strict: bool) -> None:
         row.errors[name] = message
 
 
-def _evaluate(spec: MetricSpec, reference: Signal, estimate: Signal, shared: dict):
-    """The metric's outcome: ("value", x, "") or ("error" | "n/a", None, reason).
-    ``reference`` is None for a non-intrusive metric scored without one."""
-    try:
-        rate = spec.rate_for((reference or estimate).rate)
-        s = reference.at(rate) if spec.intrusive else None
-        s_hat = estimate.at(rate)
+class Computation:
+    """The metrics of one (reference, estimate) pair, each thing computed once: a family
+    (STOI with ESTOI, the classic measures) once per rate, and a metric that another
+    reuses (``pesq_wb`` inside the composites, see ``MetricSpec.needs``) once.
+
+    ``reference`` is None for non-intrusive metrics scored without one; ``aligned`` is the
+    pair with a constant delay removed (``--align``), for the sample-aligned metrics.
+    """
+
+    def __init__(self, reference: Signal | None, estimate: Signal, aligned=None):
+        self.reference, self.estimate, self.aligned = reference, estimate, aligned
+        self._results: dict = {}  # (family or metric name, rate) → result or MetricError
+
+    def outcome(self, spec: MetricSpec):
+        """("value", x, "") or ("error" | "n/a", None, reason); never raises."""
+        try:
+            value = self._result(spec)
+            if spec.family is not None:
+                value = value[spec.name]
+                if isinstance(value, MetricError):  # this member alone could not be computed
+                    raise value
+            return ("value", float(value), "")
+        except NotApplicableError as error:
+            return ("n/a", None, str(error))
+        except MetricError as error:
+            return ("error", None, str(error))
+        except Exception as error:  # a bug or a backend crash costs one cell, not the run
+            return ("error", None, f"unexpected {type(error).__name__}: {error}")
+
+    def _result(self, spec: MetricSpec):
+        """What computing ``spec`` gives (its family's dict, or its value), computed once;
+        raises the :class:`MetricError` of a failure, every time it is asked for."""
+        rate = spec.rate_for((self.reference or self.estimate).rate)
+        key = (spec.family or spec.name, rate)
+        if key not in self._results:
+            try:
+                self._results[key] = self._compute(spec, rate)
+            except MetricError as error:  # every member of a family gets the reason
+                self._results[key] = error
+        if isinstance(self._results[key], MetricError):
+            raise self._results[key]
+        return self._results[key]
+
+    def _compute(self, spec: MetricSpec, rate: int):
+        from .metrics import REGISTRY
+
+        pair = self.aligned if self.aligned and spec.sample_aligned else (
+            self.reference, self.estimate)
+        s = pair[0].at(rate) if spec.intrusive else None
+        s_hat = pair[1].at(rate)
         if spec.sample_aligned and spec.intrusive:
             length = min(len(s), len(s_hat))
             s, s_hat = s[:length], s_hat[:length]
         if spec.family is None:
-            value = spec.compute(reference=s, estimate=s_hat, fs=rate)
-        else:
-            key = (spec.family, rate)
-            if key not in shared:
-                try:
-                    shared[key] = spec.compute_family(reference=s, estimate=s_hat, fs=rate)
-                except MetricError as error:  # every member of the family gets the reason
-                    shared[key] = error
-            if isinstance(shared[key], MetricError):
-                raise shared[key]
-            value = shared[key][spec.name]
-            if isinstance(value, MetricError):  # this member alone could not be computed
-                raise value
-        return ("value", float(value), "")
-    except NotApplicableError as error:
-        return ("n/a", None, str(error))
-    except MetricError as error:
-        return ("error", None, str(error))
-    except Exception as error:  # a bug or a backend crash costs one cell, not the run
-        return ("error", None, f"unexpected {type(error).__name__}: {error}")
+            return spec.compute(reference=s, estimate=s_hat, fs=rate)
+        reused = {keyword: self._result(REGISTRY[name]) for keyword, name in spec.needs.items()}
+        return spec.compute_family(reference=s, estimate=s_hat, fs=rate, **reused)
 
 
 def default_jobs() -> int:

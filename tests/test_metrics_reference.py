@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
+from sqeval import dsp
 from sqeval import metrics as m
 from sqeval.metrics import MetricError, NotApplicableError
 
@@ -20,7 +21,7 @@ def blocks(request, monkeypatch):
     """Run a test as is, and again with the time axis cut into blocks of 997 samples: the
     blockwise sums that keep long recordings small must give the references' values too."""
     if request.param == "many blocks":
-        monkeypatch.setattr(m._blocks, "BLOCK", 997)
+        monkeypatch.setattr(dsp, "BLOCK", 997)
     return request.param
 
 

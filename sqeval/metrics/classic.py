@@ -41,8 +41,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dsp import frame_spans, resample
 from ._checks import EPS, MetricError, NotApplicableError, as_output, as_pair
 
+WIDE_RATE, NARROW_RATE = 16000, 8000  # Hz: the rates the measures run at (classic_rate)
 FRAME_SECONDS = 0.03
 OVERLAP = 0.75
 SNR_FLOOR, SNR_CEILING = -10.0, 35.0  # dB, for seg_snr and fw_seg_snr
@@ -61,6 +63,30 @@ BANDWIDTHS = np.array([
     276.072, 298.126, 321.465, 346.136])
 
 
+def classic_rate(fs: int) -> int:
+    """The rate the classic measures run at for input at ``fs`` Hz: 16 kHz when
+    ``fs ≥ 16 kHz`` (higher rates are resampled down), 8 kHz when ``8 ≤ fs < 16 kHz``.
+
+    Loizou's measures and the composites were defined and fitted on 8 and 16 kHz speech,
+    and the VoiceBank-DEMAND tables compute them at 16 kHz. At 48 kHz an order-16 LPC
+    spans 24 kHz of mostly empty spectrum: its normal equations are so ill-conditioned
+    that the LLR depends on the linear-algebra build in the fifth digit.
+
+    Raises:
+        NotApplicableError: ``fs`` below 8 kHz.
+
+    Example:
+        >>> classic_rate(48000), classic_rate(16000), classic_rate(11025)
+        (16000, 16000, 8000)
+    """
+    if fs >= WIDE_RATE:
+        return WIDE_RATE
+    if fs >= NARROW_RATE:
+        return NARROW_RATE
+    raise NotApplicableError(f"the classic measures need audio at ≥ 8 kHz; this pair is at "
+                             f"{fs} Hz")
+
+
 def _framing(fs: int) -> tuple[int, int]:
     """(frame length, hop) in samples."""
     return round(FRAME_SECONDS * fs), int(np.floor((1 - OVERLAP) * FRAME_SECONDS * fs))
@@ -70,19 +96,14 @@ def _hann(length: int) -> np.ndarray:
     return 0.5 * (1 - np.cos(2 * np.pi * np.arange(1, length + 1) / (length + 1)))
 
 
-def _frames(x: np.ndarray, length: int, hop: int, count: int) -> np.ndarray:
-    """The first ``count`` windowed frames, shape ``(..., count, length)``."""
-    if count < 2:
-        raise MetricError(f"too short for the classic measures: {x.shape[-1]} samples give "
-                          f"{max(count, 0)} frames of {length}; at least 2 are needed")
-    view = np.lib.stride_tricks.sliding_window_view(x, length, axis=-1)[..., ::hop, :]
-    return _hann(length) * view[..., :count, :]
-
-
-def _all_frames(x: np.ndarray, fs: int) -> np.ndarray:
-    """Every whole frame, as pysepm's ``extract_overlapped_windows``."""
-    length, hop = _framing(fs)
-    return _frames(x, length, hop, (x.shape[-1] - (length - hop)) // hop)
+def _windowed(x: np.ndarray, length: int, hop: int, first: int, last: int,
+              offset: float = 0.0) -> np.ndarray:
+    """Frames ``first … last − 1`` of ``x + offset``, windowed: ``(..., frames, length)``."""
+    segment = x[..., first * hop:(last - 1) * hop + length]
+    if offset:
+        segment = segment + offset
+    view = np.lib.stride_tricks.sliding_window_view(segment, length, axis=-1)[..., ::hop, :]
+    return _hann(length) * view
 
 
 def _mean_of_lowest(values: np.ndarray) -> np.ndarray:
@@ -91,17 +112,14 @@ def _mean_of_lowest(values: np.ndarray) -> np.ndarray:
     return np.mean(np.sort(values, axis=-1)[..., :keep], axis=-1)
 
 
-# --- segmental SNR -----------------------------------------------------------------
+# --- per-frame values ------------------------------------------------------------------
 
-def _seg_snr(s: np.ndarray, s_hat: np.ndarray, fs: int) -> np.ndarray:
-    clean, processed = _all_frames(s, fs), _all_frames(s_hat, fs)
+def _seg_snr_frames(clean: np.ndarray, processed: np.ndarray) -> np.ndarray:
+    """Frame SNR in dB, clipped to [−10, 35], from windowed frames."""
     signal = np.sum(clean**2, axis=-1)
     noise = np.sum((clean - processed) ** 2, axis=-1)
-    snr = np.clip(10 * np.log10(signal / (noise + EPS) + EPS), SNR_FLOOR, SNR_CEILING)
-    return np.mean(snr[..., :-1], axis=-1)  # the last frame is left out, as in pysepm
+    return np.clip(10 * np.log10(signal / (noise + EPS) + EPS), SNR_FLOOR, SNR_CEILING)
 
-
-# --- critical-band spectra (fw_seg_snr, wss) ------------------------------------------
 
 def _band_filters(fs: int, n_half: int) -> np.ndarray:
     """The 25 critical-band filters over ``n_half`` FFT bins, shape ``(25, n_half)``."""
@@ -112,25 +130,20 @@ def _band_filters(fs: int, n_half: int) -> np.ndarray:
     return filters * (filters > np.exp(-30.0 / (2.0 * 2.303)))  # cut below −30 dB
 
 
-def _magnitude_spectra(x: np.ndarray, fs: int) -> np.ndarray:
-    """``|STFT|`` as scipy's ``stft`` (scaled by 1/Σw) of the frames pysepm counts for
-    fw_seg_snr and wss, Nyquist bin dropped: shape ``(..., frames, n_fft/2)``."""
-    length, hop = _framing(fs)
-    n_fft = int(2 ** np.ceil(np.log2(2 * length)))
-    count = int(x.shape[-1] / hop - length / hop)
-    window = _hann(length)
-    spectra = np.fft.rfft(_frames(x, length, hop, count), n_fft, axis=-1) / window.sum()
-    return np.abs(spectra[..., : n_fft // 2])
+def _magnitudes(frames: np.ndarray, n_fft: int) -> np.ndarray:
+    """``|STFT|`` of windowed frames as scipy's ``stft`` gives it (scaled by 1/Σw), the
+    Nyquist bin dropped: ``(..., frames, n_fft/2)``."""
+    window_sum = _hann(frames.shape[-1]).sum()
+    return np.abs(np.fft.rfft(frames, n_fft, axis=-1)[..., : n_fft // 2] / window_sum)
 
 
-def _fw_seg_snr(clean_magnitude, processed_magnitude, fs: int) -> np.ndarray:
-    filters = _band_filters(fs, clean_magnitude.shape[-1])
+def _fw_seg_snr_frames(clean_magnitude, processed_magnitude, filters) -> np.ndarray:
     clean = (clean_magnitude / clean_magnitude.sum(-1, keepdims=True)) @ filters.T
     processed = (processed_magnitude / processed_magnitude.sum(-1, keepdims=True)) @ filters.T
     error = np.maximum((clean - processed) ** 2, EPS)
     weights = clean**FW_GAMMA
     snr = np.sum(weights * 10 * np.log10(clean**2 / error), -1) / np.sum(weights, -1)
-    return np.mean(np.clip(snr, SNR_FLOOR, SNR_CEILING), axis=-1)
+    return np.clip(snr, SNR_FLOOR, SNR_CEILING)
 
 
 def _peaks(slope: np.ndarray, level: np.ndarray) -> np.ndarray:
@@ -146,9 +159,7 @@ def _peaks(slope: np.ndarray, level: np.ndarray) -> np.ndarray:
     return np.take_along_axis(level, index, axis=-1)
 
 
-def _wss(clean_magnitude, processed_magnitude, fs: int) -> np.ndarray:
-    filters = _band_filters(fs, clean_magnitude.shape[-1])
-    window_sum = _hann(_framing(fs)[0]).sum()
+def _wss_frames(clean_magnitude, processed_magnitude, filters, window_sum) -> np.ndarray:
     scale = np.sqrt(1.0 / window_sum**2)
 
     def levels(magnitude):  # dB per band, floored at −100: (..., frames, 25)
@@ -162,11 +173,8 @@ def _wss(clean_magnitude, processed_magnitude, fs: int) -> np.ndarray:
     clean, processed = levels(clean_magnitude), levels(processed_magnitude)
     clean_slope, processed_slope = np.diff(clean, axis=-1), np.diff(processed, axis=-1)
     w = (weights(clean, clean_slope) + weights(processed, processed_slope)) / 2.0
-    distortion = np.sum(w * (clean_slope - processed_slope) ** 2, -1) / np.sum(w, -1)
-    return _mean_of_lowest(distortion)
+    return np.sum(w * (clean_slope - processed_slope) ** 2, -1) / np.sum(w, -1)
 
-
-# --- LLR ---------------------------------------------------------------------------
 
 def _lpc(autocorrelation: np.ndarray) -> np.ndarray:
     """LPC polynomials ``[1, −a_1, …, −a_P]`` by Levinson–Durbin, for every frame at once
@@ -185,14 +193,11 @@ def _lpc(autocorrelation: np.ndarray) -> np.ndarray:
     return np.concatenate([np.ones(a.shape[:-1] + (1,)), -a], axis=-1)
 
 
-def _llr_frames(s: np.ndarray, s_hat: np.ndarray, fs: int) -> np.ndarray:
-    """Per-frame ``ln`` of the LPC residual-energy ratio (unclipped), all frames but the
-    last. Non-positive ratios count as 1000, as in pysepm; a digitally silent frame has
+def _llr_frames(clean: np.ndarray, processed: np.ndarray, order: int) -> np.ndarray:
+    """Per-frame ``ln`` of the LPC residual-energy ratio (unclipped), from windowed
+    frames. Non-positive ratios count as 1000, as in pysepm; a digitally silent frame has
     no LPC model and gives NaN, which sorts last, so like pysepm the 95 % cut may drop
     it."""
-    order = 10 if fs < 10000 else 16
-    clean, processed = _all_frames(s, fs)[..., :-1, :], _all_frames(s_hat, fs)[..., :-1, :]
-
     def autocorrelation(frames):
         n = frames.shape[-1]
         return np.stack([np.sum(frames[..., : n - k] * frames[..., k:], axis=-1)
@@ -218,7 +223,52 @@ def _llr(frames: np.ndarray, ceiling: float = np.inf):
             f"LLR is undefined: {undefined} of {frames.shape[-1]} frames are digitally silent "
             "(all zeros) in the reference or the estimate, more than the 5 % the measure "
             "drops; a silent frame has no LPC model (pysepm and Loizou's code give NaN)")
-    return value
+    return as_output(value)
+
+
+# --- the frames, a chunk at a time -------------------------------------------------------
+
+def _frame_counts(n: int, fs: int) -> tuple[int, int]:
+    """(frames for seg_snr and llr, frames for the spectra), as pysepm counts them: every
+    whole frame but the last (``extract_overlapped_windows``), and ``int(n/hop − N/hop)``
+    (its ``stft``)."""
+    length, hop = _framing(fs)
+    whole = (n - (length - hop)) // hop
+    spectra = int(n / hop - length / hop)
+    if min(whole, spectra) < 2:
+        raise MetricError(f"too short for the classic measures: {n} samples give "
+                          f"{max(min(whole, spectra), 0)} frames of {length}; at least 2 are "
+                          "needed")
+    return whole - 1, spectra
+
+
+def _per_frame(s: np.ndarray, s_hat: np.ndarray, fs: int) -> dict[str, np.ndarray]:
+    """Every per-frame value of the four measures, ``(..., frames)`` each, computed a
+    chunk of frames at a time so that memory does not grow with the length."""
+    length, hop = _framing(fs)
+    n_time, n_spectra = _frame_counts(s.shape[-1], fs)
+    n_fft = int(2 ** np.ceil(np.log2(2 * length)))
+    filters = _band_filters(fs, n_fft // 2)
+    order = 10 if fs < 10000 else 16
+    parts: dict[str, list] = {"seg_snr": [], "llr": [], "fw_seg_snr": [], "wss": []}
+    for first, last in frame_spans(max(n_time, n_spectra), hop):
+        time_last, spectra_last = min(last, n_time), min(last, n_spectra)
+        if time_last > first:
+            clean = _windowed(s, length, hop, first, time_last)
+            processed = _windowed(s_hat, length, hop, first, time_last)
+            parts["seg_snr"].append(_seg_snr_frames(clean, processed))
+            parts["llr"].append(_llr_frames(clean, processed, order))
+        if spectra_last > first:
+            # ε is added to both signals before their spectra, as in pysepm
+            clean_magnitude = _magnitudes(_windowed(s, length, hop, first, spectra_last, EPS),
+                                          n_fft)
+            processed_magnitude = _magnitudes(
+                _windowed(s_hat, length, hop, first, spectra_last, EPS), n_fft)
+            parts["fw_seg_snr"].append(
+                _fw_seg_snr_frames(clean_magnitude, processed_magnitude, filters))
+            parts["wss"].append(_wss_frames(clean_magnitude, processed_magnitude, filters,
+                                            _hann(length).sum()))
+    return {name: np.concatenate(values, axis=-1) for name, values in parts.items()}
 
 
 def _value(result, name: str):
@@ -233,35 +283,47 @@ def _value(result, name: str):
 
 def classic_measures(*, reference, estimate, fs: int) -> dict[str, float | np.ndarray]:
     """``seg_snr``, ``fw_seg_snr``, ``llr`` and ``wss`` together, sharing frames and
-    spectra. Shapes ``(..., time)``; both the same length.
+    spectra, at :func:`classic_rate` (signals at another rate are resampled with
+    ``resample_poly``). Shapes ``(..., time)``; both the same length. Also returns
+    ``llr_unclipped``, the LLR without the clip at 2, which the composites use.
 
     Returns:
         metric name → value; a member that cannot be computed (LLR with too many silent
         frames) holds the :class:`MetricError` saying why instead.
 
     Raises:
+        NotApplicableError: ``fs`` below 8 kHz.
         MetricError: shapes differ, non-finite samples, a silent signal, or fewer than
             two frames.
     """
+    rate = classic_rate(int(fs))
     s, s_hat = as_pair(reference, estimate)
-    fs = int(fs)
-    clean_magnitude = _magnitude_spectra(s + EPS, fs)
-    processed_magnitude = _magnitude_spectra(s_hat + EPS, fs)
-    llr_value = _llr(_llr_frames(s, s_hat, fs), LLR_CEILING)
+    if rate != int(fs):
+        s, s_hat = resample(s, int(fs), rate), resample(s_hat, int(fs), rate)
+    frames = _per_frame(s, s_hat, rate)
     return {
-        "seg_snr": as_output(_seg_snr(s, s_hat, fs)),
-        "fw_seg_snr": as_output(_fw_seg_snr(clean_magnitude, processed_magnitude, fs)),
-        "llr": llr_value if isinstance(llr_value, MetricError) else as_output(llr_value),
-        "wss": as_output(_wss(clean_magnitude, processed_magnitude, fs)),
+        "seg_snr": as_output(np.mean(frames["seg_snr"], axis=-1)),
+        "fw_seg_snr": as_output(np.mean(frames["fw_seg_snr"], axis=-1)),
+        "llr": _llr(frames["llr"], LLR_CEILING),
+        "wss": as_output(_mean_of_lowest(frames["wss"])),
+        "llr_unclipped": _llr(frames["llr"]),
     }
 
 
-def composite(*, reference, estimate, fs: int) -> dict[str, float | np.ndarray]:
+def composite(*, reference, estimate, fs: int, measures=None,
+              mos=None) -> dict[str, float | np.ndarray]:
     """Hu & Loizou's composite measures ``csig``, ``cbak`` and ``covl``, each in [1, 5].
 
     ``fs`` must be 16 kHz (the scorer resamples higher rates; below it wide-band PESQ,
-    and so the composites, do not apply). PESQ is computed on the same common-length
-    signals as the other ingredients.
+    and so the composites, do not apply).
+
+    Args:
+        reference, estimate: shape ``(..., time)``, the same length, at 16 kHz.
+        measures: the result of :func:`classic_measures` for this pair, if already
+            computed (the scorer passes it, so nothing is computed twice).
+        mos: the wide-band PESQ of this pair, if already computed. The scorer passes the
+            file's ``pesq_wb`` value, which PESQ computes on the two whole signals (it
+            aligns them itself); the other ingredients use the common prefix.
 
     Returns:
         metric name → value, or the :class:`MetricError` of a member that cannot be
@@ -276,13 +338,12 @@ def composite(*, reference, estimate, fs: int) -> dict[str, float | np.ndarray]:
     if int(fs) != WIDE_BAND_RATE:
         raise NotApplicableError(f"the composite measures use wide-band PESQ at 16 kHz; "
                                  f"this pair is at {fs} Hz")
-    s, s_hat = as_pair(reference, estimate)
-    magnitude = _magnitude_spectra(s + EPS, WIDE_BAND_RATE)
-    processed_magnitude = _magnitude_spectra(s_hat + EPS, WIDE_BAND_RATE)
-    wss_value = _wss(magnitude, processed_magnitude, WIDE_BAND_RATE)
-    llr_value = _llr(_llr_frames(s, s_hat, WIDE_BAND_RATE))  # unclipped here
-    seg = _seg_snr(s, s_hat, WIDE_BAND_RATE)
-    mos = np.asarray(pesq_wb(reference=s, estimate=s_hat, fs=WIDE_BAND_RATE))
+    if measures is None:
+        measures = classic_measures(reference=reference, estimate=estimate, fs=fs)
+    if mos is None:
+        mos = pesq_wb(reference=reference, estimate=estimate, fs=WIDE_BAND_RATE)
+    mos, wss_value = np.asarray(mos), _value(measures, "wss")
+    seg, llr_value = _value(measures, "seg_snr"), measures["llr_unclipped"]
     cbak_value = as_output(np.clip(1.634 + 0.478 * mos - 0.007 * wss_value + 0.063 * seg, 1, 5))
     if isinstance(llr_value, MetricError):
         return {"csig": llr_value, "cbak": cbak_value, "covl": llr_value}

@@ -7,8 +7,11 @@ DNS-Challenge models: ``sig_bak_ovr.onnx`` for P.835, ``model_v8.onnx`` for P.80
 by onnxruntime on the CPU; nothing is downloaded. The procedure is that of the DNS
 Challenge's ``dnsmos_local.py`` and of ``speechmos.dnsmos``:
 
-- audio at 16 kHz (other rates are resampled with ``scipy.signal.resample_poly``, sqeval's
-  rate policy; the DNS script loads files with librosa's resampler instead);
+- audio at 16 kHz: other rates are resampled as the DNS script does it,
+  ``librosa.resample(x, orig_sr=fs, target_sr=16000)`` with librosa's default resampler
+  (soxr, "soxr_hq"; the output has ``ceil(n·16000/fs)`` samples). This is the one
+  exception to sqeval's ``resample_poly`` policy: the models' numbers depend on it, and
+  ``resample_poly`` moved a 48 kHz recording's BAK by 0.064;
 - a clip shorter than 9.01 s is repeated (doubled until long enough);
 - windows of 9.01 s every second; per window the P.835 model takes the float32 samples
   and its raw SIG, BAK, OVRL outputs are mapped through the published cubic/quadratic
@@ -16,6 +19,9 @@ Challenge's ``dnsmos_local.py`` and of ``speechmos.dnsmos``:
   FFT, hop 160, ``(power_to_db(ref=max) + 40)/40``) of the window less its last 160
   samples;
 - each score is the mean over windows. Range about [1, 5]; higher is better.
+
+Models (speechmos 0.0.1.1's ``dnsmos_models/``, the DNS Challenge's DNSMOS): P.835
+``sig_bak_ovr.onnx`` (sha256 ``269fbebd…``) and P.808 ``model_v8.onnx`` (``9246480c…``).
 
 Needs the optional extra ``pip install 'sqeval[dnsmos]'`` (speechmos, onnxruntime,
 librosa).
@@ -109,17 +115,20 @@ def _one(audio: np.ndarray) -> dict[str, float]:
 
 def dnsmos(*, estimate, fs: int) -> dict[str, float | np.ndarray]:
     """DNSMOS P.835 (``dnsmos_sig``, ``dnsmos_bak``, ``dnsmos_ovrl``) and P.808
-    (``dnsmos_p808``) of ``estimate``, shape ``(..., time)``, at any rate.
+    (``dnsmos_p808``) of ``estimate``, shape ``(..., time)``, at any rate (resampled to
+    16 kHz with librosa's default resampler, as the DNS Challenge's script does).
 
     Raises:
         MetricError: the extra is not installed, non-finite samples, or a silent signal.
     """
-    from ..audio import resample
-
     x = as_signal(estimate, name="estimate")
     if not np.any(x, axis=-1).all():
         raise MetricError("the signal is silent (all samples zero); DNSMOS rates speech")
-    x = resample(x, int(fs), RATE)
+    _sessions()  # says which package of the extra is missing, if one is
+    if int(fs) != RATE:
+        import librosa
+
+        x = librosa.resample(x, orig_sr=int(fs), target_sr=RATE)  # as dnsmos_local.py
     flat = x.reshape(-1, x.shape[-1])
     results = [_one(item) for item in flat]
     return {name: as_output(np.reshape([r[name] for r in results], x.shape[:-1]))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._blocks import block_sum
+from ..dsp import block_sum
 from ._checks import as_output, as_pair
 
 

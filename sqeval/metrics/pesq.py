@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..audio import resample
+from ..dsp import resample
 from ._checks import MetricError, NotApplicableError, as_output, as_pair
 
 WIDE_BAND_RATE = 16000

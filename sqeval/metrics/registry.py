@@ -10,6 +10,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Union
 
+from .classic import classic_rate
 from .pesq import pesq_rate
 
 # Behaviours a metric may declare, checked by `sqeval sanity` on canonical cases. True:
@@ -56,6 +57,11 @@ class MetricSpec:
         family: ``"module:function"`` returning a dict of several metrics computed
             together (STOI and ESTOI share all their steps); the scorer calls it once.
             A member that cannot be computed holds its :class:`MetricError` there.
+        needs: keyword argument → name of another metric whose result the family
+            function reuses instead of computing it again (the composites take
+            ``mos=`` from ``pesq_wb`` and ``measures=`` from the classic family). What is
+            passed is what computing that metric gave: its family's dict, or its value;
+            when it failed, this metric fails with the same error.
         intrusive: whether it compares against a clean reference; a non-intrusive
             metric's function takes ``estimate=`` (and ``fs=``) only.
         group: ``"core"`` (the default set), ``"classic"`` (Loizou's measures) or
@@ -78,13 +84,14 @@ class MetricSpec:
     properties: Mapping[str, bool] = field(default_factory=dict)
     tolerance: float = 1e-6
     family: str | None = None
+    needs: Mapping[str, str] = field(default_factory=dict)
     intrusive: bool = True
     group: str = "core"
     package: str | None = None
 
     @property
     def source(self) -> str:
-        """Who computes it, with the version installed: ``"pesq 0.0.4"``, ``"sqeval 0.1.0"``."""
+        """Who computes it, with the version installed: ``"pesq 0.0.4"``, ``"sqeval 0.2.0"``."""
         from importlib import metadata
 
         name = self.package or "sqeval"
@@ -105,18 +112,19 @@ class MetricSpec:
         """Call the metric on signals already at ``self.rate_for(fs)``."""
         return self._call(self.function, reference, estimate, fs)
 
-    def compute_family(self, *, reference, estimate, fs: int) -> dict:
-        """All metrics of this metric's family at once (see ``family``)."""
+    def compute_family(self, *, reference, estimate, fs: int, **reused) -> dict:
+        """All metrics of this metric's family at once (see ``family``); ``reused`` holds
+        the results named by ``needs``."""
         module, attribute = self.family.split(":")
         function = getattr(importlib.import_module(f"sqeval.metrics.{module}"), attribute)
-        return self._call(function, reference, estimate, fs)
+        return self._call(function, reference, estimate, fs, **reused)
 
-    def _call(self, function, reference, estimate, fs):
+    def _call(self, function, reference, estimate, fs, **reused):
         if not self.intrusive:
             return function(estimate=estimate, fs=fs) if self.takes_rate else function(
                 estimate=estimate)
         if self.takes_rate:
-            return function(reference=reference, estimate=estimate, fs=fs)
+            return function(reference=reference, estimate=estimate, fs=fs, **reused)
         return function(reference=reference, estimate=estimate)
 
 
@@ -141,11 +149,14 @@ def _classic() -> list[MetricSpec]:
     """Loizou's measures with pysepm's conventions (see sqeval.metrics.classic)."""
     framed = "30 ms Hann frames, hop 7.5 ms"
     measures = dict(takes_rate=True, group="classic", properties=_BEST_AT_IDENTITY,
-                    family="classic:classic_measures")
+                    family="classic:classic_measures", rate_for=classic_rate,
+                    rates="16 kHz if fs ≥ 16 kHz (resampled down), else 8 kHz (n/a below)")
     pysepm = "pysepm {} (golden values ≤ 1e-9); "
     composite = dict(takes_rate=True, group="classic", properties=_BEST_AT_IDENTITY,
                      family="classic:composite", rate_for=_pesq_wb_rate,
-                     rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz)")
+                     needs={"measures": "seg_snr", "mos": "pesq_wb"},
+                     rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz); the "
+                           "file's pesq_wb value")
     return [
         MetricSpec("seg_snr", "classic:seg_snr", "dB", "[-10, 35]", True,
                    f"mean over {framed} (last dropped) of the frame SNR, clipped to [−10, 35]",
@@ -176,14 +187,12 @@ def _classic() -> list[MetricSpec]:
     ]
 
 
-def _dnsmos_rate(fs: int) -> int:
-    return 16000
-
-
 def _dnsmos() -> list[MetricSpec]:
     """DNSMOS from speechmos's ONNX models (see sqeval.metrics.dnsmos)."""
-    common = dict(takes_rate=True, sample_aligned=False, rate_for=_dnsmos_rate,
-                  rates="16 kHz (other rates resampled with resample_poly)",
+    # The function resamples to 16 kHz itself, with librosa as the reference procedure does.
+    common = dict(takes_rate=True, sample_aligned=False,
+                  rates="16 kHz (other rates resampled with librosa.resample, soxr_hq, as "
+                        "dnsmos_local.py)",
                   family="dnsmos:dnsmos", intrusive=False, group="dnsmos", package="speechmos")
     reference = "speechmos dnsmos.run (the DNS Challenge's dnsmos_local.py); Reddy et al. 2022"
     return [

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._blocks import lagged_correlations, padded, spans
+from ..dsp import lagged_correlations, padded, spans
 from ._checks import MetricError, as_output, as_pair, to_db
 
 FILTER_LENGTH = 512  # taps of the allowed distortion filter (BSS Eval v3)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._blocks import block_sum
+from ..dsp import block_sum
 from ._checks import EPS, MetricError, as_output, as_pair, to_db
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._blocks import frame_spans
+from ..dsp import frame_spans
 from ._checks import MetricError, as_output, as_pair
 
 FRAME_SECONDS = 0.032  # 512 samples at 16 kHz

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._blocks import frame_spans
+from ..dsp import frame_spans
 from ._checks import MetricError, as_output, as_pair
 
 RATE = 10000  # Hz: STOI's internal rate
