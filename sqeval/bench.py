@@ -1,4 +1,5 @@
-"""Benchmark: ``python -m sqeval.bench [--files N] [--jobs J]``. Not a test.
+"""Benchmark: ``python -m sqeval.bench [--files N] [--jobs J] [--runs R] [-m METRICS]``.
+Not a test.
 
 Builds a corpus of N clean/enhanced pairs of 2–6 s at 16 kHz from the speech in
 sample_data/ (random crops, seeded), then times, each in a fresh process and on the same
@@ -184,6 +185,9 @@ def main(argv=None) -> None:
     parser.add_argument("--keep", type=Path, help="build (or reuse) the corpus here")
     parser.add_argument("--runs", default="every", help="comma-separated subset of: jobs1, "
                         "cores, cold, warm, plain, pesq1, pesqall, long (default: every run)")
+    parser.add_argument("-m", "--metrics", default=None,
+                        help="metrics for the sqeval runs, as sqeval score --metrics (default: "
+                             "the default set, which the plain loop and PESQ-only runs match)")
     args = parser.parse_args(argv)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="sqeval-bench-"))
     if not (folder / "clean").is_dir():
@@ -195,7 +199,8 @@ def main(argv=None) -> None:
     for name, text in (("plain_loop.py", PLAIN_LOOP), ("pesq_only.py", PESQ_ONLY)):
         scripts[name] = folder / name  # a file, so that spawned pool workers can import it
         scripts[name].write_text(text)
-    score = [py, "-m", "sqeval", "score", clean, enhanced]
+    chosen_metrics = ["--metrics", args.metrics] if args.metrics else []
+    score = [py, "-m", "sqeval", "score", clean, enhanced, *chosen_metrics]
     cache = folder / "bench-cache.sqlite"
     cache.unlink(missing_ok=True)
     runs = {  # key: (label, command)
@@ -212,7 +217,7 @@ def main(argv=None) -> None:
                     [py, str(scripts["pesq_only.py"]), clean, enhanced, str(args.jobs)]),
         "long": (f"sqeval, one {LONG_MINUTES}-minute triplet",
                  [py, "-m", "sqeval", "score", str(long / "clean"), str(long / "enhanced"),
-                  "--noisy", str(long / "noisy"), "--no-cache"]),
+                  "--noisy", str(long / "noisy"), "--no-cache", *chosen_metrics]),
     }
     chosen = list(runs) if args.runs == "every" else [k.strip() for k in args.runs.split(",")]
     unknown = [key for key in chosen if key not in runs]
@@ -221,7 +226,8 @@ def main(argv=None) -> None:
     if "long" in chosen and not (long / "clean").is_dir():
         build_long_triplet(long)
     t, peaks = {}, {}
-    print(f"{args.files} files of 2–6 s at 16 kHz in {folder}; {args.jobs} cores")
+    print(f"{args.files} files of 2–6 s at 16 kHz in {folder}; {args.jobs} cores; metrics: "
+          f"{args.metrics or 'the default set'}")
     print("| run | seconds | peak memory (MB, all processes) |\n|---|---:|---:|")
     for key in chosen:
         label, command = runs[key]

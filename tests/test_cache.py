@@ -27,13 +27,13 @@ def folders(tmp_path, golden):
 def evaluations(monkeypatch):
     """Counts metric evaluations (jobs=1 runs in this process)."""
     calls = []
-    original = scoring._evaluate
+    original = scoring.Computation.outcome
 
-    def counting(spec, reference, estimate, shared):
+    def counting(self, spec):
         calls.append(spec.name)
-        return original(spec, reference, estimate, shared)
+        return original(self, spec)
 
-    monkeypatch.setattr(scoring, "_evaluate", counting)
+    monkeypatch.setattr(scoring.Computation, "outcome", counting)
     return calls
 
 
