@@ -73,6 +73,25 @@ def as_pair(reference, estimate, *, estimate_may_be_silent: bool = False, same_l
     return reference, estimate
 
 
+# dB ratios add ε to both energies. Below this energy, ε moves a value V by more than
+# 4.3e-8·(1 + 10^(V/10)) dB (4e-4 dB at 40 dB) and drags it toward 0 dB: the signal is
+# too quiet for the ratio to resolve. 2.2e-8 is, over 1 s at 16 kHz, an RMS of 1.2e-6
+# (−118 dBFS), below the last bit of 16-bit audio.
+MIN_ENERGY = 1e8 * EPS
+
+
+def require_energy(energy, *, name: str, metric: str) -> None:
+    """Raise :class:`MetricError` when ``energy`` (``Σx²`` of ``name``) is below
+    :data:`MIN_ENERGY`, where the ε of a dB ratio would decide ``metric``'s value."""
+    energy = np.asarray(energy)
+    if np.any(energy < MIN_ENERGY):
+        raise MetricError(
+            f"{name} is too quiet for {metric}: its energy Σx² = {float(np.min(energy)):.3g} is "
+            f"below {MIN_ENERGY:.3g}, where the dB ratio's ε (float64 eps) would move the "
+            "value toward 0 dB. Check the file's level (a gain applied twice, or a float file "
+            "scaled by a tiny factor?).")
+
+
 def to_db(numerator, denominator):
     """``10·log10((num + ε)/(den + ε))`` with ε = float64 eps (torchmetrics' convention)."""
     return 10.0 * np.log10((numerator + EPS) / (denominator + EPS))

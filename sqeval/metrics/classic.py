@@ -52,6 +52,11 @@ KEEP = 0.95  # LLR and WSS: mean of the lowest 95 % of frames
 LLR_CEILING = 2.0
 FW_GAMMA = 0.2  # exponent of the band weights of fw_seg_snr
 K_MAX, K_LOCMAX = 20.0, 1.0  # Klatt's WSS constants
+# fw_seg_snr adds ε to both signals and wss floors band levels at −100 dB (pysepm): when
+# the loudest Hann-windowed frame of either signal has an RMS under this, those absolute
+# constants decide the values (fw_seg_snr drifted at 1e-10, wss to "perfect" at 1e-7).
+MIN_FRAME_RMS = 1e-6
+SEG_SNR_RESOLUTION_DB = 1e-6  # seg_snr is an error when its ε moves the mean by more
 # 25 critical bands (centre, bandwidth in Hz) and their filter shape, as in composite.m.
 CENTRES = np.array([
     50.0, 120.0, 190.0, 260.0, 330.0, 400.0, 470.0, 540.0, 617.372, 703.378, 798.717,
@@ -115,10 +120,14 @@ def _mean_of_lowest(values: np.ndarray) -> np.ndarray:
 # --- per-frame values ------------------------------------------------------------------
 
 def _seg_snr_frames(clean: np.ndarray, processed: np.ndarray) -> np.ndarray:
-    """Frame SNR in dB, clipped to [−10, 35], from windowed frames."""
+    """Frame SNR in dB, clipped to [−10, 35], from windowed frames: ``(2, ..., frames)``,
+    pysepm's value (ε in the ratio) and the value without ε (to see whether ε decided)."""
     signal = np.sum(clean**2, axis=-1)
     noise = np.sum((clean - processed) ** 2, axis=-1)
-    return np.clip(10 * np.log10(signal / (noise + EPS) + EPS), SNR_FLOOR, SNR_CEILING)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exact = np.where(signal == 0, SNR_FLOOR, 10 * np.log10(signal / noise))
+    return np.clip(np.stack([10 * np.log10(signal / (noise + EPS) + EPS), exact]),
+                   SNR_FLOOR, SNR_CEILING)
 
 
 def _band_filters(fs: int, n_half: int) -> np.ndarray:
@@ -250,7 +259,8 @@ def _per_frame(s: np.ndarray, s_hat: np.ndarray, fs: int) -> dict[str, np.ndarra
     n_fft = int(2 ** np.ceil(np.log2(2 * length)))
     filters = _band_filters(fs, n_fft // 2)
     order = 10 if fs < 10000 else 16
-    parts: dict[str, list] = {"seg_snr": [], "llr": [], "fw_seg_snr": [], "wss": []}
+    parts: dict[str, list] = {"seg_snr": [], "llr": [], "fw_seg_snr": [], "wss": [],
+                              "energy": []}
     for first, last in frame_spans(max(n_time, n_spectra), hop):
         time_last, spectra_last = min(last, n_time), min(last, n_spectra)
         if time_last > first:
@@ -258,6 +268,7 @@ def _per_frame(s: np.ndarray, s_hat: np.ndarray, fs: int) -> dict[str, np.ndarra
             processed = _windowed(s_hat, length, hop, first, time_last)
             parts["seg_snr"].append(_seg_snr_frames(clean, processed))
             parts["llr"].append(_llr_frames(clean, processed, order))
+            parts["energy"].append(np.stack([np.sum(clean**2, -1), np.sum(processed**2, -1)]))
         if spectra_last > first:
             # ε is added to both signals before their spectra, as in pysepm
             clean_magnitude = _magnitudes(_windowed(s, length, hop, first, spectra_last, EPS),
@@ -269,6 +280,28 @@ def _per_frame(s: np.ndarray, s_hat: np.ndarray, fs: int) -> dict[str, np.ndarra
             parts["wss"].append(_wss_frames(clean_magnitude, processed_magnitude, filters,
                                             _hann(length).sum()))
     return {name: np.concatenate(values, axis=-1) for name, values in parts.items()}
+
+
+def _seg_snr(frames: np.ndarray):
+    """The mean of pysepm's frame SNRs, or a :class:`MetricError` when its ε moved it."""
+    value, exact = np.mean(frames, axis=-1)
+    if np.any(np.abs(value - exact) > SEG_SNR_RESOLUTION_DB):
+        return MetricError(
+            "too quiet for seg_snr: the frames' energies are so small that the ε (float64 "
+            f"eps) in the frame SNR moves the mean by {float(np.max(np.abs(value - exact))):.2g} "
+            "dB. Check the files' level.")
+    return as_output(value)
+
+
+def _level_error(energy: np.ndarray, length: int) -> MetricError | None:
+    """Why fw_seg_snr and wss cannot resolve these signals' level, or None."""
+    loudest = float(np.min(np.sqrt(np.max(energy, axis=-1) / length)))  # weaker signal
+    if loudest >= MIN_FRAME_RMS:
+        return None
+    return MetricError(
+        f"too quiet for fw_seg_snr and wss: a signal's loudest frame has RMS {loudest:.3g}, "
+        f"below {MIN_FRAME_RMS:g}, where pysepm's absolute constants (ε added to the "
+        "signals, band levels floored at −100 dB) decide the values. Check the files' level.")
 
 
 def _value(result, name: str):
@@ -301,11 +334,12 @@ def classic_measures(*, reference, estimate, fs: int) -> dict[str, float | np.nd
     if rate != int(fs):
         s, s_hat = resample(s, int(fs), rate), resample(s_hat, int(fs), rate)
     frames = _per_frame(s, s_hat, rate)
+    quiet = _level_error(frames["energy"], _framing(rate)[0])
     return {
-        "seg_snr": as_output(np.mean(frames["seg_snr"], axis=-1)),
-        "fw_seg_snr": as_output(np.mean(frames["fw_seg_snr"], axis=-1)),
+        "seg_snr": _seg_snr(frames["seg_snr"]),
+        "fw_seg_snr": quiet or as_output(np.mean(frames["fw_seg_snr"], axis=-1)),
         "llr": _llr(frames["llr"], LLR_CEILING),
-        "wss": as_output(_mean_of_lowest(frames["wss"])),
+        "wss": quiet or as_output(_mean_of_lowest(frames["wss"])),
         "llr_unclipped": _llr(frames["llr"]),
     }
 
@@ -342,17 +376,22 @@ def composite(*, reference, estimate, fs: int, measures=None,
         measures = classic_measures(reference=reference, estimate=estimate, fs=fs)
     if mos is None:
         mos = pesq_wb(reference=reference, estimate=estimate, fs=WIDE_BAND_RATE)
-    mos, wss_value = np.asarray(mos), _value(measures, "wss")
-    seg, llr_value = _value(measures, "seg_snr"), measures["llr_unclipped"]
-    cbak_value = as_output(np.clip(1.634 + 0.478 * mos - 0.007 * wss_value + 0.063 * seg, 1, 5))
-    if isinstance(llr_value, MetricError):
-        return {"csig": llr_value, "cbak": cbak_value, "covl": llr_value}
+    mos = np.asarray(mos)
+    given = {"llr": measures["llr_unclipped"], "wss": measures["wss"], "seg": measures["seg_snr"]}
+
+    def rating(formula, *uses):  # Hu & Loizou 2008, clipped to [1, 5]
+        for name in uses:
+            if isinstance(given[name], MetricError):
+                return given[name]
+        return as_output(np.clip(formula(*(given[name] for name in uses)), 1, 5))
+
     return {
-        "csig": as_output(np.clip(3.093 - 1.029 * llr_value + 0.603 * mos - 0.009 * wss_value,
-                                  1, 5)),
-        "cbak": cbak_value,
-        "covl": as_output(np.clip(1.594 + 0.805 * mos - 0.512 * llr_value - 0.007 * wss_value,
-                                  1, 5)),
+        "csig": rating(lambda llr, wss: 3.093 - 1.029 * llr + 0.603 * mos - 0.009 * wss,
+                       "llr", "wss"),
+        "cbak": rating(lambda wss, seg: 1.634 + 0.478 * mos - 0.007 * wss + 0.063 * seg,
+                       "wss", "seg"),
+        "covl": rating(lambda llr, wss: 1.594 + 0.805 * mos - 0.512 * llr - 0.007 * wss,
+                       "llr", "wss"),
     }
 
 

@@ -28,6 +28,10 @@ NARROW_BAND_RATE = 8000
 # most 50 utterances in a fixed table and crashes (SIGSEGV) past it: seen on a 5-minute
 # recording, after 20 s; a 20-minute one ran 9 minutes and 5.9 GB before crashing.
 MAX_SECONDS = 120.0
+# The pesq package divides both signals by their joint peak and its C code squares samples
+# in single precision: a signal whose RMS is ~2e-21 of that peak drifts, and at ~2e-23
+# its power underflows to 0 and the score is NaN. 1e-15 (−300 dB) keeps a margin of 10^6.
+MIN_RELATIVE_RMS = 1e-15
 
 
 def pesq_rate(fs: int, *, mode: str = "nb") -> int:
@@ -51,9 +55,24 @@ def pesq_rate(fs: int, *, mode: str = "nb") -> int:
     raise NotApplicableError(f"PESQ needs audio at ≥ 8 kHz; this pair is at {fs} Hz")
 
 
+def _require_level(s, s_hat) -> None:
+    """Raise :class:`MetricError` for a signal too quiet, next to the other's peak, for
+    PESQ's single-precision arithmetic (see :data:`MIN_RELATIVE_RMS`)."""
+    peak = max(np.max(np.abs(s)), np.max(np.abs(s_hat)))
+    for name, x in (("reference", s), ("estimate", s_hat)):
+        relative = np.sqrt(np.mean(x * x)) / peak
+        if relative < MIN_RELATIVE_RMS:
+            raise MetricError(
+                f"{name} is too quiet for PESQ: its RMS is {20 * np.log10(relative):.0f} dB "
+                f"below the louder signal's peak, and PESQ (which scales both by that peak and "
+                f"squares samples in single precision) cannot resolve levels "
+                f"{-20 * np.log10(MIN_RELATIVE_RMS):.0f} dB down. Check the file's level.")
+
+
 def _pesq_one(s, s_hat, rate: int, mode: str) -> float:
     import pesq as pesq_package
 
+    _require_level(s, s_hat)
     try:
         return float(pesq_package.pesq(rate, s, s_hat, mode))
     except pesq_package.BufferTooShortError:
@@ -62,6 +81,9 @@ def _pesq_one(s, s_hat, rate: int, mode: str) -> float:
         raise MetricError("PESQ detected no utterances (speech) in the signals") from None
     except pesq_package.PesqError as error:
         raise MetricError(f"PESQ failed: {error}") from None
+    except (ValueError, ArithmeticError) as error:  # NaN out of the C code, and the like
+        raise MetricError(f"PESQ's C code gave no score for these signals ({error}); they "
+                          "may be degenerate (check their level and content)") from None
 
 
 def _pesq(reference, estimate, fs: int, mode: str):
@@ -93,7 +115,8 @@ def pesq_wb(*, reference, estimate, fs: int):
     Raises:
         NotApplicableError: ``fs`` < 16 kHz.
         MetricError: non-finite samples, a silent signal, under 0.25 s, over 120 s (see
-            ``MAX_SECONDS``), or no utterances.
+            ``MAX_SECONDS``), a signal too quiet next to the other (see
+            ``MIN_RELATIVE_RMS``), or no utterances.
 
     Example:
         >>> import numpy as np

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dsp import lagged_correlations, padded, spans
-from ._checks import MetricError, as_output, as_pair, to_db
+from ..dsp import block_sum, lagged_correlations, padded, spans
+from ._checks import MetricError, as_output, as_pair, require_energy, to_db
 
 FILTER_LENGTH = 512  # taps of the allowed distortion filter (BSS Eval v3)
 
@@ -77,6 +77,9 @@ def sdr(*, reference, estimate, filter_length: int = FILTER_LENGTH):
         raise MetricError(f"filter_length must be ≥ 1; got {filter_length}.")
     taps = filter_length
     autocorrelation, crosscorrelation = lagged_correlations(s, [s, s_hat], 0, taps - 1)
+    require_energy(autocorrelation[..., 0], name="reference", metric="SDR")
+    require_energy(block_sum(lambda x: np.sum(x * x, axis=-1), s_hat), name="estimate",
+                   metric="SDR")
     filters = _solve_normal_equations(autocorrelation, crosscorrelation)
     projection_energy, error_energy = _energies(s, s_hat, filters)
     return as_output(to_db(projection_energy, error_energy))

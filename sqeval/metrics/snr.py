@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dsp import block_sum
-from ._checks import EPS, MetricError, as_output, as_pair, to_db
+from ._checks import EPS, MetricError, as_output, as_pair, require_energy, to_db
 
 
 def _inner(a, b):
@@ -57,7 +57,9 @@ def snr(*, reference, estimate):
         20.0
     """
     s, s_hat = as_pair(reference, estimate, estimate_may_be_silent=True)
-    return as_output(to_db(_inner(s, s), block_sum(lambda s, e: _energy(e - s), s, s_hat)))
+    energy = block_sum(_energy, s)
+    require_energy(energy, name="reference", metric="SNR")  # the estimate may be any level
+    return as_output(to_db(energy, block_sum(lambda s, e: _energy(e - s), s, s_hat)))
 
 
 def _scale_invariant(s, s_hat, s_mean=0.0, s_hat_mean=0.0):
@@ -68,10 +70,12 @@ def _scale_invariant(s, s_hat, s_mean=0.0, s_hat_mean=0.0):
 
     def sums(s, s_hat):
         s, s_hat = centred(s, s_mean), centred(s_hat, s_hat_mean)
-        return np.stack([_inner(s_hat, s), _inner(s, s)])
+        return np.stack([_inner(s_hat, s), _inner(s, s), _inner(s_hat, s_hat)])
 
     # Le Roux et al. 2019, Eq. 5: target = α·s with α = ⟨ŝ, s⟩/‖s‖² (ε as torchmetrics)
-    correlation, energy = block_sum(sums, s, s_hat)
+    correlation, energy, estimate_energy = block_sum(sums, s, s_hat)
+    require_energy(energy, name="reference", metric="a scale-invariant SNR")
+    require_energy(estimate_energy, name="estimate", metric="a scale-invariant SNR")
     alpha = (correlation + EPS) / (energy + EPS)
 
     def target_and_residual(s, s_hat):
@@ -156,7 +160,10 @@ def osi_snr(*, reference, estimate):
     if np.any(correlation == 0):
         raise MetricError("estimate is orthogonal to the reference (⟨s, ŝ⟩ = 0), so OSI-SNR's "
                           "scale λ = ‖ŝ‖²/⟨s, ŝ⟩ is undefined.")
-    scale = _inner(s_hat, s_hat) / correlation
+    estimate_energy = _inner(s_hat, s_hat)
+    require_energy(_inner(s, s), name="reference", metric="OSI-SNR")
+    require_energy(estimate_energy, name="estimate", metric="OSI-SNR")
+    scale = estimate_energy / correlation
 
     def target_and_residual(s, s_hat):
         target = scale[..., None] * s

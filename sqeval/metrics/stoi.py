@@ -45,6 +45,11 @@ SEGMENT = 30  # frames per intermediate intelligibility segment (384 ms)
 DYNAMIC_RANGE_DB = 40  # frames this far below the loudest clean frame are silent
 BETA_DB = -15.0  # lower SDR bound of the clipping (Eq. 4)
 EPS = np.finfo(np.float64).eps
+# STOI adds EPS to frame and segment norms (pystoi does too). Below this norm of the
+# loudest Hann frame (at 10 kHz), those EPS terms start to decide the value: an estimate
+# scaled to 1e-12 drifted from 0.674 to 0.53, then to 0. 1e-6 (−120 dB) keeps a margin
+# of 10^5 over where the drift starts, and a 16-bit file's last bit is louder.
+MIN_FRAME_NORM = 1e-6
 
 
 def _band_matrix() -> np.ndarray:
@@ -71,13 +76,24 @@ def _overlap_add(frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def _speech_frames(s: np.ndarray) -> np.ndarray:
-    """Indices of the frames of ``s`` less than 40 dB below its loudest frame."""
-    frames, window = _frames(s), _hann()
-    energies = np.concatenate(
-        [20 * np.log10(np.linalg.norm(window * frames[a:b], axis=1) + EPS)
-         for a, b in frame_spans(len(frames), HOP)] or [np.zeros(0)])
+def _frame_norms(x: np.ndarray) -> np.ndarray:
+    """The norm of every Hann-windowed frame of ``x``."""
+    frames, window = _frames(x), _hann()
+    return np.concatenate([np.linalg.norm(window * frames[a:b], axis=1)
+                           for a, b in frame_spans(len(frames), HOP)] or [np.zeros(0)])
+
+
+def _speech_frames(norms: np.ndarray) -> np.ndarray:
+    """Indices of the frames less than 40 dB below the loudest, from the frame norms."""
+    energies = 20 * np.log10(norms + EPS)
     return np.flatnonzero((np.max(energies, initial=-np.inf) - DYNAMIC_RANGE_DB - energies) < 0)
+
+
+def _too_quiet(name: str, loudest: float, measures: str) -> MetricError:
+    return MetricError(
+        f"{name} is too quiet for {measures}: its loudest frame has norm {loudest:.3g}, below "
+        f"{MIN_FRAME_NORM:g}, where STOI's ε terms (float64 eps, as in pystoi) would decide "
+        "the value. Check the file's level (a float file scaled by a tiny factor?).")
 
 
 def _envelopes(x: np.ndarray, speech: np.ndarray) -> np.ndarray:
@@ -105,13 +121,19 @@ def _band_envelopes(s: np.ndarray, s_hat: np.ndarray, fs: int):
 
     if fs != RATE:
         s, s_hat = resample_oct(s, RATE, fs), resample_oct(s_hat, RATE, fs)
-    speech = _speech_frames(s)
+    norms = _frame_norms(s)
+    if np.max(norms, initial=0.0) < MIN_FRAME_NORM:
+        raise _too_quiet("reference", np.max(norms, initial=0.0), "STOI/ESTOI")
+    speech = _speech_frames(norms)
     envelopes = np.stack([_envelopes(s, speech), _envelopes(s_hat, speech)])  # (2, frames, bands)
     if envelopes.shape[1] < SEGMENT:
         raise MetricError(f"too short for STOI/ESTOI: fewer than {SEGMENT} frames of speech "
                           "(384 ms) remain after removing silent frames")
+    # ESTOI normalises without ε, so only STOI needs the estimate to be loud enough
+    loudest = np.max(_frame_norms(s_hat)[speech], initial=0.0)  # both have the same frames
+    quiet = _too_quiet("estimate", loudest, "STOI") if loudest < MIN_FRAME_NORM else None
     # (2, segments, bands, SEGMENT): every run of 30 consecutive frames
-    return np.lib.stride_tricks.sliding_window_view(envelopes, SEGMENT, axis=1)
+    return np.lib.stride_tricks.sliding_window_view(envelopes, SEGMENT, axis=1), quiet
 
 
 def _normalise(x: np.ndarray, axis: int) -> np.ndarray:
@@ -143,22 +165,29 @@ def intelligibility(*, reference, estimate, fs: int) -> dict[str, float | np.nda
     """STOI and ESTOI together, sharing resampling, silence removal, STFT and bands.
 
     Returns:
-        ``{"stoi": ..., "estoi": ...}``, floats for 1-D input.
+        ``{"stoi": ..., "estoi": ...}``, floats for 1-D input; ``"stoi"`` holds the
+        :class:`MetricError` instead when the estimate is too quiet for STOI's ε terms
+        (ESTOI has none on the estimate and is still computed).
 
     Raises:
-        MetricError: shapes differ, non-finite samples, a silent signal, or fewer than 30
-            frames of speech.
+        MetricError: shapes differ, non-finite samples, a silent signal, a reference
+            whose loudest frame is under :data:`MIN_FRAME_NORM`, or fewer than 30 frames
+            of speech.
     """
     s, s_hat = as_pair(reference, estimate)
     flat_s, flat_e = s.reshape(-1, s.shape[-1]), s_hat.reshape(-1, s.shape[-1])
-    values = {"stoi": [], "estoi": []}
+    values, quiet = {"stoi": [], "estoi": []}, None
     for a, b in zip(flat_s, flat_e):
-        x, y = _band_envelopes(a, b, int(fs))  # each (segments, bands, SEGMENT)
+        (x, y), too_quiet = _band_envelopes(a, b, int(fs))  # each (segments, bands, SEGMENT)
+        quiet = quiet or too_quiet
         sums = np.sum([(_stoi_sum(x[i:j], y[i:j]), _estoi_sum(x[i:j], y[i:j]))
                        for i, j in frame_spans(len(x), HOP)], axis=0)
         values["stoi"].append(sums[0] / (len(x) * BANDS))  # Eq. 6
         values["estoi"].append(sums[1] / (len(x) * SEGMENT))
-    return {name: as_output(np.reshape(v, s.shape[:-1])) for name, v in values.items()}
+    out = {name: as_output(np.reshape(v, s.shape[:-1])) for name, v in values.items()}
+    if quiet is not None:
+        out["stoi"] = quiet
+    return out
 
 
 def stoi(*, reference, estimate, fs: int):
@@ -180,7 +209,10 @@ def stoi(*, reference, estimate, fs: int):
         >>> stoi(reference=s, estimate=s, fs=16000) > 0.999
         True
     """
-    return intelligibility(reference=reference, estimate=estimate, fs=fs)["stoi"]
+    value = intelligibility(reference=reference, estimate=estimate, fs=fs)["stoi"]
+    if isinstance(value, MetricError):
+        raise value
+    return value
 
 
 def estoi(*, reference, estimate, fs: int):
