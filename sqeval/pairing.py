@@ -1,34 +1,44 @@
-"""Walk the clean, noisy and enhanced folders and pair their files.
+"""Pair the files of the reference and estimate sources by id.
 
-Files pair by their path relative to each folder, without the extension, so that
-``clean/a/b.wav`` pairs with ``enhanced/a/b.flac``. Every audio file found in any folder
-becomes part of exactly one :class:`Job`; what did not pair is recorded on the job, so
-the report can give it a row and a reason.
+Sources (:mod:`sqeval.sources`: folders, audio files, wav.scp and CSV lists) yield
+``(id, path)`` entries; a folder's ids are relative paths without extension, so that
+``clean/a/b.wav`` pairs with ``enhanced/a/b.flac``. Every file found in any source becomes
+part of exactly one :class:`Job`; what did not pair is recorded on the job, so the report
+can give it a row and a reason. Two files of one source with one id are ambiguous: both
+are named in an error row. When no id is shared at all, pairing stops with a
+:class:`PairingError` that shows ids of each side and suggests ``--key``.
 """
 
 from __future__ import annotations
 
-import os
+import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .audio import AUDIO_SUFFIXES
+from .sources import (AudioFile, Entry, FileList, Folder, PairingError, Source, default_name,
+                      is_manifest, open_source, read_manifest, rekey)
 
-NOISY = "noisy"  # the system name of the noisy folder
+__all__ = ["CLEAN", "CLEAN_PROBLEM", "NOISY", "Inputs", "Job", "PairingError", "System",
+           "list_audio", "pair_estimates", "pair_folders", "pair_sources", "parse_system",
+           "read_inputs"]
+
+NOISY = "noisy"  # the system name of the noisy source
 CLEAN = "clean"  # the system name of the clean references, scored by non-intrusive metrics
 CLEAN_PROBLEM = "clean reference: "  # how a problem of the clean file itself begins
-
-
-class PairingError(ValueError):
-    """The folders cannot be paired at all (a folder is missing, a name is reused, ...)."""
+EXAMPLES = 2  # ids shown from each side when nothing pairs
 
 
 @dataclass(frozen=True)
 class System:
-    """A folder of estimates and the name its rows carry."""
+    """A source of estimates and the name its rows carry (a path means a folder)."""
 
     name: str
-    folder: Path
+    source: Source
+
+    def __post_init__(self):
+        if isinstance(self.source, (str, Path)):
+            object.__setattr__(self, "source", Folder(Path(self.source)))
 
 
 @dataclass
@@ -36,158 +46,278 @@ class Job:
     """One clean reference (or its absence) and every estimate of it: a unit of work.
 
     Attributes:
-        key: the relative path without extension, with forward slashes.
-        clean: the clean file, or None when no folder has it.
+        key: the id the files share (for folders: the relative path without extension).
+        clean: the clean file, or None when no source has it.
         estimates: system name → file, for every system that has one.
         problems: system name → why that file cannot be scored (found by pairing).
+        name: the ``file`` column: the reference's name in its source (a folder's
+            relative path; a list's id with the file's extension), else the first
+            estimate's, else the key.
     """
 
     key: str
     clean: Path | None
     estimates: dict[str, Path] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    name: str = ""
 
-    def display_name(self, clean_folder: Path, systems: dict[str, System]) -> str:
-        """The ``file`` column: path relative to the clean folder, forward slashes."""
-        if self.clean is not None:
-            return _relative(self.clean, clean_folder)
-        for name, path in self.estimates.items():
-            return _relative(path, systems[name].folder)
-        return self.key  # only clashing files: the shared name, without extension
+    def display_name(self, *_unused) -> str:
+        """The ``file`` column (the arguments of sqeval 0.1 are no longer needed)."""
+        return self.name or self.key
 
 
-def _relative(path: Path, folder: Path) -> str:
-    return PurePosixPath(*path.relative_to(folder).parts).as_posix()
+@dataclass
+class Listing:
+    """A source's entries by id: ``files`` holds the first file of each id, ``problems``
+    why an id cannot be scored (ambiguous, not a file, not matched by ``--key``)."""
+
+    files: dict[str, Entry]
+    problems: dict[str, str]
+    missing: str = "no file of this id in this source (another source has one)"
+
+    def ids(self) -> set[str]:
+        return set(self.files) | set(self.problems)
 
 
 def parse_system(argument: str) -> System:
-    """``NAME=PATH`` or ``PATH`` (the folder's name names the system).
+    """``NAME=PATH`` or ``PATH`` (a folder's name, or a file's folder, names the system).
 
     Example:
         >>> parse_system("ours=out/run1").name, parse_system("out/run2/").name
         ('ours', 'run2')
+        >>> parse_system("out/run3/a.wav").name
+        'run3'
     """
     name, sep, path = argument.partition("=")
-    if sep and name and path and os.sep not in name:
-        return System(name, Path(path))
-    folder = Path(argument)
-    return System(folder.resolve().name if folder.name in ("", ".", "..") else folder.name, folder)
+    if sep and name and path and "/" not in name and "\\" not in name:
+        return System(name, open_source(Path(path)))
+    source = open_source(Path(argument))
+    return System(default_name(source), source)
 
 
-def list_audio(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
-    """Audio files under ``folder`` by key, and the keys that cannot be paired, with the
-    reason: two files of one name, or a folder named like an audio file.
+@dataclass
+class Inputs:
+    """What a command line names: the reference source (None with ``--no-reference``) and
+    the estimate systems, the noisy one first when given."""
 
-    Symbolic links to directories are not followed, so a link loop cannot hang the walk.
-    """
-    found: dict[str, list[Path]] = {}
-    folders_named_as_audio: dict[str, str] = {}
-    for root, directories, files in os.walk(folder, followlinks=False):
-        directories.sort()
-        for name in directories:
-            if Path(name).suffix.lower() in AUDIO_SUFFIXES:
-                path = Path(root) / name
-                key = PurePosixPath(*path.relative_to(folder).with_suffix("").parts).as_posix()
-                folders_named_as_audio[key] = f"{name} is a folder, not an audio file"
-        for name in sorted(files):
-            path = Path(root) / name
-            if path.suffix.lower() in AUDIO_SUFFIXES and not path.is_dir():
-                key = PurePosixPath(*path.relative_to(folder).with_suffix("").parts).as_posix()
-                found.setdefault(key, []).append(path)
-    unique = {key: paths[0] for key, paths in found.items()}
-    clashes = {
-        key: "ambiguous: " + ", ".join(p.name for p in paths) + " share one name; keep one"
-        for key, paths in found.items()
-        if len(paths) > 1
-    }
-    for key, reason in folders_named_as_audio.items():
-        clashes.setdefault(key, reason)
-        if key in unique:  # a file and a folder of one name: the file cannot be paired
-            clashes[key] = f"ambiguous: {unique[key].name} and a folder of the same name"
-    return unique, clashes
+    reference: Source | None
+    systems: list[System]
 
 
-def pair_folders(clean_folder: Path, systems: list[System]) -> list[Job]:
-    """Pair every audio file of ``clean_folder`` with each system's folder.
+def read_inputs(first: str, estimates: list[str], noisy: str | None = None,
+                no_reference: bool = False) -> Inputs:
+    """The sources of ``sqeval score FIRST [ESTIMATE ...] [--noisy NOISY]``.
 
-    Returns:
-        one :class:`Job` per key found in any folder, sorted by key.
+    ``first`` is the reference, or a manifest of the whole run, or (``no_reference``) the
+    first source to score. When it is one audio file, every other source must be one
+    file too, and they all take its id.
 
     Raises:
-        PairingError: a folder is missing or not a folder, two systems share a name, or
-            no audio file was found anywhere.
+        PairingError: a manifest given elsewhere than first, or malformed; one reference
+            file with a folder or list of estimates; no estimate source at all.
     """
-    _check(systems, [clean_folder, *(system.folder for system in systems)])
-    clean_files, clean_clashes = list_audio(clean_folder)
-    listings = {system.name: list_audio(system.folder) for system in systems}
-    keys = set(clean_files) | set(clean_clashes)
-    for files, clashes in listings.values():
-        keys |= set(files) | set(clashes)
-    if not keys:
-        raise PairingError(
-            f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {clean_folder} or the "
-            "estimate folders"
-        )
-    return [_job(key, clean_files, clean_clashes, listings) for key in sorted(keys)]
+    inputs = _first_inputs(Path(first), no_reference)
+    first_source = inputs.reference or next((s.source for s in inputs.systems), None)
+    inputs.systems += [parse_system(argument) for argument in estimates]
+    if not inputs.systems:
+        raise PairingError("give at least one estimate source (ENHANCED) after the reference "
+                           "(or --no-reference to score sources without clean files)")
+    if noisy is not None:
+        inputs.systems.insert(0, System(NOISY, open_source(Path(noisy))))
+    if isinstance(first_source, AudioFile):
+        _pin_to(first_source, inputs)
+    return inputs
 
 
-def pair_estimates(systems: list[System]) -> list[Job]:
-    """Pair the files of folders that have no clean references (``--no-reference``).
+def _first_inputs(path: Path, no_reference: bool) -> Inputs:
+    if is_manifest(path):
+        return _manifest_inputs(path, no_reference)
+    if no_reference:
+        return Inputs(None, [parse_system(str(path))])
+    return Inputs(open_source(path), [])
+
+
+def _manifest_inputs(path: Path, no_reference: bool) -> Inputs:
+    manifest = read_manifest(path, default_name(FileList(path)))
+    systems = [System(name, FileList(path, items)) for name, items in manifest.systems.items()]
+    if manifest.noisy is not None:
+        systems.insert(0, System(NOISY, FileList(path, manifest.noisy)))
+    if no_reference:
+        if manifest.references:
+            raise PairingError(f"{path}: a manifest with references cannot go with "
+                               "--no-reference; drop --no-reference, or the reference column")
+        return Inputs(None, systems)
+    if not manifest.references:
+        raise PairingError(f"{path}: expected a reference column with the clean files "
+                           "(or --no-reference to score the estimates alone)")
+    return Inputs(FileList(path, manifest.references), systems)
+
+
+def _pin_to(first: AudioFile, inputs: Inputs) -> None:
+    """One reference file pairs with every estimate file given beside it: all take its id."""
+    for index, system in enumerate(inputs.systems):
+        if not isinstance(system.source, AudioFile):
+            raise PairingError(f"{first.path} is one audio file, so every other source must "
+                               f"be one audio file too; got {system.source.path} (system "
+                               f"{system.name}). Give a folder or list first to pair many")
+        inputs.systems[index] = System(system.name, system.source.pinned(first.path.stem))
+
+
+def pair_sources(reference: Source | None, systems: list[System],
+                 key: re.Pattern | None = None) -> list[Job]:
+    """Pair every file of ``reference`` with each system's, by id (``key``: see
+    :func:`sqeval.sources.rekey`). Without a reference (``--no-reference``) the systems'
+    files pair with each other.
 
     Returns:
-        one :class:`Job` per key found in any folder, sorted by key, with ``clean=None``;
-        a folder that lacks a file another has gets a problem for it.
+        one :class:`Job` per id found in any source, sorted by id.
 
     Raises:
-        PairingError: as :func:`pair_folders`.
+        PairingError: two systems share a name, a source cannot be listed, no audio file
+            was found anywhere, or no id is shared by the reference and any estimate.
     """
-    _check(systems, [system.folder for system in systems])
-    listings = {system.name: list_audio(system.folder) for system in systems}
-    keys = set().union(*(set(files) | set(clashes) for files, clashes in listings.values()))
-    if not keys:
+    _check_names(systems)
+    listings = {system.name: list_source(system.source, key) for system in systems}
+    references = list_source(reference, key) if reference is not None else None
+    ids = set().union(*(listing.ids() for listing in listings.values()))
+    if references is not None:
+        ids |= references.ids()
+    if not ids:
+        where = ([str(reference.path)] if reference is not None else []) + [
+            str(system.source.path) for system in systems]
         raise PairingError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in "
-                           + ", ".join(str(system.folder) for system in systems))
-    jobs = []
-    for key in sorted(keys):
-        job = Job(key, None)
-        for name, (files, clashes) in listings.items():
-            if key in clashes:
-                job.problems[name] = clashes[key]
-            elif key in files:
-                job.estimates[name] = files[key]
-            else:
-                job.problems[name] = "no file of this name in this folder (another folder has one)"
-        jobs.append(job)
-    return jobs
+                           + ", ".join(where))
+    _check_something_pairs(references, listings, key)
+    if references is None:
+        return [_estimates_job(id, listings) for id in sorted(ids)]
+    return [_job(id, references, listings) for id in sorted(ids)]
 
 
-def _check(systems: list[System], folders: list[Path]) -> None:
-    """Raise :class:`PairingError` for two systems of one name or a missing folder."""
+def list_source(source: Source, key: re.Pattern | None = None) -> Listing:
+    """``source``'s entries by id (after ``key``), with the ids that cannot be scored."""
+    entries = source.entries()
+    if key is not None:
+        entries = [rekey(entry, key) for entry in entries]
+    groups: dict[str, list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.id, []).append(entry)
+    files = {id: next((e for e in group if e.problem is None), None)
+             for id, group in groups.items()}
+    problems = {id: _problem(id, group, source.noun if key is None else "--key match")
+                for id, group in groups.items() if len(group) > 1 or group[0].problem}
+    missing = ("no file of this name in this folder (another folder has one)"
+               if isinstance(source, Folder) else Listing.missing)
+    return Listing({id: entry for id, entry in files.items() if entry is not None}, problems,
+                   missing)
+
+
+def _problem(id: str, group: list[Entry], noun: str) -> str:
+    """Why ``group`` (the entries of one id in one source) cannot be scored."""
+    files = [entry for entry in group if entry.problem is None]
+    folders = [entry for entry in group if entry.problem is not None and entry.path.is_dir()]
+    if len(group) == 1 or len(folders) == len(group):
+        return group[0].problem
+    if files and folders:
+        return f"ambiguous: {Path(files[0].where).name} and a folder of the same {noun}"
+    names = [Path(entry.where).name for entry in group]
+    if len(set(names)) < len(names):
+        names = [entry.where for entry in group]
+    if noun == "name":
+        return f"ambiguous: {', '.join(names)} share one name; keep one"
+    return f"ambiguous: {', '.join(names)} share the {noun} {id!r}; keep one"
+
+
+def _check_names(systems: list[System]) -> None:
+    """Raise :class:`PairingError` for two systems of one name."""
     names = [system.name for system in systems]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
         raise PairingError(
-            f"two folders would both be called {', '.join(duplicated)}; "
+            f"two sources would both be called {', '.join(duplicated)}; "
             "name them apart with NAME=PATH"
         )
-    for folder in folders:
-        if not folder.is_dir():
-            raise PairingError(f"{folder}: not a folder (expected a folder of audio files)")
 
 
-def _job(key, clean_files, clean_clashes, listings) -> Job:
-    job = Job(key, clean_files.get(key))
-    for name, (files, clashes) in listings.items():
-        if key in files:
-            job.estimates[name] = files[key]
-        if key in clashes:
-            job.problems[name] = clashes[key]
-        elif key in clean_clashes:
-            job.problems[name] = CLEAN_PROBLEM + clean_clashes[key]
-        elif job.clean is None:
-            if key in files:
+def _check_something_pairs(references: Listing | None, listings: dict[str, Listing],
+                           key: re.Pattern | None) -> None:
+    """Raise :class:`PairingError` when no id of the reference (with ``--no-reference``:
+    of the first source) is an id of any other source: the names follow another scheme."""
+    sides = list(listings.values())
+    if references is None:
+        if len(sides) < 2:
+            return
+        references, sides = sides[0], sides[1:]
+    others = set().union(*(side.ids() for side in sides))
+    if references.ids() & others:
+        return
+    hint = (f"check that --key '{key.pattern}' finds the same part in the names of both"
+            if key is not None else
+            "if the names differ but share a part, take the id from it with --key REGEX, "
+            r"e.g. --key 'fileid_(\d+)' or --key '(\d+)\.wav$'")
+    raise PairingError(f"nothing pairs: no id of the reference ({_examples(references.ids())}) "
+                       f"is an id of any estimate ({_examples(others)}); {hint}")
+
+
+def _examples(ids: set[str]) -> str:
+    if not ids:
+        return "no audio files"
+    shown = ", ".join(repr(id) for id in sorted(ids)[:EXAMPLES])
+    return f"e.g. {shown}" + (f" of {len(ids)}" if len(ids) > EXAMPLES else "")
+
+
+def _job(id: str, references: Listing, listings: dict[str, Listing]) -> Job:
+    clean = references.files.get(id)
+    job = Job(id, clean.path if clean is not None else None)
+    for name, listing in listings.items():
+        entry = listing.files.get(id)
+        if entry is not None:
+            job.estimates[name] = entry.path
+        if id in listing.problems:
+            job.problems[name] = listing.problems[id]
+        elif id in references.problems:
+            job.problems[name] = CLEAN_PROBLEM + references.problems[id]
+        elif clean is None:
+            if entry is not None:
                 job.problems[name] = "no clean reference for this file"
-        elif key not in files:
+        elif entry is None:
             job.problems[name] = ("no noisy input for this reference" if name == NOISY
                                   else "no output for this reference")
+    job.name = _name(id, [references, *listings.values()])
     return job
+
+
+def _estimates_job(id: str, listings: dict[str, Listing]) -> Job:
+    job = Job(id, None, name=_name(id, listings.values()))
+    for name, listing in listings.items():
+        if id in listing.problems:
+            job.problems[name] = listing.problems[id]
+        elif id in listing.files:
+            job.estimates[name] = listing.files[id].path
+        else:
+            job.problems[name] = listing.missing
+    return job
+
+
+def _name(id: str, listings) -> str:
+    """The ``file`` column: the first source's name of the file with this id."""
+    return next((listing.files[id].name for listing in listings if id in listing.files), id)
+
+
+# --- the folder forms of sqeval 0.1 ----------------------------------------------------
+
+def pair_folders(clean_folder: Path, systems: list[System]) -> list[Job]:
+    """Pair every audio file of ``clean_folder`` with each system's (a folder form of
+    :func:`pair_sources`)."""
+    return pair_sources(Folder(Path(clean_folder)), systems)
+
+
+def pair_estimates(systems: list[System]) -> list[Job]:
+    """Pair the files of sources that have no clean references (``--no-reference``)."""
+    return pair_sources(None, systems)
+
+
+def list_audio(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """Audio files under ``folder`` by id, and the ids that cannot be paired, with the
+    reason: two files of one name, or a folder named like an audio file."""
+    listing = list_source(Folder(Path(folder)))
+    return {id: entry.path for id, entry in listing.files.items()}, listing.problems
