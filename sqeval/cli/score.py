@@ -1,4 +1,4 @@
-"""``sqeval score``: pair folders, score every file, report, export, gate, exit code."""
+"""``sqeval score``: pair sources, score every file, report, export, gate, exit code."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from ..cache import DEFAULT_PATH, ResultCache
 from ..gates import GateError, check_gates, find_config, load_config, merge_gates, parse_gate
 from ..metrics import resolve
 from ..metrics.registry import GROUPS
-from ..pairing import (CLEAN_PROBLEM, NOISY, PairingError, System, pair_estimates,
-                       pair_folders, parse_system)
+from ..pairing import CLEAN_PROBLEM, PairingError, System, pair_sources, read_inputs
 from ..provenance import provenance, write_meta
 from ..report.files import document, write_atomically, write_csv, write_json
 from ..report.summary import (Section, gates_markdown, junit_xml, latex_tables,
@@ -28,6 +27,7 @@ from ..report.summary import (Section, gates_markdown, junit_xml, latex_tables,
 from ..report.table import gates_table, print_tables, section_table
 from ..scoring import (CLEAN, REFERENCE_ITSELF, Interrupted, Row, SchedulerError, ScoreOptions,
                        default_jobs, score_jobs)
+from ..sources import compile_key
 from ..stats import summarise
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy,
                      stderr_console, stdout_console)
@@ -38,18 +38,24 @@ NO_MATCH = "(no match)"  # the group value of files that --group-by does not mat
 
 
 def score_command(
-    clean: str = typer.Argument(..., help="Folder of clean reference files (with "
-                                "--no-reference: the first folder to score).",
-                                metavar="CLEAN_DIR"),
+    clean: str = typer.Argument(..., help="Clean references: a folder, an audio file, a Kaldi "
+                                "wav.scp or a CSV list (id,path), or a CSV manifest of the "
+                                "whole run (id,reference,estimate[,noisy][,system]). With "
+                                "--no-reference: the first source to score.",
+                                metavar="REFERENCE"),
     enhanced: Optional[List[str]] = typer.Argument(
-        None, help="Folders of enhanced outputs, each PATH or NAME=PATH.",
-        metavar="ENHANCED_DIR..."),
+        None, help="Enhanced outputs, each PATH or NAME=PATH: folders, lists, or audio files "
+        "beside a single reference file.", metavar="ENHANCED"),
     no_reference: bool = typer.Option(
-        False, "--no-reference", help="There are no clean files: score every folder given "
-        "(CLEAN_DIR included) with the non-intrusive metrics alone (DNSMOS)."),
-    noisy: Optional[Path] = typer.Option(
-        None, "--noisy", help="Folder of noisy inputs: scored as system 'noisy' and the "
-        "baseline for the improvement column and delta. gates."),
+        False, "--no-reference", help="There are no clean files: score every source given "
+        "(REFERENCE included) with the non-intrusive metrics alone (DNSMOS)."),
+    noisy: Optional[str] = typer.Option(
+        None, "--noisy", help="Noisy inputs (a source as ENHANCED): scored as system 'noisy' "
+        "and the baseline for the improvement column and delta. gates."),
+    key: Optional[str] = typer.Option(
+        None, "--key", help="Regex that finds each file's id in its relative path (in a "
+        "list: the path as written): its group 'key', else its first group, else the whole "
+        "match; e.g. 'fileid_(\\d+)'."),
     metrics: Optional[str] = typer.Option(
         None, "--metrics", "-m", help="Comma-separated metric and group names (core, classic, "
         "dnsmos), or 'all' (see `sqeval metrics`); default: core, or dnsmos with "
@@ -90,34 +96,32 @@ def score_command(
     channel: Optional[int] = CHANNEL_OPTION,
     mix: Optional[str] = MIX_OPTION,
 ) -> None:
-    """Score ENHANCED_DIR folders (and --noisy) against the CLEAN folder, file by file."""
+    """Score ENHANCED sources (and --noisy) against the REFERENCE, file by file."""
+    try:
+        inputs = read_inputs(clean, enhanced or [], noisy, no_reference)
+        id_pattern = compile_key(key) if key is not None else None
+    except PairingError as error:
+        abort(str(error))
     if no_reference:
-        options, systems = _prepare_no_reference([clean, *(enhanced or [])], noisy, metrics,
-                                                 channel, mix, align)
+        options, systems = _prepare_no_reference(inputs.systems, metrics, channel, mix, align)
     else:
-        if not enhanced:
-            abort("give at least one ENHANCED_DIR after CLEAN_DIR (or --no-reference to score "
-                  "folders without clean files)")
-        options, systems = _prepare(Path(clean), enhanced, noisy, metrics, channel, mix,
-                                    max_delay if align else None)
-    clean = None if no_reference else Path(clean)
+        options, systems = _prepare(inputs, metrics, channel, mix, max_delay if align else None)
     gates, allow = _gates(gate, allow_missing)
     pattern = _group_pattern(group_by)
     for path in (csv_path, json_path, summary_csv, latex, markdown, junit):
         if path is not None and not path.parent.is_dir():
             abort(f"cannot write {path}: folder {path.parent} does not exist")
     try:
-        jobs_found = (pair_estimates(systems) if clean is None
-                      else pair_folders(clean, [s for s in systems if s.name != CLEAN]))
+        jobs_found = pair_sources(inputs.reference, [s for s in systems if s.name != CLEAN],
+                                  id_pattern)
     except PairingError as error:
         abort(str(error))
-    if CLEAN in options.systems and clean is not None:
+    if CLEAN in options.systems and not no_reference:
         for job in jobs_found:  # the clean file is scored too, by the non-intrusive metrics
             if job.clean is not None and not any(problem.startswith(CLEAN_PROBLEM)
                                                  for problem in job.problems.values()):
                 job.estimates[CLEAN] = job.clean
-    lookup = {system.name: system for system in systems}
-    tasks = [(job, job.display_name(clean, lookup)) for job in jobs_found]
+    tasks = [(job, job.display_name()) for job in jobs_found]
     rows = _score_with_progress(tasks, options, jobs, None if no_cache else cache_path,
                                 scheduler, timeout, csv_path)
     names = [name for name in options.systems if any(r.system == name for r in rows)]
@@ -161,24 +165,22 @@ def _specs(metrics: Optional[str], default: str):
     return specs, frozenset(named)
 
 
-def _prepare(clean, enhanced, noisy, metrics, channel, mix, max_delay=None):
+def _prepare(inputs, metrics, channel, mix, max_delay=None):
     specs, named = _specs(metrics, "core")
     channels = channel_policy(channel, mix)
-    systems = [parse_system(argument) for argument in enhanced]
-    if noisy is not None:
-        systems.insert(0, System(NOISY, noisy))
+    systems = list(inputs.systems)
     if any(not spec.intrusive for spec in specs):  # DNSMOS of the clean speech too
         if any(system.name == CLEAN for system in systems):
-            abort(f"a folder would be called '{CLEAN}', the name of the clean references' "
+            abort(f"a source would be called '{CLEAN}', the name of the clean references' "
                   "row when non-intrusive metrics are scored; name it apart with NAME=PATH")
-        systems.insert(0, System(CLEAN, clean))
+        systems.insert(0, System(CLEAN, inputs.reference))
     options = ScoreOptions(
         metrics=tuple(specs), systems=tuple(s.name for s in systems),
         channels=channels, max_delay=max_delay, strict=named)
     return options, systems
 
 
-def _prepare_no_reference(folders, noisy, metrics, channel, mix, align):
+def _prepare_no_reference(systems, metrics, channel, mix, align):
     if align:
         abort("--align needs clean references to align to; it cannot go with --no-reference")
     specs, named = _specs(metrics, "dnsmos")
@@ -186,9 +188,6 @@ def _prepare_no_reference(folders, noisy, metrics, channel, mix, align):
     if intrusive:
         abort(f"--no-reference scores non-intrusive metrics only; {', '.join(intrusive)} "
               "compare(s) against a clean reference (see `sqeval metrics`)")
-    systems = [parse_system(argument) for argument in folders]
-    if noisy is not None:
-        systems.insert(0, System(NOISY, noisy))
     options = ScoreOptions(metrics=tuple(specs), systems=tuple(s.name for s in systems),
                            channels=channel_policy(channel, mix), strict=named,
                            no_reference=True)
