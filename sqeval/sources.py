@@ -83,10 +83,12 @@ class Folder(Source):
     path: Path
 
     def entries(self) -> list[Entry]:
+        if not self.path.exists():
+            raise PairingError(f"{self.path}: not a folder, audio file or list: it does not "
+                               "exist")
         if not self.path.is_dir():
-            what = ("it does not exist" if not self.path.exists()
-                    else f"expected {KINDS}")
-            raise PairingError(f"{self.path}: not a folder, audio file or list ({what})")
+            raise PairingError(f"{self.path}: expected {KINDS}; got a file of another kind "
+                               "(a list's name must end in .scp or .csv)")
         entries = []
         for root, directories, files in os.walk(self.path, followlinks=False):
             directories.sort()

@@ -362,12 +362,14 @@ def test_bad_lists_exit_2_naming_file_and_line(tmp_path, golden, content, fragme
     (("{t}/ref.wav",), "give at least one estimate source"),
     (("{t}/enh", "{t}/enh", "--key", "("), "not a valid regular expression"),
     (("{t}/nowhere.scp", "{t}/enh"), "no such list file"),
+    (("{t}/m.txt", "{t}/enh"), "expected a folder, an audio file"),
     (("{t}/m.csv", "--no-reference"), "cannot go with --no-reference"),
 ])
 def test_source_usage_errors_exit_2(tmp_path, golden, args, message):
     write(tmp_path / "ref.wav", golden[0], golden[2])
     write(tmp_path / "enh" / "ref.wav", golden[0], golden[2])
     (tmp_path / "m.csv").write_text("id,reference,estimate\nref,ref.wav,enh/ref.wav\n")
+    (tmp_path / "m.txt").write_text("ref ref.wav\n")
     result = run("score", *(a.format(t=tmp_path) for a in args))
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.stderr.split()) and "Traceback" not in result.output
