@@ -75,6 +75,10 @@ def _sessions():
     # One thread unless the user set OMP_NUM_THREADS: sqeval already runs a worker per core.
     options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
     options.inter_op_num_threads = 1
+    # Without its memory arena onnxruntime frees each run's buffers: the P.835 session then
+    # keeps 12 MB instead of 167 MB, for about 5 % more time per window (measured), so a
+    # 20-minute file scored with every metric stays under 1 GB.
+    options.enable_cpu_mem_arena = False
 
     def session(name):
         return onnxruntime.InferenceSession(os.path.join(folder, name), options,
