@@ -23,6 +23,7 @@ Conventions:
 from __future__ import annotations
 
 import csv
+from abc import ABC, abstractmethod
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -61,14 +62,15 @@ class Entry:
     problem: str | None = None
 
 
-class Source:
+class Source(ABC):
     """Where audio files come from. ``noun`` says what its ids are, for messages."""
 
     path: Path
     noun = "name"
 
+    @abstractmethod
     def entries(self) -> list[Entry]:
-        raise NotImplementedError
+        """Every file of the source, in a deterministic order."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
