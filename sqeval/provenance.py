@@ -45,10 +45,11 @@ def provenance() -> dict:
     }
 
 
-def write_meta(csv_path: Path) -> Path:
-    """Write ``CSV.meta.json`` beside ``csv_path``; return its path."""
+def write_meta(csv_path: Path, data: dict | None = None) -> Path:
+    """Write ``CSV.meta.json`` beside ``csv_path`` (``data``, or the provenance of now);
+    return its path."""
     from .report.files import write_atomically
 
     path = Path(f"{csv_path}.meta.json")
-    write_atomically(path, lambda s: json.dump(provenance(), s, indent=2))
+    write_atomically(path, lambda s: json.dump(data or provenance(), s, indent=2))
     return path

@@ -154,6 +154,21 @@ class FileList(Source):
         return [_list_entry(item) for item in listed]
 
 
+@dataclass(frozen=True, repr=False)
+class Mapping(Source):
+    """Files given as ``{id: path}`` (the Python API); a relative path starts at the
+    working directory. Named after the working directory's folder."""
+
+    items: tuple[tuple[str, str], ...]
+    path: Path = Path(".")
+    noun = "id"
+
+    def entries(self) -> list[Entry]:
+        origin = Path.cwd() / "{id: path} mapping"  # what messages name as the list
+        return [_list_entry(Listed(str(id), str(path), origin, k))
+                for k, (id, path) in enumerate(self.items, start=1)]
+
+
 def _list_entry(item: Listed) -> Entry:
     path = item.list_path.parent / item.written  # an absolute path stays as it is
     name = item.id + PurePosixPath(item.written).suffix

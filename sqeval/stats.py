@@ -81,3 +81,67 @@ def summarise(rows: list[Row], metrics: list[MetricSpec], systems: list[str]) ->
             out.append(MetricSummary(name, spec.name, describe(values), failed,
                                      not_applicable, delta))
     return out
+
+
+SUMMARY_COLUMNS = ("system", "metric", "mean", "std", "median", "ci95_low", "ci95_high", "n",
+                   "n_failed", "delta_mean")
+NO_MATCH = "(no match)"  # the group value of files that a group-by pattern does not match
+
+
+@dataclass(frozen=True)
+class Section:
+    """The summaries of one condition (``group`` maps group names to values; empty = all)."""
+
+    group: dict
+    summaries: list[MetricSummary]
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.group.items()) or "all files"
+
+
+def sections(rows: list[Row], metrics: list[MetricSpec], systems: list[str],
+             pattern=None) -> list[Section]:
+    """All files, then (with a compiled ``pattern`` with named groups) one section per
+    combination of the groups' values in the file names, in natural order."""
+    out = [Section({}, summarise(rows, metrics, systems))]
+    if pattern is None:
+        return out
+    groups: dict[tuple, list[Row]] = {}
+    for row in rows:
+        match = pattern.search(row.file)
+        key = tuple((name, (match.group(name) or "") if match else NO_MATCH)
+                    for name in pattern.groupindex)
+        groups.setdefault(key, []).append(row)
+    for key in sorted(groups, key=_natural):
+        group_rows = groups[key]
+        present = [s for s in systems if any(r.system == s for r in group_rows)]
+        out.append(Section(dict(key), summarise(group_rows, metrics, present)))
+    return out
+
+
+def _natural(key):
+    """Sort group values numerically where they are numbers (-5 before 10)."""
+    out = []
+    for _, value in key:
+        try:
+            out.append((0, float(value), ""))
+        except ValueError:
+            out.append((1, 0.0, value))
+    return out
+
+
+def summary_rows(all_sections: list[Section], group_names: list[str]):
+    """The summary CSV as text cells: a header, then one line per (condition, system,
+    metric), group columns first when grouped."""
+    from .results import csv_cell
+
+    yield [*group_names, *SUMMARY_COLUMNS]
+    for section in all_sections:
+        for m in section.summaries:
+            s = m.stats
+            delta = m.delta.mean if m.delta is not None else math.nan
+            yield [*(section.group.get(g, "") for g in group_names), m.system, m.metric,
+                   *map(csv_cell, (s.mean, s.std, s.median, s.ci_low, s.ci_high, s.n,
+                                   m.n_failed, delta))]
+

@@ -49,8 +49,9 @@ MIX_OPTION = typer.Option(None, "--mix", help="'mono': average the channels of m
 
 def channel_policy(channel: Optional[int], mix: Optional[str]) -> ChannelPolicy:
     """The policy for --channel / --mix, or abort with a usage error."""
-    if mix is not None and mix != "mono":
-        abort(f"--mix takes 'mono'; got {mix!r}")
-    if mix is not None and channel is not None:
-        abort("give --channel K or --mix mono, not both")
-    return ChannelPolicy(channel=channel, mix=mix == "mono")
+    from ..api import UsageError, channel_policy as policy
+
+    try:
+        return policy(channel, mix)
+    except UsageError as error:
+        abort(str(error))

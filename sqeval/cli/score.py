@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import sqlite3
 from pathlib import Path
@@ -15,26 +14,21 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeRemainingColumn)
 from rich.text import Text
 
+from ..api import Results, compile_group_by, plan, run
 from ..cache import DEFAULT_PATH, ResultCache
 from ..gates import GateError, check_gates, find_config, load_config, merge_gates, parse_gate
-from ..metrics import resolve
-from ..metrics.registry import GROUPS
-from ..pairing import CLEAN_PROBLEM, PairingError, System, pair_sources, read_inputs
-from ..provenance import provenance, write_meta
+from ..provenance import write_meta
 from ..report.files import document, write_atomically, write_csv, write_json
-from ..report.summary import (Section, gates_markdown, junit_xml, latex_tables,
-                              markdown_tables, write_summary_csv)
+from ..report.summary import (gates_markdown, junit_xml, latex_tables, markdown_tables,
+                              write_summary_csv)
 from ..report.table import gates_table, print_tables, section_table
-from ..scoring import (CLEAN, REFERENCE_ITSELF, Interrupted, Row, SchedulerError, ScoreOptions,
-                       default_jobs, score_jobs)
-from ..sources import compile_key
-from ..stats import summarise
-from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy,
-                     stderr_console, stdout_console)
+from ..scoring import REFERENCE_ITSELF, Interrupted, Row, SchedulerError
+from ..stats import sections
+from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, stderr_console,
+                     stdout_console)
 
 MAX_NOTES = 20  # notes (not errors) printed before pointing to --json
 INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C (128 + SIGINT); also SIGTERM
-NO_MATCH = "(no match)"  # the group value of files that --group-by does not match
 
 
 def score_command(
@@ -98,38 +92,25 @@ def score_command(
 ) -> None:
     """Score ENHANCED sources (and --noisy) against the REFERENCE, file by file."""
     try:
-        inputs = read_inputs(clean, enhanced or [], noisy, no_reference)
-        id_pattern = compile_key(key) if key is not None else None
-    except PairingError as error:
+        planned = plan(clean, enhanced or [], noisy=noisy, metrics=metrics, key=key,
+                       align=align, max_delay=max_delay, channel=channel, mix=mix,
+                       no_reference=no_reference)
+        pattern = compile_group_by(group_by)
+    except ValueError as error:  # UsageError, PairingError: what cannot make a run
         abort(str(error))
-    if no_reference:
-        options, systems = _prepare_no_reference(inputs.systems, metrics, channel, mix, align)
-    else:
-        options, systems = _prepare(inputs, metrics, channel, mix, max_delay if align else None)
+    options = planned.options
     gates, allow = _gates(gate, allow_missing)
-    pattern = _group_pattern(group_by)
     for path in (csv_path, json_path, summary_csv, latex, markdown, junit):
         if path is not None and not path.parent.is_dir():
             abort(f"cannot write {path}: folder {path.parent} does not exist")
-    try:
-        jobs_found = pair_sources(inputs.reference, [s for s in systems if s.name != CLEAN],
-                                  id_pattern)
-    except PairingError as error:
-        abort(str(error))
-    if CLEAN in options.systems and not no_reference:
-        for job in jobs_found:  # the clean file is scored too, by the non-intrusive metrics
-            if job.clean is not None and not any(problem.startswith(CLEAN_PROBLEM)
-                                                 for problem in job.problems.values()):
-                job.estimates[CLEAN] = job.clean
-    tasks = [(job, job.display_name()) for job in jobs_found]
-    rows = _score_with_progress(tasks, options, jobs, None if no_cache else cache_path,
-                                scheduler, timeout, csv_path)
-    names = [name for name in options.systems if any(r.system == name for r in rows)]
-    sections = _sections(rows, options, names, pattern)
+    results_ = _score_with_progress(planned, jobs, None if no_cache else cache_path,
+                                    scheduler, timeout, csv_path)
+    rows, names = results_.rows, results_.systems
+    all_sections = sections(rows, list(options.metrics), names, pattern)
     results = check_gates(gates, rows, names) if gates else []
-    _print_report(rows, options, names, sections, results)
+    _print_report(rows, options, names, all_sections, results)
     incomplete = {name: sum(r.failed for r in rows if r.system == name) for name in names}
-    _write_outputs(rows, options, sections, pattern, results, incomplete, allow,
+    _write_outputs(results_, options, all_sections, pattern, results, incomplete, allow,
                    dict(csv=csv_path, json=json_path, summary=summary_csv, latex=latex,
                         markdown=markdown, junit=junit))
     _print_problems(stderr_console(), rows, [spec.name for spec in options.metrics], json_path)
@@ -148,52 +129,6 @@ def _exit_code(results, incomplete: bool, gated: bool, allow_missing: bool) -> E
     return ExitCode.OK
 
 
-def _specs(metrics: Optional[str], default: str):
-    """The metrics asked for, and those named one by one (for them, not applying is a
-    failure); a non-intrusive metric whose backend is missing is a usage error."""
-    try:
-        specs = resolve(metrics or default)
-    except KeyError as error:
-        abort(error.args[0])
-    if any(spec.family == "dnsmos:dnsmos" for spec in specs):
-        from ..metrics.dnsmos import missing_backend
-
-        reason = missing_backend()
-        if reason:
-            abort(reason)
-    named = {name.strip() for name in (metrics or "").split(",")} - set(GROUPS) - {"all"}
-    return specs, frozenset(named)
-
-
-def _prepare(inputs, metrics, channel, mix, max_delay=None):
-    specs, named = _specs(metrics, "core")
-    channels = channel_policy(channel, mix)
-    systems = list(inputs.systems)
-    if any(not spec.intrusive for spec in specs):  # DNSMOS of the clean speech too
-        if any(system.name == CLEAN for system in systems):
-            abort(f"a source would be called '{CLEAN}', the name of the clean references' "
-                  "row when non-intrusive metrics are scored; name it apart with NAME=PATH")
-        systems.insert(0, System(CLEAN, inputs.reference))
-    options = ScoreOptions(
-        metrics=tuple(specs), systems=tuple(s.name for s in systems),
-        channels=channels, max_delay=max_delay, strict=named)
-    return options, systems
-
-
-def _prepare_no_reference(systems, metrics, channel, mix, align):
-    if align:
-        abort("--align needs clean references to align to; it cannot go with --no-reference")
-    specs, named = _specs(metrics, "dnsmos")
-    intrusive = [spec.name for spec in specs if spec.intrusive]
-    if intrusive:
-        abort(f"--no-reference scores non-intrusive metrics only; {', '.join(intrusive)} "
-              "compare(s) against a clean reference (see `sqeval metrics`)")
-    options = ScoreOptions(metrics=tuple(specs), systems=tuple(s.name for s in systems),
-                           channels=channel_policy(channel, mix), strict=named,
-                           no_reference=True)
-    return options, systems
-
-
 def _gates(given: list[str], allow_missing: Optional[bool]):
     """Gates from the config file found from the working directory, then the command line's
     (a command-line gate replaces a configured one with the same left side)."""
@@ -206,47 +141,6 @@ def _gates(given: list[str], allow_missing: Optional[bool]):
         stderr_console().print(f"gates from {config.source}", markup=False)
     allow = allow_missing if allow_missing is not None else bool(config.allow_missing)
     return gates, allow
-
-
-def _group_pattern(group_by: Optional[str]):
-    if group_by is None:
-        return None
-    try:
-        pattern = re.compile(group_by)
-    except re.error as error:
-        abort(f"--group-by {group_by!r} is not a valid regular expression: {error}")
-    if not pattern.groupindex:
-        abort(f"--group-by {group_by!r} has no named group; write e.g. '_(?P<snr>-?\\d+)dB'")
-    return pattern
-
-
-def _sections(rows, options, systems, pattern) -> list[Section]:
-    metrics = list(options.metrics)
-    sections = [Section({}, summarise(rows, metrics, systems))]
-    if pattern is None:
-        return sections
-    groups: dict[tuple, list[Row]] = {}
-    for row in rows:
-        match = pattern.search(row.file)
-        key = tuple((name, (match.group(name) or "") if match else NO_MATCH)
-                    for name in pattern.groupindex)
-        groups.setdefault(key, []).append(row)
-    for key in sorted(groups, key=_natural):
-        group_rows = groups[key]
-        present = [s for s in systems if any(r.system == s for r in group_rows)]
-        sections.append(Section(dict(key), summarise(group_rows, metrics, present)))
-    return sections
-
-
-def _natural(key):
-    """Sort group values numerically where they are numbers (-5 before 10)."""
-    out = []
-    for _, value in key:
-        try:
-            out.append((0, float(value), ""))
-        except ValueError:
-            out.append((1, 0.0, value))
-    return out
 
 
 class RateColumn(ProgressColumn):
@@ -271,9 +165,9 @@ def _terminate_as_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: cleanly, keeping results
 
 
-def _score_with_progress(tasks, options: ScoreOptions, jobs: int, cache_path,
-                         scheduler: Optional[str] = None, timeout: Optional[float] = None,
-                         partial_csv: Optional[Path] = None) -> list[Row]:
+def _score_with_progress(planned, jobs: int, cache_path, scheduler: Optional[str] = None,
+                         timeout: Optional[float] = None,
+                         partial_csv: Optional[Path] = None) -> Results:
     console = stderr_console()
     cache = _open_cache(cache_path)
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
@@ -281,10 +175,9 @@ def _score_with_progress(tasks, options: ScoreOptions, jobs: int, cache_path,
         with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("files"), RateColumn(), TimeRemainingColumn(), console=console,
                       transient=True, disable=not console.is_terminal) as progress:
-            bar = progress.add_task("scoring", total=len(tasks))
-            return score_jobs(tasks, options, jobs or default_jobs(),
-                              on_done=lambda k: progress.advance(bar, k), cache=cache,
-                              scheduler=scheduler, timeout=timeout)
+            bar = progress.add_task("scoring", total=len(planned.tasks))
+            return run(planned, jobs=jobs, cache=cache, scheduler=scheduler, timeout=timeout,
+                       on_done=lambda k: progress.advance(bar, k))
     except SchedulerError as error:
         abort(str(error))
     except Interrupted as stop:
@@ -293,7 +186,7 @@ def _score_with_progress(tasks, options: ScoreOptions, jobs: int, cache_path,
         console.print(f"[bold red]interrupted[/bold red] after {stop.done} of {stop.total} "
                       f"files; {escape(kept)}.")
         if partial_csv is not None and stop.rows:
-            write_csv(partial_csv, stop.rows, [spec.name for spec in options.metrics])
+            write_csv(partial_csv, stop.rows, [spec.name for spec in planned.options.metrics])
             console.print(f"{partial_csv} holds the {len(stop.rows)} rows finished so far.",
                           markup=False)
         raise typer.Exit(INTERRUPTED) from None
@@ -314,18 +207,19 @@ def _print_report(rows, options, systems, sections, results) -> None:
         console.print(gates_table(results))
 
 
-def _write_outputs(rows, options, sections, pattern, results, incomplete, allow, paths) -> None:
-    metrics = list(options.metrics)
+def _write_outputs(scored: Results, options, sections, pattern, results, incomplete, allow,
+                   paths) -> None:
+    metrics, rows = list(options.metrics), scored.rows
     if paths["csv"] is not None:
-        write_csv(paths["csv"], rows, [spec.name for spec in metrics])
-        write_meta(paths["csv"])
+        write_atomically(paths["csv"], lambda stream: stream.write(scored.csv_text()))
+        write_meta(paths["csv"], scored.provenance)
     if paths["json"] is not None:
         data = document(rows, metrics, sections[0].summaries)
-        data["provenance"] = provenance()
+        data["provenance"] = scored.provenance
         write_json(paths["json"], data)
     if paths["summary"] is not None:
         write_summary_csv(paths["summary"], sections, list(pattern.groupindex) if pattern else [])
-        write_meta(paths["summary"])
+        write_meta(paths["summary"], scored.provenance)
     if paths["latex"] is not None:
         text = latex_tables(sections, metrics)
         write_atomically(paths["latex"], lambda stream: stream.write(text))

@@ -7,7 +7,6 @@ computed, with ``metric: reason`` in ``error``.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -16,13 +15,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..metrics import MetricSpec
+from ..results import write_rows
 from ..scoring import Row
 from ..stats import MetricSummary, Summary
-
-
-def csv_cell(value) -> str:
-    """A CSV number: the shortest text that round-trips the float64; empty for NaN/None."""
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(value)
 
 
 def write_atomically(path: Path, write) -> None:
@@ -42,15 +37,7 @@ def write_csv(path: Path, rows: list[Row], names: list[str], second: str = "syst
     """One line per row: ``file,<second>,<names>,error`` (``second`` is the row's system,
     or for ``sqeval sanity`` its case)."""
 
-    def write(stream):
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(["file", second, *names, "error"])
-        for row in rows:
-            writer.writerow([row.file, row.system,
-                             *(csv_cell(row.values[name]) for name in names),
-                             row.error_text(names)])
-
-    write_atomically(path, write)
+    write_atomically(path, lambda stream: write_rows(stream, rows, names, second))
 
 
 def json_number(value):

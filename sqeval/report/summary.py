@@ -8,29 +8,12 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
 from xml.etree import ElementTree
 
 from ..metrics import MetricSpec
 from ..pairing import NOISY
-from ..stats import MetricSummary
-from .files import csv_cell, write_atomically
-
-SUMMARY_COLUMNS = ("system", "metric", "mean", "std", "median", "ci95_low", "ci95_high", "n",
-                   "n_failed", "delta_mean")
-
-
-@dataclass(frozen=True)
-class Section:
-    """The summaries of one condition (``group`` maps group names to values; empty = all)."""
-
-    group: dict
-    summaries: list[MetricSummary]
-
-    @property
-    def label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.group.items()) or "all files"
-
+from ..stats import Section, summary_rows
+from .files import write_atomically
 
 def fmt(value: float, sign: str = "") -> str:
     """Three decimals, or three significant digits for small values; '–' for NaN. Every
@@ -51,18 +34,8 @@ def fmt(value: float, sign: str = "") -> str:
 def write_summary_csv(path, sections: list[Section], group_names: list[str]) -> None:
     """One line per (condition, system, metric); group columns first when grouped."""
 
-    def write(stream):
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow([*group_names, *SUMMARY_COLUMNS])
-        for section in sections:
-            for m in section.summaries:
-                s = m.stats
-                delta = m.delta.mean if m.delta is not None else math.nan
-                writer.writerow([*(section.group.get(g, "") for g in group_names), m.system,
-                                 m.metric, *map(csv_cell, (s.mean, s.std, s.median, s.ci_low,
-                                                              s.ci_high, s.n, m.n_failed, delta))])
-
-    write_atomically(path, write)
+    write_atomically(path, lambda stream: csv.writer(stream, lineterminator="\n").writerows(
+        summary_rows(sections, group_names)))
 
 
 def _cells(section: Section, metrics: list[MetricSpec]):

@@ -1,0 +1,395 @@
+"""The library: ``sqeval.score(...)`` runs the whole pipeline and returns :class:`Results`;
+``sqeval.read_results(csv)`` gives the same interface back from a saved run.
+
+The CLI is a thin face over this module: it parses arguments, calls :func:`plan` and
+:func:`run`, and hands the :class:`Results` to the reporters and gates.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import sys
+from collections.abc import Mapping as MappingType
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .audio import AUDIO_SUFFIXES, ChannelPolicy
+from .cache import ResultCache
+from .metrics import REGISTRY, resolve
+from .metrics.registry import GROUPS
+from .pairing import (CLEAN_PROBLEM, NOISY, Inputs, PairingError, System, pair_sources,
+                      read_inputs)
+from .provenance import provenance as current_provenance
+from .results import write_rows
+from .scoring import CLEAN, Row, ScoreOptions, default_jobs, score_jobs
+from .sources import AudioFile, Mapping, compile_key, default_name, open_source
+from .stats import sections, summary_rows
+
+
+class UsageError(ValueError):
+    """Arguments that cannot make a run; the message says why and how to fix it (the CLI
+    exits 2 with it)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do: ``(job, file name)`` tasks and the scoring options."""
+
+    tasks: list
+    options: ScoreOptions
+
+
+def plan(reference, estimates=None, *, noisy=None, metrics: str | None = None,
+         key: str | None = None, align: bool = False, max_delay: float = 0.5,
+         channel: int | None = None, mix: str | None = None,
+         no_reference: bool = False) -> Plan:
+    """Pair the sources and settle the options, without scoring anything.
+
+    Arguments as :func:`score`. Raises :class:`UsageError` or
+    :class:`~sqeval.sources.PairingError` (both ``ValueError``) for what cannot run.
+    """
+    inputs = _inputs(reference, estimates, noisy, no_reference)
+    specs, named = _specs(metrics, "dnsmos" if no_reference else "core")
+    channels = channel_policy(channel, mix)
+    systems = list(inputs.systems)
+    if no_reference:
+        if align:
+            raise UsageError("--align needs clean references to align to; it cannot go with "
+                             "--no-reference")
+        intrusive = [spec.name for spec in specs if spec.intrusive]
+        if intrusive:
+            raise UsageError(f"--no-reference scores non-intrusive metrics only; "
+                             f"{', '.join(intrusive)} compare(s) against a clean reference "
+                             "(see `sqeval metrics`)")
+    elif any(not spec.intrusive for spec in specs):  # DNSMOS of the clean speech too
+        if any(system.name == CLEAN for system in systems):
+            raise UsageError(f"a source would be called '{CLEAN}', the name of the clean "
+                             "references' row when non-intrusive metrics are scored; name it "
+                             "apart with NAME=PATH")
+        systems.insert(0, System(CLEAN, inputs.reference))
+    options = ScoreOptions(metrics=tuple(specs), systems=tuple(s.name for s in systems),
+                           channels=channels, strict=named, no_reference=no_reference,
+                           max_delay=max_delay if align else None)
+    jobs = pair_sources(inputs.reference, [s for s in systems if s.name != CLEAN],
+                        compile_key(key) if key is not None else None)
+    if CLEAN in options.systems:
+        for job in jobs:  # the clean file is scored too, by the non-intrusive metrics
+            if job.clean is not None and not any(problem.startswith(CLEAN_PROBLEM)
+                                                 for problem in job.problems.values()):
+                job.estimates[CLEAN] = job.clean
+    return Plan([(job, job.display_name()) for job in jobs], options)
+
+
+def run(planned: Plan, *, jobs: int = 0, cache=None, timeout: float | None = None,
+        scheduler: str | None = None,
+        on_done: Callable[[int], None] | None = None) -> "Results":
+    """Score a :class:`Plan`. ``cache`` is a :class:`~sqeval.cache.ResultCache`, a path to
+    one, or None. Raises :class:`~sqeval.scoring.Interrupted` on Ctrl-C (finished rows
+    kept) and :class:`~sqeval.scoring.SchedulerError` for an unusable Dask scheduler."""
+    store = ResultCache(Path(cache)) if isinstance(cache, (str, Path)) else cache
+    n_jobs = jobs or default_jobs()
+    isolate = _workers_can_start(n_jobs, scheduler)
+    try:
+        rows = score_jobs(planned.tasks, planned.options, n_jobs if isolate else 1,
+                          on_done=on_done, cache=store, scheduler=scheduler,
+                          isolate=isolate, timeout=timeout)
+    finally:
+        if store is not None and store is not cache:
+            store.close()
+    names = [spec.name for spec in planned.options.metrics]
+    present = [name for name in planned.options.systems if any(r.system == name for r in rows)]
+    return Results(rows, names, present, current_provenance())
+
+
+def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
+          jobs: int = 0, cache=None, key: str | None = None, align: bool = False,
+          max_delay: float = 0.5, channel: int | None = None, mix: str | None = None,
+          timeout: float | None = None, scheduler: str | None = None,
+          no_reference: bool = False) -> "Results":
+    """Score every estimate against its reference, file by file.
+
+    Args:
+        reference: the clean references: a folder, an audio file, a ``wav.scp`` or CSV
+            list, a CSV manifest of the whole run, or a ``{id: path}`` mapping. With
+            ``no_reference=True``: the first source to score.
+        estimates: one source as above (a system named after its folder), or a
+            ``{system name: source}`` mapping; omitted with a manifest.
+        noisy: the noisy inputs, a source; scored as system ``noisy``, the baseline.
+        metrics: comma-separated metric and group names, or ``"all"``; default ``core``.
+        jobs: worker processes; 0 = all cores.
+        cache: a results database (path) reused across runs, or None.
+        key: a regex that finds each file's id in its relative path.
+        align, max_delay: remove a constant delay (≤ ``max_delay`` s) before the
+            sample-aligned metrics.
+        channel, mix: multichannel policy (``channel=K``, or ``mix="mono"``).
+        timeout: give up on a file after this many seconds.
+        scheduler: a Dask scheduler address, or ``"local"``.
+
+    Returns:
+        :class:`Results`; ``to_frame()`` equals ``sqeval score --csv`` cell for cell.
+
+    Raises:
+        ValueError: (:class:`UsageError`, :class:`~sqeval.sources.PairingError`) the
+            arguments cannot make a run; the message says why.
+
+    Example:
+        >>> results = score("sample_data/clean", {"enh": "sample_data/enhanced"},
+        ...                 metrics="si_snr", jobs=1)  # doctest: +SKIP
+        >>> results.to_frame().columns.tolist()  # doctest: +SKIP
+        ['file', 'system', 'si_snr', 'error']
+    """
+    planned = plan(reference, estimates, noisy=noisy, metrics=metrics, key=key, align=align,
+                   max_delay=max_delay, channel=channel, mix=mix, no_reference=no_reference)
+    return run(planned, jobs=jobs, cache=cache, timeout=timeout, scheduler=scheduler)
+
+
+@dataclass
+class Results:
+    """The rows of a run and what produced them.
+
+    Attributes:
+        rows: one :class:`~sqeval.scoring.Row` per (file, system), in output order.
+        metrics: the metric names, in column order.
+        systems: the system names, in output order.
+        provenance: versions, command, rate policy and time (the ``.meta.json`` content).
+    """
+
+    rows: list[Row]
+    metrics: list[str]
+    systems: list[str]
+    provenance: dict = field(default_factory=dict)
+
+    def csv_text(self) -> str:
+        """The per-file CSV, exactly as ``--csv`` writes it."""
+        stream = io.StringIO()
+        write_rows(stream, self.rows, self.metrics)
+        return stream.getvalue()
+
+    def to_frame(self):
+        """The tidy per-file DataFrame: ``file, system, <metrics>, error``; NaN where empty
+        (equal to ``pandas.read_csv`` of the ``--csv`` file of the same run)."""
+        import pandas as pd
+
+        return pd.read_csv(io.StringIO(self.csv_text()))
+
+    def summary(self, group_by: str | None = None):
+        """The summary CSV's DataFrame (``--summary-csv``): mean, std, median, 95 % CI, n,
+        failures and the mean improvement over ``noisy``, per system and metric; with
+        ``group_by`` (a regex with named groups) also per condition."""
+        import csv
+
+        import pandas as pd
+
+        pattern = compile_group_by(group_by)
+        specs = [REGISTRY[name] for name in self.metrics]
+        stream = io.StringIO()
+        csv.writer(stream, lineterminator="\n").writerows(summary_rows(
+            sections(self.rows, specs, self.systems, pattern),
+            list(pattern.groupindex) if pattern else []))
+        return pd.read_csv(io.StringIO(stream.getvalue()))
+
+    @property
+    def failures(self):
+        """The rows that could not be fully scored: ``file, system, error``."""
+        import pandas as pd
+
+        return pd.DataFrame([(r.file, r.system, r.error_text(self.metrics))
+                             for r in self.rows if r.failed],
+                            columns=["file", "system", "error"])
+
+
+def read_results(csv_path) -> Results:
+    """The :class:`Results` of a saved run: its per-file CSV and, when present, the
+    ``.meta.json`` beside it (the provenance). Values and reasons are as saved.
+
+    Raises:
+        UsageError: the file is not a per-file CSV of ``sqeval score``.
+    """
+    import pandas as pd
+
+    path = Path(csv_path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path}: cannot read it as CSV ({error})") from None
+    columns = list(frame.columns)
+    if columns[:2] != ["file", "system"] or columns[-1:] != ["error"]:
+        raise UsageError(f"{path}: expected the per-file CSV of `sqeval score --csv` "
+                         f"(file,system,<metrics>,error); got the columns {', '.join(columns)}")
+    metrics = columns[2:-1]
+    rows = [_saved_row(record, metrics) for record in frame.to_dict("records")]
+    meta = Path(f"{path}.meta.json")
+    saved = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+    systems = list(dict.fromkeys(row.system for row in rows))
+    return Results(rows, metrics, systems, saved)
+
+
+def _saved_row(record: dict, metrics: list[str]) -> Row:
+    """A row from a CSV record: the error cell is kept whole, per metric where it names
+    one (``metric: reason; ...``), else as the file's error."""
+    row = Row(record["file"], record["system"],
+              values={name: float(record[name]) if record[name] != "" else math.nan
+                      for name in metrics})
+    error = record["error"]
+    if error:
+        parts = dict(part.split(": ", 1) for part in error.split("; ") if ": " in part)
+        if parts and set(parts) <= set(metrics) and all(math.isnan(row.values[name])
+                                                        for name in parts):
+            row.errors.update(parts)
+        else:
+            row.file_error = error
+    return row
+
+
+def compile_group_by(text: str | None):
+    """``text`` compiled, or None; a :class:`UsageError` when it is not a regex with a
+    named group."""
+    if text is None:
+        return None
+    try:
+        pattern = re.compile(text)
+    except re.error as error:
+        raise UsageError(f"--group-by {text!r} is not a valid regular expression: {error}")
+    if not pattern.groupindex:
+        raise UsageError(f"--group-by {text!r} has no named group; write e.g. "
+                         "'_(?P<snr>-?\\d+)dB'")
+    return pattern
+
+
+# --- arguments → inputs ----------------------------------------------------------------
+
+def _inputs(reference, estimates, noisy, no_reference: bool) -> Inputs:
+    """Sources from Python values; command-line strings take the CLI's path."""
+    plain = (str, Path)
+    if isinstance(reference, plain) and not isinstance(estimates, MappingType) and (
+            noisy is None or isinstance(noisy, plain)):
+        listed = [] if estimates is None else (
+            [str(e) for e in estimates] if isinstance(estimates, (list, tuple)) else
+            [str(estimates)])
+        return read_inputs(str(reference), listed, None if noisy is None else str(noisy),
+                           no_reference)
+    first = _source(reference)
+    systems = []
+    if isinstance(estimates, MappingType) and not _is_id_map(estimates, first):
+        systems = [System(str(name), _source(source)) for name, source in estimates.items()]
+    elif estimates is not None:
+        source = _source(estimates)
+        systems = [System(default_name(source), source)]
+    if noisy is not None:
+        systems.insert(0, System(NOISY, _source(noisy)))
+    if no_reference:
+        return Inputs(None, [System(default_name(first), first), *systems])
+    if not systems:
+        raise UsageError("give at least one estimate source after the reference")
+    if isinstance(first, AudioFile):
+        systems = [System(s.name, _pinned(s.source, first)) for s in systems]
+    return Inputs(first, systems)
+
+
+def _source(value):
+    if isinstance(value, MappingType):
+        return Mapping(tuple((str(id), str(path)) for id, path in value.items()))
+    if isinstance(value, (str, Path)):
+        return open_source(Path(value))
+    raise UsageError(f"a source is a folder, an audio file, a list file or an {{id: path}} "
+                     f"mapping; got {type(value).__name__}")
+
+
+def _is_id_map(estimates: MappingType, reference) -> bool:
+    """``{id: audio path}`` rather than ``{system: source}``: every value an audio file
+    path, and the reference not one file (whose estimates are systems of one file)."""
+    return not isinstance(reference, AudioFile) and all(
+        isinstance(v, (str, Path)) and Path(v).suffix.lower() in AUDIO_SUFFIXES
+        for v in estimates.values())
+
+
+def _pinned(source, reference: AudioFile):
+    if not isinstance(source, AudioFile):
+        raise PairingError(f"{reference.path} is one audio file, so every other source must "
+                           f"be one audio file too; got {source.path}")
+    return source.pinned(reference.path.stem)
+
+
+def _specs(metrics: str | None, default: str):
+    """The metrics asked for, and those named one by one (for them, not applying is a
+    failure); a non-intrusive metric whose backend is missing is a usage error."""
+    try:
+        specs = resolve(metrics or default)
+    except KeyError as error:
+        raise UsageError(error.args[0]) from None
+    if any(spec.group == "dnsmos" for spec in specs):
+        from .metrics.dnsmos import missing_backend
+
+        reason = missing_backend()
+        if reason:
+            raise UsageError(reason)
+    named = {name.strip() for name in (metrics or "").split(",")} - set(GROUPS) - {"all"}
+    return specs, frozenset(named)
+
+
+def channel_policy(channel: int | None, mix: str | None) -> ChannelPolicy:
+    """The multichannel policy for ``channel`` / ``mix``; a :class:`UsageError` for a bad
+    combination."""
+    if mix is not None and mix != "mono":
+        raise UsageError(f"--mix takes 'mono'; got {mix!r}")
+    if mix is not None and channel is not None:
+        raise UsageError("give --channel K or --mix mono, not both")
+    return ChannelPolicy(channel=channel, mix=mix == "mono")
+
+
+# --- worker processes from scripts -------------------------------------------------------
+
+def _workers_can_start(n_jobs: int, scheduler: str | None) -> bool:
+    """Whether spawned worker processes can start from this program. They import the main
+    module again: a script that calls sqeval at its top level without an
+    ``if __name__ == "__main__":`` guard would run again in each worker, and a program
+    read from standard input cannot be imported at all. Then the files are scored in
+    this process (one core, no crash isolation), with a warning that says how to fix it.
+    """
+    if scheduler is not None:
+        return True
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None and name.split(".")[-1] == "__main__":
+        return True  # python -m package: spawn never imports a package's __main__ again
+    path = getattr(main, "__file__", None)
+    if name is None and path is None:  # an interactive session or a notebook
+        return True
+    reason = _main_problem(path)
+    if reason is None:
+        return True
+    import warnings
+
+    warnings.warn(f"sqeval: {reason}, so worker processes cannot start; scoring in this "
+                  "process on one core, without crash isolation. Put the code that calls "
+                  "sqeval under `if __name__ == \"__main__\":` to use every core.",
+                  RuntimeWarning, stacklevel=3)
+    return False
+
+
+def _main_problem(path: str | None) -> str | None:
+    """Why the main module cannot be imported again by a worker, or None."""
+    import ast
+
+    if path is None or not Path(path).is_file():
+        return f"the program was not read from a file ({path or 'no file'})"
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None  # cannot tell: trust it
+    for node in tree.body:
+        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) and (
+                "__main__" in ast.unparse(node.test)):
+            return None
+    calls = [node for node in tree.body if not isinstance(
+        node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
+               ast.ClassDef, ast.Assign, ast.AnnAssign, ast.Expr)) or (
+        isinstance(node, (ast.Expr, ast.Assign, ast.AnnAssign)) and any(
+            isinstance(inner, ast.Call) for inner in ast.walk(node)))]
+    if not calls:
+        return None
+    return f"{path} runs code at its top level without an `if __name__ == \"__main__\":` guard"
