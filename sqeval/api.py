@@ -25,7 +25,8 @@ from .pairing import (CLEAN_PROBLEM, NOISY, Inputs, PairingError, System, pair_s
                       read_inputs)
 from .provenance import provenance as current_provenance
 from .results import write_rows
-from .scoring import CLEAN, Row, ScoreOptions, default_jobs, score_jobs
+from .runner import default_jobs, score_jobs
+from .scoring import CLEAN, Row, ScoreOptions
 from .sources import AudioFile, Mapping, compile_key, default_name, open_source
 from .stats import sections, summary_rows
 
@@ -88,8 +89,8 @@ def run(planned: Plan, *, jobs: int = 0, cache=None, timeout: float | None = Non
         scheduler: str | None = None,
         on_done: Callable[[int], None] | None = None) -> "Results":
     """Score a :class:`Plan`. ``cache`` is a :class:`~sqeval.cache.ResultCache`, a path to
-    one, or None. Raises :class:`~sqeval.scoring.Interrupted` on Ctrl-C (finished rows
-    kept) and :class:`~sqeval.scoring.SchedulerError` for an unusable Dask scheduler."""
+    one, or None. Raises :class:`~sqeval.runner.Interrupted` on Ctrl-C (finished rows
+    kept) and :class:`~sqeval.runner.SchedulerError` for an unusable Dask scheduler."""
     store = ResultCache(Path(cache)) if isinstance(cache, (str, Path)) else cache
     n_jobs = jobs or default_jobs()
     isolate = _workers_can_start(n_jobs, scheduler)

@@ -15,6 +15,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from . import __version__
+
 DEFAULT_PATH = Path(".sqeval-cache") / "results.sqlite"
 CHUNK = 1 << 20
 
@@ -71,3 +73,28 @@ class ResultCache:
 
     def close(self) -> None:
         self.connection.close()
+
+
+def cache_settings(options) -> str:
+    """What besides the two files' content decides a cached outcome."""
+    align = f"; aligned within {options.max_delay:g} s" if options.max_delay else ""
+    return f"sqeval {__version__}; {options.channels.describe()}{align}"
+
+
+NO_REFERENCE = "(no reference)"  # the cache's clean hash in --no-reference runs
+
+
+def file_keys(job, options) -> dict[str, tuple[str, str]]:
+    """system → (clean hash, estimate hash), for the estimates that can be hashed."""
+    if job.clean is None and not options.no_reference:
+        return {}
+    clean = NO_REFERENCE if job.clean is None else file_hash(job.clean)
+    if clean is None:
+        return {}
+    out = {}
+    for system, path in job.estimates.items():
+        if system in options.systems and system not in job.problems:
+            estimate = file_hash(path)
+            if estimate is not None:
+                out[system] = (clean, estimate)
+    return out

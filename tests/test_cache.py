@@ -6,6 +6,7 @@ import pytest
 from scipy.signal import resample_poly
 from typer.testing import CliRunner
 
+from sqeval import runner as execution
 from sqeval import scoring
 from sqeval.cli import app
 
@@ -56,7 +57,7 @@ def api_score(folders, metrics, cache=True, channel=None):
                                    channels=ChannelPolicy(channel=channel))
     store = ResultCache(folders / "cache.sqlite") if cache else None
     try:
-        return scoring.score_jobs(tasks, options, 1, cache=store, isolate=False)
+        return execution.score_jobs(tasks, options, 1, cache=store, isolate=False)
     finally:
         if store is not None:
             store.close()
@@ -119,7 +120,7 @@ def test_interrupted_run_resumes_where_it_stopped(folders, evaluations, monkeypa
         return original(job, name, options, known)
 
     monkeypatch.setattr(scoring, "score_job", interrupt_on_the_second)
-    with pytest.raises(scoring.Interrupted) as stop:
+    with pytest.raises(execution.Interrupted) as stop:
         api_score(folders, "snr")
     assert (stop.value.done, stop.value.total) == (1, 3)
     monkeypatch.setattr(scoring, "score_job", original)
@@ -130,12 +131,12 @@ def test_interrupted_run_resumes_where_it_stopped(folders, evaluations, monkeypa
 
 
 def test_interrupt_message_and_exit_code(folders, monkeypatch):
-    import sqeval.cli.score as command
+    from sqeval import api
 
     def stopped(*args, **kwargs):
-        raise scoring.Interrupted(1, 3)
+        raise execution.Interrupted(1, 3)
 
-    monkeypatch.setattr(command, "score_jobs", stopped)
+    monkeypatch.setattr(api, "score_jobs", stopped)
     result = score(folders, "--metrics", "snr", "--csv", folders / "o.csv")
     assert result.exit_code == 130
     message = " ".join(result.stderr.split())

@@ -301,14 +301,14 @@ def test_a_crashing_worker_costs_only_its_own_file(tmp_path, golden, monkeypatch
     """A worker that dies (as in a C-extension crash) fails its file; the others are scored."""
     from crashing_worker import crash_on_crash_wav
 
-    from sqeval import scoring
+    from sqeval import runner, scoring
 
     s, e, _, _ = golden
     tasks, options = snr_tasks(tmp_path, golden, ("a", "b", "crash", "c", "d"))
     monkeypatch.setattr(scoring, "score_job", crash_on_crash_wav)
-    rows = {row.file: row for row in scoring.score_jobs(tasks, options, n_jobs=jobs)}
+    rows = {row.file: row for row in runner.score_jobs(tasks, options, n_jobs=jobs)}
     assert list(rows) == ["a.wav", "b.wav", "c.wav", "crash.wav", "d.wav"]
-    assert rows["crash.wav"].file_error == scoring.CRASHED
+    assert rows["crash.wav"].file_error == runner.CRASHED
     for name in ("a.wav", "b.wav", "c.wav", "d.wav"):
         assert rows[name].values["snr"] == pytest.approx(m.snr(reference=s, estimate=e))
 
@@ -316,11 +316,11 @@ def test_a_crashing_worker_costs_only_its_own_file(tmp_path, golden, monkeypatch
 def test_timeout_costs_only_the_slow_file(tmp_path, golden, monkeypatch):
     from crashing_worker import hang_on_slow_wav
 
-    from sqeval import scoring
+    from sqeval import runner, scoring
 
     tasks, options = snr_tasks(tmp_path, golden, ("a", "slow", "b"))
     monkeypatch.setattr(scoring, "score_job", hang_on_slow_wav)
-    rows = {row.file: row for row in scoring.score_jobs(tasks, options, n_jobs=2, timeout=8)}
+    rows = {row.file: row for row in runner.score_jobs(tasks, options, n_jobs=2, timeout=8)}
     assert "timed out after 8 s" in rows["slow.wav"].file_error
     assert not rows["a.wav"].failed and not rows["b.wav"].failed
 

@@ -22,7 +22,8 @@ from ..report.files import document, write_atomically, write_csv, write_json
 from ..report.summary import (gates_markdown, junit_xml, latex_tables, markdown_tables,
                               write_summary_csv)
 from ..report.table import gates_table, print_tables, section_table
-from ..scoring import REFERENCE_ITSELF, Interrupted, Row, SchedulerError
+from ..runner import Interrupted, SchedulerError
+from ..scoring import REFERENCE_ITSELF, Row
 from ..stats import sections
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, stderr_console,
                      stdout_console)
