@@ -60,7 +60,7 @@ def plot_results(frame, metrics: list[str], output: Path, group_by: str | None =
         axis = axes[0][column]
         labels = "tick_labels" if _has_tick_labels() else "labels"  # renamed in matplotlib 3.9
         axis.boxplot(data, **{labels: systems})
-        arrow = "↑" if REGISTRY[metric].higher_is_better else "↓"
+        arrow = REGISTRY[metric].direction.arrow
         axis.set_title(f"{metric} {arrow}")
         axis.tick_params(axis="x", labelrotation=30)
         if with_snr:

@@ -151,7 +151,7 @@ def _specs(metrics: Optional[str], default: str):
         specs = resolve(metrics or default)
     except KeyError as error:
         abort(error.args[0])
-    if any(spec.family == "dnsmos:dnsmos" for spec in specs):
+    if any(spec.group == "dnsmos" for spec in specs):
         from ..metrics.dnsmos import missing_backend
 
         reason = missing_backend()
