@@ -7,12 +7,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .metrics import REGISTRY
+from .stats import BOOTSTRAP_SAMPLES, Paired, bootstrap_ci, paired_difference, wilcoxon_p
 
-BOOTSTRAP_SEED = 0
-BOOTSTRAP_SAMPLES = 10_000
 KEY = ["file", "system"]
 
 
@@ -60,55 +57,35 @@ class Difference:
         return -self.mean if higher else self.mean
 
 
-def bootstrap_ci(values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES,
-                 seed: int = BOOTSTRAP_SEED, chunk: int = 256) -> tuple[float, float]:
-    """Percentile 95 % CI of the mean by resampling ``values`` (seeded, reproducible).
-
-    Example:
-        >>> bootstrap_ci(np.zeros(5))
-        (0.0, 0.0)
-    """
-    rng = np.random.default_rng(seed)
-    n = len(values)
-    means = np.concatenate([
-        values[rng.integers(0, n, size=(min(chunk, samples - start), n))].mean(axis=1)
-        for start in range(0, samples, chunk)])
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
-
-
-def wilcoxon_p(differences: np.ndarray) -> float:
-    from scipy.stats import wilcoxon
-
-    if not np.any(differences):
-        return math.nan
-    return float(wilcoxon(differences).pvalue)
-
-
 def compare(baseline, candidate, samples: int = BOOTSTRAP_SAMPLES):
     """Differences per (system, metric), and the (file, system) pairs found in only one.
 
+    ``baseline`` and ``candidate`` are frames from :func:`read_results`; the metrics are
+    the registry's columns found in both, the systems those with a row in both.
+
     Returns:
-        ``(differences, only_in_baseline, only_in_candidate)``.
+        ``(differences, only_in_baseline, only_in_candidate)``, the last two sorted.
     """
     metrics = [c for c in baseline.columns if c in candidate.columns and c in REGISTRY]
-    common = baseline.index.intersection(candidate.index)
-    only_base = sorted(baseline.index.difference(candidate.index))
-    only_cand = sorted(candidate.index.difference(baseline.index))
+    rows = paired_difference(_by_key(baseline, metrics), _by_key(candidate, metrics))
+    systems = [system for _, system in rows.keys]
     out = []
-    systems = list(dict.fromkeys(system for _, system in common))
-    for system in systems:
-        keys = [key for key in common if key[1] == system]
-        for metric in metrics:
-            a = baseline.loc[keys, metric].to_numpy(dtype=float)
-            b = candidate.loc[keys, metric].to_numpy(dtype=float)
-            both = np.isfinite(a) & np.isfinite(b)
-            a, b = a[both], b[both]
-            if len(a) == 0:
-                out.append(Difference(system, metric, 0, *([math.nan] * 6)))
-                continue
-            d = b - a
-            low, high = bootstrap_ci(d, samples)
-            out.append(Difference(system, metric, len(d), float(a.mean()), float(b.mean()),
-                                  float(d.mean()), low, high, wilcoxon_p(d)))
-    return out, only_base, only_cand
+    for system in dict.fromkeys(systems):
+        own = rows.subset([name == system for name in systems])
+        out += [_difference(system, metric, own.scored(column), samples)
+                for column, metric in enumerate(metrics)]
+    return out, sorted(rows.only_baseline), sorted(rows.only_candidate)
+
+
+def _by_key(frame, metrics: list[str]) -> dict:
+    """(file, system) → the row's values of ``metrics``."""
+    return dict(zip(frame.index, frame[metrics].to_numpy(dtype=float)))
+
+
+def _difference(system: str, metric: str, pairs: Paired, samples: int) -> Difference:
+    a, b, d = pairs.baseline, pairs.candidate, pairs.differences
+    if len(d) == 0:
+        return Difference(system, metric, 0, *([math.nan] * 6))
+    low, high = bootstrap_ci(d, samples)
+    return Difference(system, metric, len(d), float(a.mean()), float(b.mean()),
+                      float(d.mean()), low, high, wilcoxon_p(d))

@@ -15,11 +15,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .metrics import REGISTRY
 from .pairing import CLEAN, NOISY
 from .scoring import Row
+from .stats import paired_difference, statistic, values_by_file
 
 OPERATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 _GATE = re.compile(
@@ -81,22 +80,6 @@ def parse_gate(text: str) -> Gate:
                 bool(parts["delta"]), parts["system"])
 
 
-def statistic(values, stat: str) -> float:
-    """``stat`` of the finite ``values``; NaN when there are none.
-
-    Example:
-        >>> statistic([1.0, 2.0, 3.0, 4.0, float("nan")], "p25"), statistic([1, 5], "median")
-        (1.75, 3.0)
-    """
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return math.nan
-    if stat.startswith("p"):
-        return float(np.percentile(x, float(stat[1:])))
-    return float({"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}[stat](x))
-
-
 @dataclass(frozen=True)
 class GateResult:
     gate: Gate
@@ -108,7 +91,7 @@ class GateResult:
 
 def check_gates(gates: list[Gate], rows: list[Row], systems: list[str]) -> list[GateResult]:
     """Every gate against every system it applies to, in the order given."""
-    noisy = {row.file: row for row in rows if row.system == NOISY}
+    noisy = [row for row in rows if row.system == NOISY]
     results = []
     for gate in gates:
         # A gate without a system is about the outputs: not the noisy input, not the clean
@@ -127,8 +110,8 @@ def _check(gate: Gate, system: str, rows, noisy, systems) -> GateResult:
         return GateResult(gate, system, math.nan, False, "delta needs --noisy")
     own = [row for row in rows if row.system == system]
     if gate.delta:
-        values = [row.values[gate.metric] - noisy[row.file].values[gate.metric]
-                  for row in own if row.file in noisy]
+        values = paired_difference(values_by_file(noisy, gate.metric),
+                                   values_by_file(own, gate.metric)).scored().differences
     else:
         values = [row.values[gate.metric] for row in own]
     observed = statistic(values, gate.stat)

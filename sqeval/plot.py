@@ -12,6 +12,7 @@ import numpy as np
 
 from .metrics import REGISTRY
 from .pairing import NOISY
+from .stats import paired_difference
 
 
 class PlotError(ValueError):
@@ -60,7 +61,7 @@ def plot_results(frame, metrics: list[str], output: Path, group_by: str | None =
         axis = axes[0][column]
         labels = "tick_labels" if _has_tick_labels() else "labels"  # renamed in matplotlib 3.9
         axis.boxplot(data, **{labels: systems})
-        arrow = "↑" if REGISTRY[metric].higher_is_better else "↓"
+        arrow = REGISTRY[metric].direction.arrow
         axis.set_title(f"{metric} {arrow}")
         axis.tick_params(axis="x", labelrotation=30)
         if with_snr:
@@ -68,6 +69,12 @@ def plot_results(frame, metrics: list[str], output: Path, group_by: str | None =
     figure.tight_layout()
     figure.savefig(output)
     plt.close(figure)
+
+
+def _by_file(frame, system: str, metric: str):
+    """File → value of ``metric``, for the rows of ``system``."""
+    rows = frame[frame["system"] == system]
+    return dict(zip(rows["file"], rows[metric].astype(float)))
 
 
 def _has_tick_labels() -> bool:
@@ -79,14 +86,13 @@ def _has_tick_labels() -> bool:
 
 
 def _improvement(axis, frame, metric, systems, snr) -> None:
-    noisy = frame[frame["system"] == NOISY].set_index("file")[metric]
+    """Improvement over noisy (system − noisy, per file) against the file's input SNR."""
+    noisy = _by_file(frame, NOISY, metric)
     for system in systems:
-        own = frame[frame["system"] == system].set_index("file")[metric]
-        files = [f for f in own.index if f in noisy.index and f in snr]
-        x = np.array([snr[f] for f in files])
-        y = np.array([own[f] - noisy[f] for f in files])
-        keep = np.isfinite(x) & np.isfinite(y)
-        axis.scatter(x[keep], y[keep], s=12, label=system)
+        pairs = paired_difference(noisy, _by_file(frame, system, metric)).scored()
+        x = np.array([snr.get(file, np.nan) for file in pairs.keys], dtype=float)
+        keep = np.isfinite(x)
+        axis.scatter(x[keep], pairs.differences[keep], s=12, label=system)
     axis.axhline(0.0, color="grey", linewidth=0.8)
     axis.set_xlabel("input SNR (dB)")
     axis.set_ylabel(f"Δ {metric}")

@@ -1,19 +1,93 @@
-"""Summary statistics over scored files: mean, std, 95 % CI, and paired deltas.
+"""Statistics over scored files, in one place: the statistics of a set of values, the
+paired difference of two sets, and the paired tests.
 
-Statistics are over the files that were scored; the failures are counted beside them,
-never folded into the numbers.
+Conventions:
+    NaN (or ±inf) marks a file that was not scored: statistics are over the finite
+    values only, and the failures are counted beside them, never folded into the numbers.
+    A paired difference is ``candidate − baseline`` per key (a file, or a (file, system)
+    pair) found in both; ``system − noisy`` for the improvement over the noisy input.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Hashable, Mapping
 
 import numpy as np
 
 from .metrics import MetricSpec
 from .pairing import NOISY
-from .scoring import Row
+
+if TYPE_CHECKING:
+    from .scoring import Row
+
+BOOTSTRAP_SEED = 0
+BOOTSTRAP_SAMPLES = 10_000
+# Statistics by name, besides ``pNN`` (the NN-th percentile).
+STATISTICS = ("mean", "median", "min", "max", "std", "ci_low", "ci_high")
+
+
+def finite(values) -> np.ndarray:
+    """The finite entries of ``values``, as a float64 array."""
+    x = np.asarray(values, dtype=np.float64)
+    return x[np.isfinite(x)]
+
+
+def statistic(values, stat: str) -> float:
+    """``stat`` of the finite ``values``; NaN when there are too few of them.
+
+    Args:
+        values: numbers; NaN and ±inf are left out.
+        stat: ``mean``, ``median``, ``min``, ``max``, ``std`` (sample, ddof 1), ``ci_low``
+            or ``ci_high`` (the Student-t 95 % CI of the mean), or ``pNN``, the NN-th
+            percentile (linear interpolation, 0 ≤ NN ≤ 100). NaN for no values, and for
+            ``std`` and the CI for a single one.
+
+    Raises:
+        ValueError: an unknown ``stat``, or a percentile outside 0 … 100.
+
+    Example:
+        >>> statistic([1.0, 2.0, 3.0, 4.0, float("nan")], "p25"), statistic([1, 5], "median")
+        (1.75, 3.0)
+    """
+    if stat.startswith("p"):
+        return _percentile(finite(values), _percentile_rank(stat))
+    if stat not in STATISTICS:
+        raise ValueError(f"unknown statistic {stat!r}; expected one of {', '.join(STATISTICS)} "
+                         "or pNN (the NN-th percentile, 0 ≤ NN ≤ 100)")
+    x = finite(values)
+    if len(x) == 0 or (len(x) == 1 and stat in ("std", "ci_low", "ci_high")):
+        return math.nan
+    if stat in ("ci_low", "ci_high"):
+        mean, half_width = float(np.mean(x)), _t_half_width(x)
+        return mean - half_width if stat == "ci_low" else mean + half_width
+    if stat == "std":
+        return float(np.std(x, ddof=1))
+    return float({"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}[stat](x))
+
+
+def _percentile_rank(stat: str) -> float:
+    try:
+        rank = float(stat[1:])
+    except ValueError:
+        rank = math.nan
+    if not 0 <= rank <= 100:
+        raise ValueError(f"percentile {stat!r}: expected pNN with 0 ≤ NN ≤ 100, e.g. p10")
+    return rank
+
+
+def _percentile(x: np.ndarray, rank: float) -> float:
+    return float(np.percentile(x, rank)) if len(x) else math.nan
+
+
+def _t_half_width(x: np.ndarray) -> float:
+    """Half the width of the Student-t CI of the mean: t(0.975, n − 1) · s / √n."""
+    from scipy.special import stdtrit  # Student-t quantile; scipy.stats takes 0.8 s to import
+
+    n = len(x)
+    std = float(np.std(x, ddof=1))
+    return float(stdtrit(n - 1, 0.975)) * std / math.sqrt(n)
 
 
 @dataclass(frozen=True)
@@ -29,26 +103,99 @@ class Summary:
 
 
 def describe(values) -> Summary:
-    """Summarise finite ``values``; NaN statistics when there are too few of them.
+    """The :class:`Summary` of the finite ``values``, each field from :func:`statistic`.
 
     Example:
         >>> s = describe([1.0, 2.0, 4.0])
         >>> s.n, round(s.mean, 4), round(s.std, 4), s.median, round(s.ci_low, 4)
         (3, 2.3333, 1.5275, 2.0, -1.4612)
     """
-    from scipy.special import stdtrit  # Student-t quantile; scipy.stats takes 0.8 s to import
+    x = finite(values)
+    return Summary(len(x), *(statistic(x, name)
+                             for name in ("mean", "std", "ci_low", "ci_high", "median")))
 
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    n = len(x)
-    if n == 0:
-        return Summary(0, math.nan, math.nan, math.nan, math.nan)
-    mean, median = float(np.mean(x)), float(np.median(x))
-    if n == 1:
-        return Summary(1, mean, math.nan, math.nan, math.nan, median)
-    std = float(np.std(x, ddof=1))
-    half_width = float(stdtrit(n - 1, 0.975)) * std / math.sqrt(n)
-    return Summary(n, mean, std, mean - half_width, mean + half_width, median)
+
+@dataclass(frozen=True)
+class Paired:
+    """Two sets of values paired by key: see :func:`paired_difference`."""
+
+    keys: list            # found in both, in the baseline's order
+    baseline: np.ndarray  # the values at ``keys``: shape (n,), or (n, k) for k per key
+    candidate: np.ndarray
+    only_baseline: list   # keys found in the baseline alone, in its order
+    only_candidate: list  # keys found in the candidate alone, in its order
+
+    @property
+    def differences(self) -> np.ndarray:
+        """``candidate − baseline`` at ``keys``; NaN where either side is NaN."""
+        return self.candidate - self.baseline
+
+    def subset(self, keep) -> Paired:
+        """The pairs where ``keep`` (one bool per key) is true; the unpaired keys stay."""
+        keep = np.asarray(keep, dtype=bool)
+        return replace(self, keys=[key for key, kept in zip(self.keys, keep) if kept],
+                       baseline=self.baseline[keep], candidate=self.candidate[keep])
+
+    def scored(self, column: int | None = None) -> Paired:
+        """The pairs scored on both sides (both values finite), with 1-D values:
+        ``column`` picks one value per key when there are several."""
+        pairs = self if column is None else replace(
+            self, baseline=self.baseline[:, column], candidate=self.candidate[:, column])
+        return pairs.subset(np.isfinite(pairs.baseline) & np.isfinite(pairs.candidate))
+
+
+def paired_difference(baseline: Mapping[Hashable, object],
+                      candidate: Mapping[Hashable, object]) -> Paired:
+    """Pair two sets of values by key (a file, or a (file, system) pair).
+
+    Args:
+        baseline, candidate: key → a number, or an equal-length vector of numbers (one
+            per metric); a dict, or a pandas Series indexed by key.
+
+    Returns:
+        :class:`Paired`: the keys found in both in the baseline's order, the values there,
+        their ``differences`` (candidate − baseline), and the keys found on one side only.
+        Keys whose value is NaN stay paired; :meth:`Paired.scored` drops them.
+
+    Example:
+        >>> pairs = paired_difference({"a": 1.0, "b": 2.0, "c": 3.0},
+        ...                           {"c": 5.0, "a": 1.5, "d": 0.0})
+        >>> pairs.keys, pairs.differences.tolist(), pairs.only_baseline, pairs.only_candidate
+        (['a', 'c'], [0.5, 2.0], ['b'], ['d'])
+    """
+    base, cand = dict(baseline.items()), dict(candidate.items())
+    keys = [key for key in base if key in cand]
+    return Paired(keys, np.asarray([base[key] for key in keys], dtype=np.float64),
+                  np.asarray([cand[key] for key in keys], dtype=np.float64),
+                  [key for key in base if key not in cand],
+                  [key for key in cand if key not in base])
+
+
+def bootstrap_ci(values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES,
+                 seed: int = BOOTSTRAP_SEED, chunk: int = 256) -> tuple[float, float]:
+    """Percentile 95 % CI of the mean by resampling ``values`` (seeded, reproducible).
+
+    Example:
+        >>> bootstrap_ci(np.zeros(5))
+        (0.0, 0.0)
+    """
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    means = np.concatenate([
+        values[rng.integers(0, n, size=(min(chunk, samples - start), n))].mean(axis=1)
+        for start in range(0, samples, chunk)])
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def wilcoxon_p(differences: np.ndarray) -> float:
+    """Two-sided p-value of the Wilcoxon signed-rank test (scipy's; exact for small
+    samples without ties or zeros); NaN when every difference is 0."""
+    from scipy.stats import wilcoxon
+
+    if not np.any(differences):
+        return math.nan
+    return float(wilcoxon(differences).pvalue)
 
 
 @dataclass(frozen=True)
@@ -63,10 +210,16 @@ class MetricSummary:
     delta: Summary | None  # paired (system − noisy) over files scored in both
 
 
-def summarise(rows: list[Row], metrics: list[MetricSpec], systems: list[str]) -> list[MetricSummary]:
+def values_by_file(rows: list[Row], metric: str) -> dict[str, float]:
+    """File → the value of ``metric`` (NaN if not scored), for the rows of one system."""
+    return {row.file: row.values[metric] for row in rows}
+
+
+def summarise(rows: list[Row], metrics: list[MetricSpec],
+              systems: list[str]) -> list[MetricSummary]:
     """A :class:`MetricSummary` per (system, metric), in the order given."""
     by_system = {name: [row for row in rows if row.system == name] for name in systems}
-    noisy = {row.file: row for row in by_system.get(NOISY, [])}
+    noisy = by_system.get(NOISY, [])
     out = []
     for name in systems:
         system_rows = by_system[name]
@@ -76,8 +229,9 @@ def summarise(rows: list[Row], metrics: list[MetricSpec], systems: list[str]) ->
             not_applicable = sum(1 for r in system_rows if spec.name in r.not_applicable)
             delta = None
             if noisy and name != NOISY:
-                delta = describe([row.values[spec.name] - noisy[row.file].values[spec.name]
-                                  for row in system_rows if row.file in noisy])
+                delta = describe(paired_difference(values_by_file(noisy, spec.name),
+                                                   values_by_file(system_rows, spec.name))
+                                 .scored().differences)
             out.append(MetricSummary(name, spec.name, describe(values), failed,
                                      not_applicable, delta))
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ from scipy.signal import resample_poly
 from typer.testing import CliRunner
 
 from sqeval.cli import app
-from sqeval.metrics import REGISTRY, MetricSpec, resolve, si_snr, snr
+from sqeval.metrics import REGISTRY, Direction, MetricSpec, resolve, si_snr, snr
 from sqeval.metrics.registry import PROPERTIES
 
 from conftest import write
@@ -54,8 +55,10 @@ def gain_dependent_si_snr(*, reference, estimate):
 
 
 def test_a_broken_metric_fails_with_exit_1_naming_the_property(monkeypatch):
-    broken = MetricSpec("broken_si_snr", gain_dependent_si_snr, "dB", "(-inf, inf)", True,
-                        "SI-SNR + level", "none", properties={"gain_invariant": True})
+    broken = MetricSpec(name="broken_si_snr", function=gain_dependent_si_snr, unit="dB",
+                        low=-math.inf, high=math.inf, direction=Direction.HIGHER,
+                        definition="SI-SNR + level", reference="none",
+                        properties={"gain_invariant": True})
     monkeypatch.setitem(REGISTRY, broken.name, broken)
     result = run("--metrics", "broken_si_snr,si_snr")
     assert result.exit_code == 1
@@ -67,8 +70,9 @@ def test_a_broken_metric_fails_with_exit_1_naming_the_property(monkeypatch):
 def test_a_declared_false_is_shown_but_never_fails(monkeypatch, tmp_path):
     # "Known not to be gain-invariant" on a metric that is: shown, not a failure, since
     # one input can show a property that the metric does not have in general.
-    odd = MetricSpec("si_snr_declared_gain_dependent", si_snr, "dB", "(-inf, inf)", True,
-                     "SI-SNR", "none", properties={"gain_invariant": False})
+    odd = MetricSpec(name="si_snr_declared_gain_dependent", function=si_snr, unit="dB",
+                     low=-math.inf, high=math.inf, direction=Direction.HIGHER,
+                     definition="SI-SNR", reference="none", properties={"gain_invariant": False})
     monkeypatch.setitem(REGISTRY, odd.name, odd)
     out = tmp_path / "s.json"
     result = run("--metrics", odd.name, "--json", out)

@@ -60,7 +60,7 @@ def compare_command(
             verdict = f"{'FAIL' if worse else 'ok'} (≤ {drops[d.metric]:g})"
             if worse:
                 exceeded.append(f"{d.system}.{d.metric} dropped by {fmt(d.drop())}")
-        arrow = "↑" if REGISTRY[d.metric].higher_is_better else "↓"
+        arrow = REGISTRY[d.metric].direction.arrow
         table.add_row(escape(d.system), f"{d.metric} {arrow}", str(d.n), fmt(d.baseline_mean),
                       fmt(d.candidate_mean), f"{fmt(d.mean)} [{fmt(d.ci_low)}, {fmt(d.ci_high)}]",
                       fmt(d.p_value), verdict)

@@ -143,7 +143,7 @@ def _member(name: str):
     def metric(*, estimate, fs: int):
         return dnsmos(estimate=estimate, fs=fs)[name]
 
-    metric.__name__ = name
+    metric.__name__ = metric.__qualname__ = name  # pickled by name, as the module's attribute
     metric.__doc__ = f"``{name}`` of :func:`dnsmos`, alone."
     return metric
 

@@ -1,17 +1,28 @@
 """The metric registry: every metric by name, with what a report or a gate needs to know.
 
-Listing the registry imports no metric backend; a metric's function is imported the
-first time it is called.
+Entries hold the metric functions themselves. Listing the registry imports no metric
+backend: each metric module imports its backend (pesq, pystoi, onnxruntime, librosa,
+speechmos) inside the function, the first time it is called.
 """
 
 from __future__ import annotations
 
-import importlib
+import enum
+import math
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Union
+from typing import Callable, Mapping
 
-from .classic import classic_rate
-from .pesq import pesq_rate
+from .classic import (cbak, classic_measures, classic_rate, composite, covl, csig, fw_seg_snr,
+                      llr, seg_snr, wss)
+from .dnsmos import dnsmos, dnsmos_bak, dnsmos_ovrl, dnsmos_p808, dnsmos_sig
+from .entropy import rel_entropy
+from .pesq import pesq_nb, pesq_rate, pesq_wb
+from .sdr import sdr
+from .snr import osi_snr, si_sdr, si_snr, snr
+from .spectral import mc_mse
+from .stoi import estoi, intelligibility, stoi
+
+INF = math.inf
 
 # Behaviours a metric may declare, checked by `sqeval sanity` on canonical cases. True:
 # the metric must have it (exit 1 otherwise). False: it is known not to (shown, never a
@@ -29,20 +40,49 @@ _SCALE_INVARIANT = {"best_at_identity": True, "gain_invariant": True,
                     "polarity_invariant": True, "monotone_in_snr": True, "sign_blind": False}
 
 
+class Direction(enum.Enum):
+    """Which way a metric improves."""
+
+    HIGHER = "higher"
+    LOWER = "lower"
+
+    @property
+    def arrow(self) -> str:
+        """``"↑"`` for higher is better, ``"↓"`` for lower."""
+        return "↑" if self is Direction.HIGHER else "↓"
+
+
+HIGHER, LOWER = Direction.HIGHER, Direction.LOWER
+
+
 def _native_rate(fs: int) -> int:
     return fs
 
 
-@dataclass(frozen=True)
+def range_text(low: float, high: float, note: str = "") -> str:
+    """A range as the registry table shows it: closed at a finite end, open at ±inf.
+
+    Example:
+        >>> range_text(0.0, INF), range_text(1.04, 4.64), range_text(-INF, INF, "0 at identity")
+        ('[0, inf)', '[1.04, 4.64]', '(-inf, inf), 0 at identity')
+    """
+    left = "(-inf" if low == -INF else f"[{low:g}"
+    right = "inf)" if high == INF else f"{high:g}]"
+    return f"{left}, {right}" + (f", {note}" if note else "")
+
+
+@dataclass(frozen=True, kw_only=True)
 class MetricSpec:
     """What sqeval knows about one metric.
 
     Attributes:
         name: the column name.
-        target: ``"module:function"`` inside :mod:`sqeval.metrics`.
+        function: the metric function (keyword-only ``reference=``, ``estimate=``, and
+            ``fs=`` when ``takes_rate``).
         unit: ``"dB"``, ``"MOS"`` or ``""``.
-        value_range: the range as text, for the registry table.
-        higher_is_better: the direction of improvement.
+        low, high: the range of values; ``-inf`` / ``inf`` for an unbounded end.
+        range_note: text shown after the range (``"0 at identity"``), or ``""``.
+        direction: :class:`Direction`, the direction of improvement.
         definition: one line a reader can check.
         reference: what the values are tested against, and the citation.
         rates: the rate policy, as text.
@@ -54,9 +94,9 @@ class MetricSpec:
         properties: declared behaviours, keys of :data:`PROPERTIES`; see there.
         tolerance: relative difference within which two values count as the same when a
             property is checked.
-        family: ``"module:function"`` returning a dict of several metrics computed
-            together (STOI and ESTOI share all their steps); the scorer calls it once.
-            A member that cannot be computed holds its :class:`MetricError` there.
+        family: a function returning a dict of several metrics computed together (STOI
+            and ESTOI share all their steps); the scorer calls it once. A member that
+            cannot be computed holds its :class:`MetricError` there.
         needs: keyword argument → name of another metric whose result the family
             function reuses instead of computing it again (the composites take
             ``mos=`` from ``pesq_wb`` and ``measures=`` from the classic family). What is
@@ -71,10 +111,12 @@ class MetricSpec:
     """
 
     name: str
-    target: Union[str, Callable]
+    function: Callable
     unit: str
-    value_range: str
-    higher_is_better: bool
+    low: float
+    high: float
+    range_note: str = ""
+    direction: Direction
     definition: str
     reference: str
     rates: str = "any rate; runs at the input's rate"
@@ -83,11 +125,21 @@ class MetricSpec:
     rate_for: Callable[[int], int] = field(default=_native_rate, repr=False)
     properties: Mapping[str, bool] = field(default_factory=dict)
     tolerance: float = 1e-6
-    family: str | None = None
+    family: Callable[..., dict] | None = None
     needs: Mapping[str, str] = field(default_factory=dict)
     intrusive: bool = True
     group: str = "core"
     package: str | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a higher value is better (``direction`` is :attr:`Direction.HIGHER`)."""
+        return self.direction is Direction.HIGHER
+
+    @property
+    def range_text(self) -> str:
+        """The range as the registry table shows it, e.g. ``"[1.04, 4.64]"``."""
+        return range_text(self.low, self.high, self.range_note)
 
     @property
     def source(self) -> str:
@@ -100,14 +152,6 @@ class MetricSpec:
         except metadata.PackageNotFoundError:
             return f"{name} (not installed)"
 
-    @property
-    def function(self) -> Callable:
-        """The metric function; a ``"module:function"`` target is imported on first use."""
-        if callable(self.target):
-            return self.target
-        module, attribute = self.target.split(":")
-        return getattr(importlib.import_module(f"sqeval.metrics.{module}"), attribute)
-
     def compute(self, *, reference, estimate, fs: int):
         """Call the metric on signals already at ``self.rate_for(fs)``."""
         return self._call(self.function, reference, estimate, fs)
@@ -115,9 +159,7 @@ class MetricSpec:
     def compute_family(self, *, reference, estimate, fs: int, **reused) -> dict:
         """All metrics of this metric's family at once (see ``family``); ``reused`` holds
         the results named by ``needs``."""
-        module, attribute = self.family.split(":")
-        function = getattr(importlib.import_module(f"sqeval.metrics.{module}"), attribute)
-        return self._call(function, reference, estimate, fs, **reused)
+        return self._call(self.family, reference, estimate, fs, **reused)
 
     def _call(self, function, reference, estimate, fs, **reused):
         if not self.intrusive:
@@ -145,45 +187,118 @@ _PESQ_REF = "the pesq package (ITU-T P.862 C code), exactly; ITU-T P.862"
 _BEST_AT_IDENTITY = {"best_at_identity": True}
 
 
+def _core() -> list[MetricSpec]:
+    """The default set: the SNR family, BSS Eval SDR, STOI, PESQ, MC-MSE, relative entropy."""
+    stoi_common = dict(unit="", direction=HIGHER, takes_rate=True,
+                       rates="any rate (resampled to 10 kHz as pystoi does)",
+                       properties=_SCALE_INVARIANT, family=intelligibility)
+    pesq_common = dict(unit="MOS", direction=HIGHER, takes_rate=True, sample_aligned=False,
+                       properties=_PESQ_PROPERTIES, tolerance=_PESQ_TOLERANCE, package="pesq")
+    return [
+        MetricSpec(name="snr", function=snr, unit="dB", low=-INF, high=INF,
+                   direction=HIGHER, definition="‖s‖² / ‖ŝ − s‖²", reference="closed form",
+                   properties={"best_at_identity": True, "gain_invariant": False,
+                               "polarity_invariant": False, "monotone_in_snr": True,
+                               "sign_blind": True}),
+        MetricSpec(name="si_snr", function=si_snr, unit="dB", low=-INF, high=INF,
+                   direction=HIGHER, definition="zero-mean; t = (⟨ŝ,s⟩/‖s‖²)·s; ‖t‖² / ‖ŝ − t‖²",
+                   reference="torchmetrics scale_invariant_signal_noise_ratio; "
+                             "Luo & Mesgarani 2019",
+                   properties=_SCALE_INVARIANT),
+        MetricSpec(name="si_sdr", function=si_sdr, unit="dB", low=-INF, high=INF,
+                   direction=HIGHER, definition="as si_snr without removing the means",
+                   reference="torchmetrics scale_invariant_signal_distortion_ratio; "
+                             "Le Roux et al. 2019",
+                   properties=_SCALE_INVARIANT),
+        MetricSpec(name="osi_snr", function=osi_snr, unit="dB", low=0.0, high=INF,
+                   direction=HIGHER,
+                   definition="t = (‖ŝ‖²/⟨s,ŝ⟩)·s; ‖t‖² / ‖ŝ − t‖² = "
+                              "10·log10(1 + 10^(si_sdr/10))",
+                   reference="closed form", properties=_SCALE_INVARIANT),
+        MetricSpec(name="sdr", function=sdr, unit="dB", low=-INF, high=INF,
+                   direction=HIGHER,
+                   definition="BSS Eval v3: ŝ projected on s delayed 0…511 samples; "
+                              "‖P‖² / ‖ŝ − P‖²",
+                   reference="mir_eval bss_eval_sources, fast_bss_eval sdr; "
+                             "Vincent et al. 2006",
+                   properties=_SCALE_INVARIANT),
+        MetricSpec(name="stoi", function=stoi, low=0.0, high=1.0,
+                   definition="short-time objective intelligibility",
+                   reference="pystoi (≤ 1e-12); Taal et al. 2011", **stoi_common),
+        MetricSpec(name="estoi", function=estoi, low=-1.0, high=1.0,
+                   definition="extended STOI",
+                   reference="pystoi extended=True (≤ 1e-12); Jensen & Taal 2016",
+                   **stoi_common),
+        MetricSpec(name="pesq_wb", function=pesq_wb, low=1.04, high=4.64,
+                   definition="P.862.2 wide-band MOS-LQO", reference=_PESQ_REF + ".2",
+                   rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz)",
+                   rate_for=_pesq_wb_rate, **pesq_common),
+        MetricSpec(name="pesq_nb", function=pesq_nb, low=1.02, high=4.55,
+                   definition="P.862.1 narrow-band MOS-LQO", reference=_PESQ_REF + ".1",
+                   rates="16 kHz if fs ≥ 16 kHz, else 8 kHz (n/a below 8 kHz)",
+                   rate_for=_pesq_nb_rate, **pesq_common),
+        MetricSpec(name="mc_mse", function=mc_mse, unit="", low=0.0, high=INF,
+                   direction=LOWER,
+                   definition="mean over (frame, bin) of (|S|^0.3 − |Ŝ|^0.3)², 32 ms Hann "
+                              "STFT, hop 8 ms",
+                   reference="closed form", takes_rate=True,
+                   properties={"best_at_identity": True, "gain_invariant": False,
+                               "polarity_invariant": True, "monotone_in_snr": True,
+                               "sign_blind": False}),
+        MetricSpec(name="rel_entropy", function=rel_entropy, unit="", low=-INF,
+                   high=INF, range_note="0 at identity", direction=LOWER,
+                   definition="mean over samples of σ(ŝ)·ln(σ(ŝ)/σ(s))",
+                   reference="closed form",
+                   # Not declared best at identity: it dips below 0 (a finding, by design).
+                   properties={"gain_invariant": False, "polarity_invariant": False,
+                               "sign_blind": False}),
+    ]
+
+
 def _classic() -> list[MetricSpec]:
     """Loizou's measures with pysepm's conventions (see sqeval.metrics.classic)."""
     framed = "30 ms Hann frames, hop 7.5 ms"
     measures = dict(takes_rate=True, group="classic", properties=_BEST_AT_IDENTITY,
-                    family="classic:classic_measures", rate_for=classic_rate,
+                    family=classic_measures, rate_for=classic_rate,
                     rates="16 kHz if fs ≥ 16 kHz (resampled down), else 8 kHz (n/a below)")
     pysepm = "pysepm {} (golden values ≤ 1e-9); "
-    composite = dict(takes_rate=True, group="classic", properties=_BEST_AT_IDENTITY,
-                     family="classic:composite", rate_for=_pesq_wb_rate,
-                     needs={"measures": "seg_snr", "mos": "pesq_wb"},
-                     rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz); the "
-                           "file's pesq_wb value")
+    composites = dict(takes_rate=True, group="classic", properties=_BEST_AT_IDENTITY,
+                      family=composite, rate_for=_pesq_wb_rate,
+                      needs={"measures": "seg_snr", "mos": "pesq_wb"},
+                      rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz); the "
+                            "file's pesq_wb value",
+                      unit="MOS", low=1.0, high=5.0, direction=HIGHER, package="pesq",
+                      reference=pysepm.format("composite") + "Hu & Loizou 2008")
     return [
-        MetricSpec("seg_snr", "classic:seg_snr", "dB", "[-10, 35]", True,
-                   f"mean over {framed} (last dropped) of the frame SNR, clipped to [−10, 35]",
-                   pysepm.format("SNRseg") + "Loizou 2013", **measures),
-        MetricSpec("fw_seg_snr", "classic:fw_seg_snr", "dB", "[-10, 35]", True,
-                   "frequency-weighted segmental SNR: 25 critical bands, weights X^0.2, "
-                   "clipped to [−10, 35]", pysepm.format("fwSNRseg") + "Hu & Loizou 2008",
-                   **measures),
-        MetricSpec("llr", "classic:llr", "", "[0, 2]", False,
-                   "log-likelihood ratio of LPC models (order 16; 10 below 10 kHz), frames "
-                   "clipped at 2, mean of the lowest 95 %", pysepm.format("llr") +
-                   "Hu & Loizou 2008", **measures),
-        MetricSpec("wss", "classic:wss", "", "[0, inf)", False,
-                   "weighted spectral slope over 25 critical bands, mean of the lowest 95 %",
-                   pysepm.format("wss") + "Klatt 1982", **measures),
-        MetricSpec("csig", "classic:csig", "MOS", "[1, 5]", True,
-                   "3.093 − 1.029·LLR + 0.603·PESQ − 0.009·WSS (unclipped LLR, wide-band "
-                   "PESQ), clipped to [1, 5]", pysepm.format("composite") + "Hu & Loizou 2008",
-                   package="pesq", **composite),
-        MetricSpec("cbak", "classic:cbak", "MOS", "[1, 5]", True,
-                   "1.634 + 0.478·PESQ − 0.007·WSS + 0.063·segSNR, clipped to [1, 5]",
-                   pysepm.format("composite") + "Hu & Loizou 2008", package="pesq",
-                   **composite),
-        MetricSpec("covl", "classic:covl", "MOS", "[1, 5]", True,
-                   "1.594 + 0.805·PESQ − 0.512·LLR − 0.007·WSS, clipped to [1, 5]",
-                   pysepm.format("composite") + "Hu & Loizou 2008", package="pesq",
-                   **composite),
+        MetricSpec(name="seg_snr", function=seg_snr, unit="dB", low=-10.0, high=35.0,
+                   direction=HIGHER,
+                   definition=f"mean over {framed} (last dropped) of the frame SNR, clipped "
+                              "to [−10, 35]",
+                   reference=pysepm.format("SNRseg") + "Loizou 2013", **measures),
+        MetricSpec(name="fw_seg_snr", function=fw_seg_snr, unit="dB", low=-10.0,
+                   high=35.0, direction=HIGHER,
+                   definition="frequency-weighted segmental SNR: 25 critical bands, weights "
+                              "X^0.2, clipped to [−10, 35]",
+                   reference=pysepm.format("fwSNRseg") + "Hu & Loizou 2008", **measures),
+        MetricSpec(name="llr", function=llr, unit="", low=0.0, high=2.0,
+                   direction=LOWER,
+                   definition="log-likelihood ratio of LPC models (order 16; 10 below "
+                              "10 kHz), frames clipped at 2, mean of the lowest 95 %",
+                   reference=pysepm.format("llr") + "Hu & Loizou 2008", **measures),
+        MetricSpec(name="wss", function=wss, unit="", low=0.0, high=INF,
+                   direction=LOWER,
+                   definition="weighted spectral slope over 25 critical bands, mean of the "
+                              "lowest 95 %",
+                   reference=pysepm.format("wss") + "Klatt 1982", **measures),
+        MetricSpec(name="csig", function=csig,
+                   definition="3.093 − 1.029·LLR + 0.603·PESQ − 0.009·WSS (unclipped LLR, "
+                              "wide-band PESQ), clipped to [1, 5]", **composites),
+        MetricSpec(name="cbak", function=cbak,
+                   definition="1.634 + 0.478·PESQ − 0.007·WSS + 0.063·segSNR, clipped to "
+                              "[1, 5]", **composites),
+        MetricSpec(name="covl", function=covl,
+                   definition="1.594 + 0.805·PESQ − 0.512·LLR − 0.007·WSS, clipped to [1, 5]",
+                   **composites),
     ]
 
 
@@ -193,79 +308,28 @@ def _dnsmos() -> list[MetricSpec]:
     common = dict(takes_rate=True, sample_aligned=False,
                   rates="16 kHz (other rates resampled with librosa.resample, soxr_hq, as "
                         "dnsmos_local.py)",
-                  family="dnsmos:dnsmos", intrusive=False, group="dnsmos", package="speechmos")
-    reference = "speechmos dnsmos.run (the DNS Challenge's dnsmos_local.py); Reddy et al. 2022"
+                  family=dnsmos, intrusive=False, group="dnsmos", package="speechmos",
+                  unit="MOS", low=1.0, high=5.0, direction=HIGHER,
+                  reference="speechmos dnsmos.run (the DNS Challenge's dnsmos_local.py); "
+                            "Reddy et al. 2022")
     return [
-        MetricSpec("dnsmos_sig", "dnsmos:dnsmos_sig", "MOS", "[1, 5]", True,
-                   "P.835 speech signal quality, predicted from the estimate alone", reference,
+        MetricSpec(name="dnsmos_sig", function=dnsmos_sig,
+                   definition="P.835 speech signal quality, predicted from the estimate alone",
                    **common),
-        MetricSpec("dnsmos_bak", "dnsmos:dnsmos_bak", "MOS", "[1, 5]", True,
-                   "P.835 background noise quality, predicted from the estimate alone",
-                   reference, **common),
-        MetricSpec("dnsmos_ovrl", "dnsmos:dnsmos_ovrl", "MOS", "[1, 5]", True,
-                   "P.835 overall quality, predicted from the estimate alone", reference,
+        MetricSpec(name="dnsmos_bak", function=dnsmos_bak,
+                   definition="P.835 background noise quality, predicted from the estimate "
+                              "alone", **common),
+        MetricSpec(name="dnsmos_ovrl", function=dnsmos_ovrl,
+                   definition="P.835 overall quality, predicted from the estimate alone",
                    **common),
-        MetricSpec("dnsmos_p808", "dnsmos:dnsmos_p808", "MOS", "[1, 5]", True,
-                   "P.808 overall quality, predicted from the estimate alone", reference,
+        MetricSpec(name="dnsmos_p808", function=dnsmos_p808,
+                   definition="P.808 overall quality, predicted from the estimate alone",
                    **common),
     ]
-REGISTRY: dict[str, MetricSpec] = {
-    spec.name: spec
-    for spec in (
-        MetricSpec("snr", "snr:snr", "dB", "(-inf, inf)", True,
-                   "‖s‖² / ‖ŝ − s‖²", "closed form",
-                   properties={"best_at_identity": True, "gain_invariant": False,
-                               "polarity_invariant": False, "monotone_in_snr": True,
-                               "sign_blind": True}),
-        MetricSpec("si_snr", "snr:si_snr", "dB", "(-inf, inf)", True,
-                   "zero-mean; t = (⟨ŝ,s⟩/‖s‖²)·s; ‖t‖² / ‖ŝ − t‖²",
-                   "torchmetrics scale_invariant_signal_noise_ratio; Luo & Mesgarani 2019",
-                   properties=_SCALE_INVARIANT),
-        MetricSpec("si_sdr", "snr:si_sdr", "dB", "(-inf, inf)", True,
-                   "as si_snr without removing the means",
-                   "torchmetrics scale_invariant_signal_distortion_ratio; Le Roux et al. 2019",
-                   properties=_SCALE_INVARIANT),
-        MetricSpec("osi_snr", "snr:osi_snr", "dB", "[0, inf)", True,
-                   "t = (‖ŝ‖²/⟨s,ŝ⟩)·s; ‖t‖² / ‖ŝ − t‖² = 10·log10(1 + 10^(si_sdr/10))",
-                   "closed form", properties=_SCALE_INVARIANT),
-        MetricSpec("sdr", "sdr:sdr", "dB", "(-inf, inf)", True,
-                   "BSS Eval v3: ŝ projected on s delayed 0…511 samples; ‖P‖² / ‖ŝ − P‖²",
-                   "mir_eval bss_eval_sources, fast_bss_eval sdr; Vincent et al. 2006",
-                   properties=_SCALE_INVARIANT),
-        MetricSpec("stoi", "stoi:stoi", "", "[0, 1]", True,
-                   "short-time objective intelligibility",
-                   "pystoi (≤ 1e-12); Taal et al. 2011",
-                   rates="any rate (resampled to 10 kHz as pystoi does)", takes_rate=True,
-                   properties=_SCALE_INVARIANT, family="stoi:intelligibility"),
-        MetricSpec("estoi", "stoi:estoi", "", "[-1, 1]", True,
-                   "extended STOI", "pystoi extended=True (≤ 1e-12); Jensen & Taal 2016",
-                   rates="any rate (resampled to 10 kHz as pystoi does)", takes_rate=True,
-                   properties=_SCALE_INVARIANT, family="stoi:intelligibility"),
-        MetricSpec("pesq_wb", "pesq:pesq_wb", "MOS", "[1.04, 4.64]", True,
-                   "P.862.2 wide-band MOS-LQO", _PESQ_REF + ".2",
-                   rates="16 kHz (fs > 16 kHz resampled down; n/a below 16 kHz)",
-                   takes_rate=True, sample_aligned=False, rate_for=_pesq_wb_rate,
-                   properties=_PESQ_PROPERTIES, tolerance=_PESQ_TOLERANCE, package="pesq"),
-        MetricSpec("pesq_nb", "pesq:pesq_nb", "MOS", "[1.02, 4.55]", True,
-                   "P.862.1 narrow-band MOS-LQO", _PESQ_REF + ".1",
-                   rates="16 kHz if fs ≥ 16 kHz, else 8 kHz (n/a below 8 kHz)",
-                   takes_rate=True, sample_aligned=False, rate_for=_pesq_nb_rate,
-                   properties=_PESQ_PROPERTIES, tolerance=_PESQ_TOLERANCE, package="pesq"),
-        MetricSpec("mc_mse", "spectral:mc_mse", "", "[0, inf)", False,
-                   "mean over (frame, bin) of (|S|^0.3 − |Ŝ|^0.3)², 32 ms Hann STFT, hop 8 ms",
-                   "closed form", takes_rate=True,
-                   properties={"best_at_identity": True, "gain_invariant": False,
-                               "polarity_invariant": True, "monotone_in_snr": True,
-                               "sign_blind": False}),
-        MetricSpec("rel_entropy", "entropy:rel_entropy", "", "(-inf, inf), 0 at identity", False,
-                   "mean over samples of σ(ŝ)·ln(σ(ŝ)/σ(s))", "closed form",
-                   # Not declared best at identity: it dips below 0 (a finding, by design).
-                   properties={"gain_invariant": False, "polarity_invariant": False,
-                               "sign_blind": False}),
-        *_classic(),
-        *_dnsmos(),
-    )
-}
+
+
+REGISTRY: dict[str, MetricSpec] = {spec.name: spec for spec in (*_core(), *_classic(),
+                                                                *_dnsmos())}
 
 
 GROUPS = {

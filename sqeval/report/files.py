@@ -57,7 +57,7 @@ def document(rows: list[Row], metrics: list[MetricSpec], summaries: list[MetricS
     names = [spec.name for spec in metrics]
     return {
         "sqeval_version": __version__,
-        "metrics": [{"name": s.name, "unit": s.unit, "range": s.value_range,
+        "metrics": [{"name": s.name, "unit": s.unit, "range": s.range_text,
                      "higher_is_better": s.higher_is_better, "definition": s.definition,
                      "rates": s.rates, "reference": s.reference} for s in metrics],
         "rows": [{"file": r.file, "system": r.system,

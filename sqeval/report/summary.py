@@ -10,7 +10,7 @@ import csv
 import math
 from xml.etree import ElementTree
 
-from ..metrics import MetricSpec
+from ..metrics import Direction, MetricSpec
 from ..pairing import NOISY
 from ..stats import Section, summary_rows
 from .files import write_atomically
@@ -68,8 +68,8 @@ def latex_tables(sections: list[Section], metrics: list[MetricSpec]) -> str:
     """A booktabs table per condition: mean ± 95 % CI half-width, best system in bold."""
     out = ["% sqeval: mean ± 95 % CI half-width over scored files; best system per metric "
            "in bold (the noisy input excluded). Needs \\usepackage{booktabs}."]
-    arrows = {True: r"$\uparrow$", False: r"$\downarrow$"}
-    header = " & ".join(f"{_latex_escape(s.name)} {arrows[s.higher_is_better]}" for s in metrics)
+    arrows = {Direction.HIGHER: r"$\uparrow$", Direction.LOWER: r"$\downarrow$"}
+    header = " & ".join(f"{_latex_escape(s.name)} {arrows[s.direction]}" for s in metrics)
     for section in sections:
         cells = _cells(section, metrics)
         out += [f"% {section.label}", "\\begin{tabular}{l" + "c" * len(metrics) + "}",
@@ -88,7 +88,7 @@ def markdown_tables(sections: list[Section], metrics: list[MetricSpec]) -> str:
     for section in sections:
         cells = _cells(section, metrics)
         out += [f"### {section.label}", "",
-                "| system | " + " | ".join(f"{s.name} {'↑' if s.higher_is_better else '↓'}"
+                "| system | " + " | ".join(f"{s.name} {s.direction.arrow}"
                                           for s in metrics) + " |",
                 "|---|" + "---:|" * len(metrics)]
         for system, row in cells.items():

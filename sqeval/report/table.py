@@ -66,7 +66,7 @@ def system_table(system: str, summaries: list[MetricSummary], metrics: list[Metr
             failed = f"[bold red]{failed}[/bold red]"
         if item.n_not_applicable:
             failed += f" (+{item.n_not_applicable} n/a)"
-        cells = [f"{spec.name} {'↑' if spec.higher_is_better else '↓'}",
+        cells = [f"{spec.name} {spec.direction.arrow}",
                  fmt(item.stats.mean), fmt(item.stats.std), _interval(item.stats),
                  str(item.stats.n), failed]
         if with_delta:
@@ -100,8 +100,8 @@ def registry_tables(metrics: list[MetricSpec], groups: dict[str, str]) -> list[T
             table.add_column(header, overflow="fold")
         for spec in members:
             table.add_row(spec.name, "yes" if spec.intrusive else "no", spec.unit or "–",
-                          spec.value_range, "higher" if spec.higher_is_better else "lower",
-                          spec.rates, spec.definition, spec.reference, spec.source)
+                          spec.range_text, spec.direction.value, spec.rates, spec.definition,
+                          spec.reference, spec.source)
         tables.append(table)
     return tables
 
@@ -163,7 +163,7 @@ def section_table(section, metrics: list[MetricSpec]) -> Table:
     table = Table(title=f"condition: {escape(section.label)}", title_justify="left")
     table.add_column("system")
     for spec in metrics:
-        table.add_column(f"{spec.name} {'↑' if spec.higher_is_better else '↓'}", justify="right")
+        table.add_column(f"{spec.name} {spec.direction.arrow}", justify="right")
     for system, row in _cells(section, metrics).items():
         table.add_row(escape(system), *(f"[bold]{text}[/bold]" if bold else text
                                 for text, bold in (row[s.name] for s in metrics)))

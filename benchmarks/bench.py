@@ -1,5 +1,9 @@
-"""Benchmark: ``python -m sqeval.bench [--files N] [--jobs J] [--runs R] [-m METRICS]``.
-Not a test.
+"""Benchmark: ``python benchmarks/bench.py [--files N] [--jobs J] [--runs R] [-m METRICS]``.
+Not a test, and not part of the package.
+
+Needs a clone of the repository (the speech in its sample_data/) with sqeval installed
+and the test-only extra, for fast_bss_eval in the plain loop: ``make .venv/.installed-test``
+or ``pip install -e '.[test]'``.
 
 Builds a corpus of N clean/enhanced pairs of 2–6 s at 16 kHz from the speech in
 sample_data/ (random crops, seeded), then times, each in a fresh process and on the same
@@ -85,15 +89,34 @@ if __name__ == "__main__":
 LONG_MINUTES = 20
 
 
+SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
+
+
 def _speech() -> np.ndarray:
-    """sample_data's clean speech, end to end."""
+    """sample_data's clean speech, end to end.
+
+    Raises:
+        SystemExit: sample_data/clean holds no .wav file (not a clone of the repository).
+    """
     import soundfile as sf
 
-    source = Path(__file__).resolve().parent.parent / "sample_data" / "clean"
+    source = SAMPLE_DATA / "clean"
     clips = [sf.read(p)[0] for p in sorted(source.glob("*.wav"))]
     if not clips:
-        raise SystemExit(f"no speech in {source}: run from a clone of the repository")
+        raise SystemExit(f"bench: expected the clean speech of sample_data/ in {source}, found "
+                         "no .wav file there; run benchmarks/bench.py from a clone of the "
+                         "sqeval repository, which has sample_data/")
     return np.concatenate(clips)
+
+
+def _check_plain_loop_backend() -> None:
+    """Raises SystemExit when fast_bss_eval (the plain loop's SDR) is not installed."""
+    from importlib.util import find_spec
+
+    if find_spec("fast_bss_eval") is None:
+        raise SystemExit("bench: the plain loop needs fast_bss_eval, which is not installed; "
+                         "install the test extra (pip install -e '.[test]', or make "
+                         ".venv/.installed-test), or leave 'plain' out of --runs")
 
 
 def build_long_triplet(folder: Path) -> None:
@@ -176,22 +199,38 @@ def timed(command: list[str]) -> tuple[float, int]:
     return elapsed, peak
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sqeval.bench", description=__doc__,
+RUNS = ("jobs1", "cores", "cold", "warm", "plain", "pesq1", "pesqall", "long")
+
+
+def _arguments(argv) -> argparse.Namespace:
+    """The options, with ``runs`` as the list of run keys; checked before anything is built.
+
+    Raises:
+        SystemExit: an unknown run, or the plain loop without fast_bss_eval.
+    """
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=200, help="pairs in the corpus (200)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="'all cores' for this run (default: every core)")
     parser.add_argument("--keep", type=Path, help="build (or reuse) the corpus here")
-    parser.add_argument("--runs", default="every", help="comma-separated subset of: jobs1, "
-                        "cores, cold, warm, plain, pesq1, pesqall, long (default: every run)")
+    parser.add_argument("--runs", default="every", help="comma-separated subset of: "
+                        f"{', '.join(RUNS)} (default: every run)")
     parser.add_argument("-m", "--metrics", default=None,
                         help="metrics for the sqeval runs, as sqeval score --metrics (default: "
                              "the default set, which the plain loop and PESQ-only runs match)")
     args = parser.parse_args(argv)
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="sqeval-bench-"))
-    if not (folder / "clean").is_dir():
-        build_corpus(folder, args.files)
+    args.runs = list(RUNS) if args.runs == "every" else [k.strip() for k in args.runs.split(",")]
+    unknown = [key for key in args.runs if key not in RUNS]
+    if unknown:
+        parser.error(f"unknown run(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}")
+    if "plain" in args.runs:
+        _check_plain_loop_backend()
+    return args
+
+
+def _commands(args: argparse.Namespace, folder: Path) -> dict[str, tuple[str, list[str]]]:
+    """Run key → (label, command), on the corpus in ``folder``."""
     long = folder / "long"
     clean, enhanced = str(folder / "clean"), str(folder / "enhanced")
     py = sys.executable
@@ -203,7 +242,7 @@ def main(argv=None) -> None:
     score = [py, "-m", "sqeval", "score", clean, enhanced, *chosen_metrics]
     cache = folder / "bench-cache.sqlite"
     cache.unlink(missing_ok=True)
-    runs = {  # key: (label, command)
+    return {
         "jobs1": ("sqeval --jobs 1", [*score, "--jobs", "1", "--no-cache"]),
         "cores": (f"sqeval --jobs {args.jobs}",
                   [*score, "--jobs", str(args.jobs), "--no-cache"]),
@@ -219,17 +258,22 @@ def main(argv=None) -> None:
                  [py, "-m", "sqeval", "score", str(long / "clean"), str(long / "enhanced"),
                   "--noisy", str(long / "noisy"), "--no-cache", *chosen_metrics]),
     }
-    chosen = list(runs) if args.runs == "every" else [k.strip() for k in args.runs.split(",")]
-    unknown = [key for key in chosen if key not in runs]
-    if unknown:
-        parser.error(f"unknown run(s) {', '.join(unknown)}; choose from {', '.join(runs)}")
-    if "long" in chosen and not (long / "clean").is_dir():
-        build_long_triplet(long)
+
+
+def main(argv=None) -> None:
+    """Build the corpus (unless ``--keep`` has one), time the chosen runs, print the tables."""
+    args = _arguments(argv)
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="sqeval-bench-"))
+    if not (folder / "clean").is_dir():
+        build_corpus(folder, args.files)
+    if "long" in args.runs and not (folder / "long" / "clean").is_dir():
+        build_long_triplet(folder / "long")
+    runs = _commands(args, folder)
     t, peaks = {}, {}
     print(f"{args.files} files of 2–6 s at 16 kHz in {folder}; {args.jobs} cores; metrics: "
           f"{args.metrics or 'the default set'}")
     print("| run | seconds | peak memory (MB, all processes) |\n|---|---:|---:|")
-    for key in chosen:
+    for key in args.runs:
         label, command = runs[key]
         t[key], peaks[key] = timed(command)
         print(f"| {label} | {t[key]:.1f} | {peaks[key] / 2**20:.0f} |", flush=True)
