@@ -21,12 +21,13 @@ from .audio import AUDIO_SUFFIXES, ChannelPolicy
 from .cache import ResultCache
 from .metrics import REGISTRY, resolve
 from .metrics.registry import GROUPS
-from .pairing import (CLEAN_PROBLEM, NOISY, Inputs, PairingError, System, pair_sources,
+from .pairing import (CLEAN_PROBLEM, Inputs, PairingError, System, pair_sources,
                       read_inputs)
 from .provenance import provenance as current_provenance
 from .results import write_rows
 from .runner import default_jobs, score_jobs
-from .scoring import CLEAN, Row, ScoreOptions
+from .results import CLEAN, NOISY, Row
+from .scoring import ScoreOptions
 from .sources import AudioFile, Mapping, compile_key, default_name, open_source
 from .stats import sections, summary_rows
 
@@ -153,7 +154,7 @@ class Results:
     """The rows of a run and what produced them.
 
     Attributes:
-        rows: one :class:`~sqeval.scoring.Row` per (file, system), in output order.
+        rows: one :class:`~sqeval.results.Row` per (file, system), in output order.
         metrics: the metric names, in column order.
         systems: the system names, in output order.
         provenance: versions, command, rate policy and time (the ``.meta.json`` content).

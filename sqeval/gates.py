@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .metrics import REGISTRY
-from .pairing import CLEAN, NOISY
-from .scoring import Row
+from .results import CLEAN, NOISY, Row
 from .stats import paired_difference, statistic, values_by_file
 
 OPERATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}

@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import AUDIO_SUFFIXES
+from .results import NOISY
 from .sources import (AudioFile, Entry, FileList, Folder, PairingError, Source, default_name,
                       is_manifest, open_source, read_manifest, rekey)
 
-__all__ = ["CLEAN", "CLEAN_PROBLEM", "NOISY", "Inputs", "Job", "PairingError", "System",
+__all__ = ["CLEAN_PROBLEM", "Inputs", "Job", "PairingError", "System",
            "list_audio", "pair_estimates", "pair_folders", "pair_sources", "parse_system",
            "read_inputs"]
 
-NOISY = "noisy"  # the system name of the noisy source
-CLEAN = "clean"  # the system name of the clean references, scored by non-intrusive metrics
 CLEAN_PROBLEM = "clean reference: "  # how a problem of the clean file itself begins
 EXAMPLES = 2  # ids shown from each side when nothing pairs
 

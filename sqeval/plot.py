@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import REGISTRY
-from .pairing import NOISY
+from .results import NOISY
 from .stats import paired_difference
 
 

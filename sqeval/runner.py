@@ -18,7 +18,8 @@ from typing import Callable, Iterator
 from . import scoring
 from .cache import ResultCache, cache_settings, file_keys
 from .pairing import Job
-from .scoring import Known, Row, ScoreOptions, failed_row
+from .results import Row
+from .scoring import Known, ScoreOptions, failed_row
 
 
 class Interrupted(Exception):

@@ -17,7 +17,8 @@ import numpy as np
 from .dsp import resample
 from .metrics import MetricError, MetricSpec
 from .metrics.registry import PROPERTIES
-from .scoring import Row, ScoreOptions, Signal, failed_row, score_signals
+from .results import Row
+from .scoring import ScoreOptions, Signal, failed_row, score_signals
 
 IDENTITY, NOISY_CASE = "identity", "clean+noise"
 GAIN_COPIES = ("gain ×0.5", "gain ×2")

@@ -8,50 +8,16 @@ those arrays. Jobs run in worker processes; rows come back in a deterministic or
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from .audio import AudioError, ChannelPolicy, estimate_delay, read_audio
 from .dsp import resample
 from .metrics import MetricError, MetricSpec, NotApplicableError
-from .pairing import CLEAN, Job
-
-
-@dataclass
-class Row:
-    """The result for one (file, system): values, and why any value is missing.
-
-    Attributes:
-        values: metric name → value; NaN where it could not be computed.
-        errors: metric name → reason, for failures.
-        not_applicable: metric name → reason, for metrics that do not apply here (a
-            failure only when the metric was asked for by name).
-        file_error: why nothing at all could be scored, or None.
-        notes: what was done to the signals (resampling, trimming).
-    """
-
-    file: str
-    system: str
-    values: dict[str, float] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    not_applicable: dict[str, str] = field(default_factory=dict)
-    file_error: str | None = None
-    notes: list[str] = field(default_factory=list)
-    fresh: dict = field(default_factory=dict, repr=False, compare=False)  # computed now, to store
-
-    @property
-    def failed(self) -> bool:
-        return self.file_error is not None or bool(self.errors)
-
-    def error_text(self, metric_names: Iterable[str]) -> str:
-        """The CSV ``error`` cell: ``metric: reason`` per missing value, ``; ``-separated."""
-        if self.file_error is not None:
-            return self.file_error
-        reasons = {**self.not_applicable, **self.errors}
-        return "; ".join(f"{name}: {reasons[name]}" for name in metric_names if name in reasons)
+from .pairing import Job
+from .results import CLEAN, Row
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Hashable, Mapping
 import numpy as np
 
 from .metrics import MetricSpec
-from .pairing import NOISY
+from .results import NOISY
 
 if TYPE_CHECKING:
-    from .scoring import Row
+    from .results import Row
 
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_SAMPLES = 10_000

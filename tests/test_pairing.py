@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sqeval.cli import app
-from sqeval.pairing import NOISY, System, pair_sources, read_inputs
+from sqeval.pairing import System, pair_sources, read_inputs
+from sqeval.results import NOISY
 from sqeval.sources import AudioFile, FileList, Folder, PairingError, compile_key
 
 from conftest import write

@@ -23,7 +23,8 @@ from ..report.summary import (gates_markdown, junit_xml, latex_tables, markdown_
                               write_summary_csv)
 from ..report.table import gates_table, print_tables, section_table
 from ..runner import Interrupted, SchedulerError
-from ..scoring import REFERENCE_ITSELF, Row
+from ..results import Row
+from ..scoring import REFERENCE_ITSELF
 from ..stats import sections
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, stderr_console,
                      stdout_console)

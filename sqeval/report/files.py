@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import __version__
 from ..metrics import MetricSpec
 from ..results import write_rows
-from ..scoring import Row
+from ..results import Row
 from ..stats import MetricSummary, Summary
 
 

@@ -11,7 +11,7 @@ import math
 from xml.etree import ElementTree
 
 from ..metrics import Direction, MetricSpec
-from ..pairing import NOISY
+from ..results import NOISY
 from ..stats import Section, summary_rows
 from .files import write_atomically
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 
 from ..metrics import MetricSpec
-from ..pairing import NOISY
+from ..results import NOISY
 from ..stats import MetricSummary, Summary
 from .summary import _cells, fmt
 
