@@ -138,11 +138,11 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
         ValueError: (:class:`UsageError`, :class:`~sqeval.sources.PairingError`) the
             arguments cannot make a run; the message says why.
 
-    Example:
+    Example (from a clone of the repository, which has ``sample_data/``):
         >>> results = score("sample_data/clean", {"enh": "sample_data/enhanced"},
-        ...                 metrics="si_snr", jobs=1)  # doctest: +SKIP
-        >>> results.to_frame().columns.tolist()  # doctest: +SKIP
-        ['file', 'system', 'si_snr', 'error']
+        ...                 metrics="si_snr", jobs=1)
+        >>> results.to_frame().columns.tolist(), len(results.rows), results.systems
+        (['file', 'system', 'si_snr', 'error'], 8, ['enh'])
     """
     planned = plan(reference, estimates, noisy=noisy, metrics=metrics, key=key, align=align,
                    max_delay=max_delay, channel=channel, mix=mix, no_reference=no_reference)
