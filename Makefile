@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # The test target installs every optional extra, so no test is ever skipped.
 EXTRAS := test,plot,dask,dnsmos
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-oldest clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "sqeval needs Python 3.10 or later; set PYTHON=python3.X")'
@@ -29,5 +29,27 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
 
+# test-oldest: the suite against the oldest versions pyproject.toml allows (the pins in
+# constraints-oldest.txt, one per floor), in its own venv. The oldest supported Python,
+# 3.10, is used where one runs (on PATH, or pyenv's); otherwise python3. The pins have
+# wheels for 3.10 and 3.11 alike, so a machine with only python3 (3.11) runs it too.
+VENV_OLDEST := .venv-oldest
+ifndef PYTHON_OLDEST
+PYTHON_OLDEST := $(firstword $(foreach p,python3.10 $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && echo y),$(p))) $(PYTHON))
+endif
+KEY_PACKAGES := numpy|scipy|pandas|soundfile|pystoi|pesq|typer|click|rich|pytest|hypothesis|fast.bss.eval|mir.eval|matplotlib|dask|distributed|speechmos|onnxruntime|librosa|numba|llvmlite|tomli
+
+$(VENV_OLDEST)/.installed: pyproject.toml constraints-oldest.txt
+	rm -rf $(VENV_OLDEST)
+	$(PYTHON_OLDEST) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "sqeval needs Python 3.10 or later; set PYTHON_OLDEST=python3.X")'
+	$(PYTHON_OLDEST) -m venv $(VENV_OLDEST)
+	$(VENV_OLDEST)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]" -c constraints-oldest.txt
+	touch $@
+
+test-oldest: $(VENV_OLDEST)/.installed
+	@$(VENV_OLDEST)/bin/python --version
+	@$(VENV_OLDEST)/bin/python -m pip freeze --disable-pip-version-check | grep -iE '^($(KEY_PACKAGES))=='
+	$(VENV_OLDEST)/bin/python -m pytest -q
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(VENV_OLDEST) *.egg-info .pytest_cache
