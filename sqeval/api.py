@@ -209,7 +209,9 @@ def read_results(csv_path) -> Results:
     ``.meta.json`` beside it (the provenance). Values and reasons are as saved.
 
     Raises:
-        UsageError: the file is not a per-file CSV of ``sqeval score``.
+        UsageError: the file cannot be read, lacks the ``file``, ``system`` or ``error``
+            column, holds a (file, system) pair twice, or a metric cell that is not a
+            number.
     """
     import pandas as pd
 
@@ -218,24 +220,32 @@ def read_results(csv_path) -> Results:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError) as error:
         raise UsageError(f"{path}: cannot read it as CSV ({error})") from None
-    columns = list(frame.columns)
-    if columns[:2] != ["file", "system"] or columns[-1:] != ["error"]:
-        raise UsageError(f"{path}: expected the per-file CSV of `sqeval score --csv` "
-                         f"(file,system,<metrics>,error); got the columns {', '.join(columns)}")
-    metrics = columns[2:-1]
-    rows = [_saved_row(record, metrics) for record in frame.to_dict("records")]
+    missing = [c for c in ("file", "system", "error") if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{path}: no column {', '.join(missing)}; expected the per-file CSV "
+                         "of `sqeval score --csv` (file,system,<metrics>,error)")
+    if frame.duplicated(["file", "system"]).any():
+        raise UsageError(f"{path}: a (file, system) pair appears twice")
+    metrics = [c for c in frame.columns if c not in ("file", "system", "error")]
+    rows = [_saved_row(record, metrics, path, line)
+            for line, record in enumerate(frame.to_dict("records"), start=2)]
     meta = Path(f"{path}.meta.json")
     saved = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
     systems = list(dict.fromkeys(row.system for row in rows))
     return Results(rows, metrics, systems, saved)
 
 
-def _saved_row(record: dict, metrics: list[str]) -> Row:
+def _saved_row(record: dict, metrics: list[str], path: Path, line: int) -> Row:
     """A row from a CSV record: the error cell is kept whole, per metric where it names
     one (``metric: reason; ...``), else as the file's error."""
-    row = Row(record["file"], record["system"],
-              values={name: float(record[name]) if record[name] != "" else math.nan
-                      for name in metrics})
+    values = {}
+    for name in metrics:
+        try:
+            values[name] = float(record[name]) if record[name] != "" else math.nan
+        except ValueError:
+            raise UsageError(f"{path}, line {line}: {name} is {record[name]!r}, not a number "
+                             "(a metric cell holds a number, or nothing)") from None
+    row = Row(record["file"], record["system"], values=values)
     error = record["error"]
     if error:
         parts = dict(part.split(": ", 1) for part in error.split("; ") if ": " in part)

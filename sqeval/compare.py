@@ -18,23 +18,21 @@ class CompareError(ValueError):
 
 
 def read_results(path: Path):
-    """A per-file CSV as a DataFrame indexed by (file, system), metric columns as floats."""
+    """A per-file CSV (read by :func:`sqeval.read_results`) as a DataFrame indexed by
+    (file, system): metric columns as floats, and the error text."""
     import pandas as pd
 
+    from .api import UsageError
+    from .api import read_results as read_saved
+
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as error:
-        raise CompareError(f"{path}: cannot read it as CSV ({error})") from None
-    missing = [c for c in (*KEY, "error") if c not in frame.columns]
-    if missing:
-        raise CompareError(f"{path}: no column {', '.join(missing)}; expected the per-file CSV "
-                           "of `sqeval score --csv` (file,system,<metrics>,error)")
-    metrics = [c for c in frame.columns if c not in (*KEY, "error")]
-    for column in metrics:
-        frame[column] = pd.to_numeric(frame[column].replace("", "nan"), errors="coerce")
-    if frame.duplicated(KEY).any():
-        raise CompareError(f"{path}: a (file, system) pair appears twice")
-    return frame.set_index(KEY)
+        saved = read_saved(path)
+    except UsageError as error:
+        raise CompareError(str(error)) from None
+    columns = {"file": [r.file for r in saved.rows], "system": [r.system for r in saved.rows]}
+    columns.update({name: [r.values[name] for r in saved.rows] for name in saved.metrics})
+    columns["error"] = [r.error_text(saved.metrics) for r in saved.rows]
+    return pd.DataFrame(columns).set_index(KEY)
 
 
 @dataclass(frozen=True)
