@@ -1,0 +1,60 @@
+"""Reading audio (float64 mono, the channel policy, every problem an AudioError) and the
+resampling of sqeval's rate policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import write
+from sqeval.audio import AudioError, ChannelPolicy, read_audio
+from sqeval.dsp import resample
+
+
+def test_reads_float64_mono_at_its_rate(tmp_path):
+    x = np.array([0.0, 0.5, -0.25, 0.125])
+    samples, rate = read_audio(write(tmp_path / "a.wav", x, 8000, "DOUBLE"))
+    assert samples.dtype == np.float64 and samples.shape == (4,) and rate == 8000
+    assert samples.tolist() == x.tolist()
+
+
+def test_pcm16_is_scaled_to_plus_minus_one(tmp_path):
+    path = tmp_path / "a.wav"
+    sf.write(path, np.array([16384, -32768], dtype=np.int16), 16000, subtype="PCM_16")
+    assert read_audio(path)[0].tolist() == [0.5, -1.0]  # k / 32768, exactly
+
+
+def test_channel_policy(tmp_path):
+    stereo = np.array([[1.0, 0.0], [0.5, -0.5], [0.0, 1.0]])
+    path = write(tmp_path / "s.wav", stereo, 16000, "DOUBLE")
+    with pytest.raises(AudioError, match="2 channels.*--channel K.*--mix mono"):
+        read_audio(path)
+    assert read_audio(path, ChannelPolicy(channel=1))[0].tolist() == [0.0, -0.5, 1.0]
+    assert read_audio(path, ChannelPolicy(mix=True))[0].tolist() == [0.5, 0.0, 0.5]
+    with pytest.raises(AudioError, match="--channel 2 asked for, but the file has 2"):
+        read_audio(path, ChannelPolicy(channel=2))
+
+
+def test_problems_are_audio_errors_that_say_why(tmp_path):
+    (tmp_path / "text.wav").write_text("not audio")
+    with pytest.raises(AudioError, match="unreadable audio"):
+        read_audio(tmp_path / "text.wav")
+    with pytest.raises(AudioError, match="no samples"):
+        read_audio(write(tmp_path / "empty.wav", np.zeros(0), 16000, "DOUBLE"))
+    with pytest.raises(AudioError, match="1 NaN and 1 Inf samples"):
+        read_audio(write(tmp_path / "bad.wav", np.array([0.1, np.nan, np.inf]), 16000,
+                         "DOUBLE"))
+
+
+@pytest.mark.parametrize("source, target, up, down", [(48000, 16000, 1, 3),
+                                                      (44100, 16000, 160, 441),
+                                                      (8000, 16000, 2, 1)])
+def test_resample_is_resample_poly_with_the_reduced_ratio(source, target, up, down):
+    from scipy.signal import resample_poly
+
+    x = np.random.default_rng(0).standard_normal((2, source // 10))
+    y = resample(x, source, target)
+    assert y.shape == (2, -(-x.shape[-1] * up // down))
+    assert np.array_equal(y, resample_poly(x, up, down, axis=-1))
+    assert resample(x, source, source) is x  # nothing to do: the same array
