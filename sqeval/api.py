@@ -187,7 +187,8 @@ class Results:
         import pandas as pd
 
         pattern = compile_group_by(group_by)
-        specs = [REGISTRY[name] for name in self.metrics]
+        # the statistics need only the names: a saved CSV may hold a column sqeval lacks
+        specs = [REGISTRY.get(name) or _Column(name) for name in self.metrics]
         stream = io.StringIO()
         csv.writer(stream, lineterminator="\n").writerows(summary_rows(
             sections(self.rows, specs, self.systems, pattern),
@@ -202,6 +203,13 @@ class Results:
         return pd.DataFrame([(r.file, r.system, r.error_text(self.metrics))
                              for r in self.rows if r.failed],
                             columns=["file", "system", "error"])
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A metric column of a saved run that this sqeval's registry does not know."""
+
+    name: str
 
 
 def read_results(csv_path) -> Results:

@@ -69,6 +69,9 @@ def test_read_results_gives_the_same_interface_back(corpus):
     assert saved.provenance["sqeval_version"] == sqeval.__version__  # from the .meta.json
     assert list(saved.failures["file"]) == ["stray.wav"]
     assert saved.summary().loc[0, "n"] == 2
+    other = corpus / "renamed.csv"  # a column this sqeval does not know still summarises
+    other.write_text(path.read_text().replace("si_snr", "my_metric", 1))
+    assert "my_metric" in set(sqeval.read_results(other).summary()["metric"])
 
 
 def test_mappings_and_single_files_are_sources(corpus, golden):
