@@ -18,12 +18,12 @@ RATE_POLICY = (
     "(pystoi resamples to 10 kHz); classic measures at 16 kHz when fs >= 16 kHz, at 8 kHz "
     "when 8 <= fs < 16 kHz; csig/cbak/covl at 16 kHz (n/a below) with the file's pesq_wb; "
     "other metrics at fs; all resampling scipy.signal.resample_poly with up/down reduced "
-    "by their gcd, float64, except DNSMOS: librosa.resample to 16 kHz (soxr_hq), as the "
+    "by their gcd, float64, except DNSMOS: to 16 kHz with soxr_hq (librosa.resample's default), as the "
     "DNS Challenge's dnsmos_local.py; "
     "lengths: common prefix for sample-aligned metrics, whole signals for PESQ"
 )
 PACKAGES = ("pesq", "pystoi", "numpy", "scipy", "soundfile", "speechmos", "onnxruntime",
-            "librosa", "soxr")
+            "soxr")
 
 
 def _version(package: str) -> str | None:

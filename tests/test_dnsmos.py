@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -46,6 +48,40 @@ def test_other_rates_follow_the_reference_procedure(golden, rate):
     theirs = reference_dnsmos(librosa.resample(x, orig_sr=rate, target_sr=16000), 16000)
     for name in NAMES:
         assert ours[name] == pytest.approx(theirs[name], abs=1e-5), name
+
+
+def test_mel_features_and_resampling_equal_librosa(golden):
+    # sqeval computes them without importing librosa (200 MB); librosa is the reference.
+    import librosa
+
+    from sqeval.metrics.dnsmos import _mel_features, _mel_filters, _to_16k
+
+    assert np.array_equal(_mel_filters(), librosa.filters.mel(sr=16000, n_fft=321, n_mels=120))
+    s, e, rate, _ = golden
+    rng = np.random.default_rng(5)
+    quiet = 1e-4 * rng.standard_normal(144000)
+    for window in (np.resize(s, 144000), np.resize(e, 144000), quiet):
+        mel = librosa.feature.melspectrogram(y=window, sr=16000, n_fft=321, hop_length=160,
+                                             n_mels=120)
+        theirs = ((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T
+        assert _mel_features(window).shape == theirs.shape == (900, 120)
+        assert np.max(np.abs(_mel_features(window) - theirs)) < 1e-12  # FFT rounding only
+    for fs in (8000, 22050, 44100, 48000):
+        for x in (rng.standard_normal(3 * fs + 7), rng.standard_normal((2, fs + 1))):
+            theirs = librosa.resample(x, orig_sr=fs, target_sr=16000)
+            assert theirs.shape == _to_16k(x, fs).shape
+            assert np.array_equal(_to_16k(x, fs), theirs)
+
+
+def test_dnsmos_does_not_import_librosa():
+    # librosa's import (numba, llvmlite) costs about 200 MB in every worker.
+    code = ("import sys, numpy as np; from sqeval.metrics.dnsmos import dnsmos; "
+            "x = np.random.default_rng(0).standard_normal(48000); "
+            "dnsmos(estimate=x, fs=16000); dnsmos(estimate=x, fs=48000); "
+            "print([m for m in sys.modules if m.split('.')[0] in ('librosa', 'numba')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_batch_and_errors(golden):

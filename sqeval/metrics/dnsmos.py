@@ -8,23 +8,27 @@ by onnxruntime on the CPU; nothing is downloaded. The procedure is that of the D
 Challenge's ``dnsmos_local.py`` and of ``speechmos.dnsmos``:
 
 - audio at 16 kHz: other rates are resampled as the DNS script does it,
-  ``librosa.resample(x, orig_sr=fs, target_sr=16000)`` with librosa's default resampler
-  (soxr, "soxr_hq"; the output has ``ceil(n·16000/fs)`` samples). This is the one
-  exception to sqeval's ``resample_poly`` policy: the models' numbers depend on it, and
+  ``librosa.resample(x, orig_sr=fs, target_sr=16000)`` with librosa's default resampler:
+  soxr's "soxr_hq", the output cut or zero-padded to ``ceil(n·16000/fs)`` samples. sqeval
+  calls soxr that way itself (librosa's import costs 200 MB). This is the one exception
+  to sqeval's ``resample_poly`` policy: the models' numbers depend on it, and
   ``resample_poly`` moved a 48 kHz recording's BAK by 0.064;
 - a clip shorter than 9.01 s is repeated (doubled until long enough);
 - windows of 9.01 s every second; per window the P.835 model takes the float32 samples
   and its raw SIG, BAK, OVRL outputs are mapped through the published cubic/quadratic
-  polynomials; the P.808 model takes a 120-band log-mel spectrogram (librosa: 321-point
-  FFT, hop 160, ``(power_to_db(ref=max) + 40)/40``) of the window less its last 160
-  samples;
+  polynomials; the P.808 model takes a 120-band log-mel spectrogram of the window less
+  its last 160 samples: ``librosa.feature.melspectrogram(y, sr=16000, n_fft=321,
+  hop_length=160, n_mels=120)`` (centred frames, zero padding, periodic Hann window,
+  power spectrum, Slaney's mel scale and area-normalised float32 filters), in dB re its
+  maximum, floored 80 dB below it, then ``(dB + 40)/40``; computed here with numpy
+  (tested against librosa);
 - each score is the mean over windows. Range about [1, 5]; higher is better.
 
 Models (speechmos 0.0.1.1's ``dnsmos_models/``, the DNS Challenge's DNSMOS): P.835
 ``sig_bak_ovr.onnx`` (sha256 ``269fbebd…``) and P.808 ``model_v8.onnx`` (``9246480c…``).
 
 Needs the optional extra ``pip install 'sqeval[dnsmos]'`` (speechmos, onnxruntime,
-librosa).
+soxr; and librosa, which speechmos's reference code uses).
 
 References
 ----------
@@ -39,6 +43,7 @@ import os
 from functools import lru_cache
 
 import numpy as np
+from scipy.signal import get_window
 
 from ._checks import MetricError, as_output, as_signal
 
@@ -57,7 +62,7 @@ def missing_backend() -> str | None:
     """Why DNSMOS cannot run here (a package is not installed), or None."""
     from importlib.util import find_spec
 
-    absent = [name for name in ("speechmos", "onnxruntime", "librosa") if find_spec(name) is None]
+    absent = [name for name in ("speechmos", "onnxruntime", "soxr") if find_spec(name) is None]
     return f"{INSTALL_HINT} ({', '.join(absent)} not installed)" if absent else None
 
 
@@ -87,12 +92,64 @@ def _sessions():
     return session("sig_bak_ovr.onnx"), session("model_v8.onnx")
 
 
-def _mel_features(window: np.ndarray) -> np.ndarray:
-    import librosa
+# The P.808 model's features: librosa.feature.melspectrogram's defaults for these sizes.
+N_FFT, HOP, N_MELS = 321, 160, 120
+AMIN, TOP_DB = 1e-10, 80.0
 
-    mel = librosa.feature.melspectrogram(y=window, sr=RATE, n_fft=321, hop_length=160,
-                                         n_mels=120)
-    return ((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (the Auditory Toolbox's, librosa's default): linear, 3 mel per
+    200 Hz, up to 1 kHz (15 mel); logarithmic above, 27 mel per factor 6.4."""
+    hz = np.asarray(hz, dtype=float)
+    step, knee_hz = 200 / 3, 1000.0
+    knee = knee_hz / step
+    return np.where(hz >= knee_hz, knee + np.log(np.maximum(hz, knee_hz) / knee_hz)
+                    / (np.log(6.4) / 27), hz / step)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    step, knee_hz = 200 / 3, 1000.0
+    knee = knee_hz / step
+    return np.where(mel >= knee, knee_hz * np.exp(np.log(6.4) / 27 * (mel - knee)),
+                    step * mel)
+
+
+@lru_cache(maxsize=1)
+def _mel_filters() -> np.ndarray:
+    """(N_MELS, N_FFT // 2 + 1) float32 triangles, equally spaced in mel from 0 Hz to
+    Nyquist, each scaled to area-normalise (2 / its width in Hz)."""
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(RATE / 2), N_MELS + 2))
+    bins = np.fft.rfftfreq(N_FFT, 1 / RATE)
+    width = np.diff(edges)
+    rising = (bins - edges[:-2, None]) / width[:-1, None]
+    falling = (edges[2:, None] - bins) / width[1:, None]
+    filters = np.maximum(0, np.minimum(rising, falling)).astype(np.float32)
+    filters *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # in float32, as librosa scales
+    return filters
+
+
+def _mel_features(window: np.ndarray) -> np.ndarray:
+    """(frames, N_MELS): the log-mel spectrogram the P.808 model takes."""
+    padded = np.pad(window, N_FFT // 2)  # centred frames, zero padding
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
+    power = np.abs(np.fft.rfft(frames * get_window("hann", N_FFT), axis=-1)) ** 2
+    mel = power @ _mel_filters().T
+    db = 10 * np.log10(np.maximum(AMIN, mel)) - 10 * np.log10(max(AMIN, mel.max()))
+    return (np.maximum(db, db.max() - TOP_DB) + 40) / 40
+
+
+def _to_16k(x: np.ndarray, fs: int) -> np.ndarray:
+    """``librosa.resample(x, orig_sr=fs, target_sr=16000)`` with its default resampler:
+    soxr "soxr_hq" along the last axis, cut or zero-padded to ``ceil(n·16000/fs)``."""
+    import soxr
+
+    n = int(np.ceil(x.shape[-1] * RATE / fs))
+    flat = x.reshape(-1, x.shape[-1])
+    out = np.zeros((len(flat), n))
+    for row, item in zip(out, flat):
+        y = soxr.resample(item, fs, RATE, quality="soxr_hq")[:n]
+        row[:len(y)] = y
+    return out.reshape(*x.shape[:-1], n)
 
 
 def _one(audio: np.ndarray) -> dict[str, float]:
@@ -130,9 +187,7 @@ def dnsmos(*, estimate, fs: int) -> dict[str, float | np.ndarray]:
         raise MetricError("the signal is silent (all samples zero); DNSMOS rates speech")
     _sessions()  # says which package of the extra is missing, if one is
     if int(fs) != RATE:
-        import librosa
-
-        x = librosa.resample(x, orig_sr=int(fs), target_sr=RATE)  # as dnsmos_local.py
+        x = _to_16k(x, int(fs))  # as dnsmos_local.py
     flat = x.reshape(-1, x.shape[-1])
     results = [_one(item) for item in flat]
     return {name: as_output(np.reshape([r[name] for r in results], x.shape[:-1]))

@@ -1,7 +1,7 @@
 """The metric registry: every metric by name, with what a report or a gate needs to know.
 
 Entries hold the metric functions themselves. Listing the registry imports no metric
-backend: each metric module imports its backend (pesq, pystoi, onnxruntime, librosa,
+backend: each metric module imports its backend (pesq, pystoi, onnxruntime, soxr,
 speechmos) inside the function, the first time it is called.
 """
 
@@ -304,10 +304,11 @@ def _classic() -> list[MetricSpec]:
 
 def _dnsmos() -> list[MetricSpec]:
     """DNSMOS from speechmos's ONNX models (see sqeval.metrics.dnsmos)."""
-    # The function resamples to 16 kHz itself, with librosa as the reference procedure does.
+    # The function resamples to 16 kHz itself, as the reference procedure does (librosa's
+    # default resampler: soxr_hq).
     common = dict(takes_rate=True, sample_aligned=False,
-                  rates="16 kHz (other rates resampled with librosa.resample, soxr_hq, as "
-                        "dnsmos_local.py)",
+                  rates="16 kHz (other rates resampled as librosa.resample does by default, "
+                        "soxr_hq, as dnsmos_local.py)",
                   family=dnsmos, intrusive=False, group="dnsmos", package="speechmos",
                   unit="MOS", low=1.0, high=5.0, direction=HIGHER,
                   reference="speechmos dnsmos.run (the DNS Challenge's dnsmos_local.py); "
