@@ -1,9 +1,20 @@
-"""The ``sqeval`` command: one Typer app, one module per command."""
+"""The ``sqeval`` command: one Typer app, one module per command.
+
+:func:`main` owns the exit codes of everything that is not a command's own verdict: a
+usage error exits 2, Ctrl-C 130, and an exception nothing expected (a bug in sqeval)
+exits 4 with one line saying so (the traceback with ``--debug``); never 1, the gate code.
+"""
 
 from __future__ import annotations
 
-import typer
+import os
+import sys
+import traceback
 
+import typer
+import typer.core
+
+from .common import DEBUG, ExitCode
 from .compare import compare_command
 from .metrics import metrics_command
 from .plot import plot_command
@@ -17,13 +28,78 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(
+        False, "--debug", help="On an internal error (exit 4), print the traceback.")) -> None:
+    """Evaluate speech enhancement: score folders of outputs against clean references."""
+    DEBUG["on"] = DEBUG["on"] or debug
+
+
 app.command("score")(score_command)
 app.command("metrics")(metrics_command)
 app.command("sanity")(sanity_command)
 app.command("compare")(compare_command)
 app.command("plot")(plot_command)
 
+# The click Typer runs on: its own copy in newer Typers, the click package in older ones.
+_click = getattr(typer.core, "_click", None)
+if _click is None:  # pragma: no cover - depends on the Typer version installed
+    import click as _click
+
+REPORT = ("this is a bug in sqeval; please report it with the command line and the output "
+          "of the same command run with `sqeval --debug …`")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); its exit code."""
+    DEBUG["on"] = bool(os.environ.get("SQEVAL_DEBUG"))
+    try:
+        code = app(args=argv, prog_name="sqeval", standalone_mode=False)
+        return code if isinstance(code, int) else int(ExitCode.OK)
+    except typer.Exit as stop:  # raised outside a command's invocation
+        return stop.exit_code
+    except SystemExit as stop:  # Typer exits 1 on a broken stdout pipe; that is not a gate
+        if isinstance(stop.__context__, BrokenPipeError):
+            _silence_stdout()
+            return int(ExitCode.BROKEN_PIPE)
+        raise
+    except _click.ClickException as error:  # bad arguments: a usage error, whatever its kind
+        _show_usage_error(error)
+        return int(ExitCode.USAGE)
+    except (typer.Abort, KeyboardInterrupt):
+        print("\ninterrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # the reader of stdout went away (``| head``): nothing to say
+        _silence_stdout()
+        return int(ExitCode.BROKEN_PIPE)
+    except Exception as error:  # noqa: BLE001 - the one place that catches everything
+        if DEBUG["on"]:
+            traceback.print_exc()
+        summary = " ".join(str(error).split())[:300]
+        print(f"sqeval: internal error: {type(error).__name__}"
+              f"{': ' + summary if summary else ''}\n{REPORT}", file=sys.stderr)
+        return int(ExitCode.INTERNAL)
+
+
+def _show_usage_error(error) -> None:
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(error)
+    except Exception:  # noqa: BLE001 - an older Typer: click's own format
+        error.show()
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    sys.exit(run())

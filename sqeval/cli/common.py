@@ -8,9 +8,10 @@ from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 
 from ..audio import ChannelPolicy
+from ..results import printable
 
 
 class ExitCode(IntEnum):
@@ -20,6 +21,12 @@ class ExitCode(IntEnum):
     GATE_FAILED = 1  # a quality gate (or a declared property) failed
     USAGE = 2  # bad arguments, a folder missing, no pairs found
     INCOMPLETE = 3  # the run finished, but some files or metrics could not be scored
+    INTERNAL = 4  # a bug in sqeval: an exception nothing expected
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM (128 + SIGINT)
+    BROKEN_PIPE = 141  # stdout's reader went away (128 + SIGPIPE), e.g. ``| head``
+
+
+DEBUG = {"on": False}  # --debug (or SQEVAL_DEBUG): tracebacks of internal errors
 
 
 def stdout_console() -> Console:
@@ -38,7 +45,8 @@ def stderr_console() -> Console:
 
 def abort(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     """Print ``message`` on stderr and exit with ``code``."""
-    stderr_console().print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)
+    stderr_console().print(f"[bold red]error:[/bold red] {escape_markup(printable(message))}",
+                           soft_wrap=True)
     raise typer.Exit(int(code))
 
 
