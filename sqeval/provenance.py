@@ -45,11 +45,14 @@ def provenance() -> dict:
     }
 
 
-def write_meta(csv_path: Path, data: dict | None = None) -> Path:
+def write_meta(csv_path: Path, data: dict | None = None) -> Path | None:
     """Write ``CSV.meta.json`` beside ``csv_path`` (``data``, or the provenance of now);
-    return its path."""
-    from .report.files import write_atomically
+    return its path. A CSV written to a stream (``/dev/stdout``, a FIFO) has none: None."""
+    from .outputs import is_stream, strict_json, write_atomically
 
+    if is_stream(Path(csv_path)):
+        return None
     path = Path(f"{csv_path}.meta.json")
-    write_atomically(path, lambda s: json.dump(data or provenance(), s, indent=2))
+    clean = strict_json(data or provenance())
+    write_atomically(path, lambda s: json.dump(clean, s, indent=2, allow_nan=False))
     return path

@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from .. import __version__
 from ..metrics import MetricSpec
+from ..outputs import strict_json, write_atomically  # noqa: F401 - write_atomically: re-exported
 from ..results import write_rows
 from ..results import Row
 from ..stats import MetricSummary, Summary
-
-
-def write_atomically(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def write_csv(path: Path, rows: list[Row], names: list[str], second: str = "system") -> None:
@@ -41,8 +27,8 @@ def write_csv(path: Path, rows: list[Row], names: list[str], second: str = "syst
 
 
 def json_number(value):
-    """A JSON number, NaN as null."""
-    return None if value is None or math.isnan(value) else value
+    """A JSON number; NaN and ±inf as null."""
+    return None if value is None or not math.isfinite(value) else value
 
 
 def _stats(summary: Summary | None):
@@ -71,4 +57,7 @@ def document(rows: list[Row], metrics: list[MetricSpec], summaries: list[MetricS
 
 
 def write_json(path: Path, data: dict) -> None:
-    write_atomically(path, lambda stream: json.dump(data, stream, indent=2, ensure_ascii=False))
+    """Write ``data`` as strict JSON (NaN and ±inf as null)."""
+    clean = strict_json(data)
+    write_atomically(path, lambda stream: json.dump(clean, stream, indent=2, ensure_ascii=False,
+                                                    allow_nan=False))
