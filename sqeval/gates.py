@@ -9,6 +9,7 @@ every enhanced system (not to the noisy input); ``noisy:...`` gates the noisy in
 
 from __future__ import annotations
 
+import difflib
 import math
 import operator
 import re
@@ -79,6 +80,27 @@ def parse_gate(text: str) -> Gate:
                 bool(parts["delta"]), parts["system"])
 
 
+def check_gate_targets(gates: list[Gate], metrics: list[str], systems: list[str]) -> None:
+    """Refuse, before scoring, a gate that could never be checked in this run.
+
+    Raises:
+        GateError: a gate on a metric the run does not compute, on a system it does not
+            have, or a ``delta.`` gate without the noisy inputs; the message says the fix.
+    """
+    for gate in gates:
+        if gate.metric not in metrics:
+            raise GateError(
+                f"gate {gate.text!r} needs {gate.metric}, which this run does not compute "
+                f"(metrics: {', '.join(metrics)}); add it, e.g. --metrics "
+                f"{','.join([*metrics, gate.metric])}, or remove the gate")
+        if gate.system is not None and gate.system not in systems:
+            raise GateError(f"gate {gate.text!r}: no system named {gate.system!r} in this run "
+                            f"(systems: {', '.join(systems)})")
+        if gate.delta and NOISY not in systems:
+            raise GateError(f"gate {gate.text!r}: delta gates compare with the noisy inputs; "
+                            "give them with --noisy DIR")
+
+
 @dataclass(frozen=True)
 class GateResult:
     gate: Gate
@@ -126,6 +148,9 @@ class GateConfig:
     source: Path | None
 
 
+CONFIG_KEYS = ("gates", "allow_missing")  # every key a config file may hold
+
+
 def find_config(start: Path) -> Path | None:
     """``sqeval.toml``, or a ``pyproject.toml`` with ``[tool.sqeval]``, in ``start`` or above."""
     for folder in [start, *start.parents]:
@@ -152,19 +177,34 @@ def load_config(path: Path | None) -> GateConfig:
     """Gates and ``allow_missing`` from a config file (``[tool.sqeval]`` in pyproject).
 
     Raises:
-        GateError: invalid TOML, wrong types, or a gate that does not parse.
+        GateError: invalid TOML, an unknown key, wrong types, or a gate that does not
+            parse; the message names the file and the key.
     """
     if path is None:
         return GateConfig([], None, None)
     data = _load_toml(path)
-    table = data.get("tool", {}).get("sqeval", {}) if path.name == "pyproject.toml" else data
+    in_pyproject = path.name == "pyproject.toml"
+    table = data.get("tool", {}).get("sqeval", {}) if in_pyproject else data
+    where = f"{path}{' [tool.sqeval]' if in_pyproject else ''}"
+    if not isinstance(table, dict):
+        raise GateError(f"{path}: 'tool.sqeval' must be a table ([tool.sqeval])")
+    for key in table:
+        if key not in CONFIG_KEYS:
+            close = difflib.get_close_matches(key.replace("-", "_"), CONFIG_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise GateError(f"{where}: unknown key {key!r}; {hint}the keys are "
+                            f"{', '.join(CONFIG_KEYS)} (a typo would silently turn gates off)")
     gates = table.get("gates", [])
     if not isinstance(gates, list) or not all(isinstance(g, str) for g in gates):
-        raise GateError(f"{path}: 'gates' must be a list of strings like \"pesq_wb>=3.0\"")
+        raise GateError(f"{where}: 'gates' must be a list of strings like \"pesq_wb>=3.0\"")
     allow = table.get("allow_missing")
     if allow is not None and not isinstance(allow, bool):
-        raise GateError(f"{path}: 'allow_missing' must be true or false")
-    return GateConfig([parse_gate(g) for g in gates], allow, path)
+        raise GateError(f"{where}: 'allow_missing' must be true or false")
+    try:
+        parsed = [parse_gate(g) for g in gates]
+    except GateError as error:
+        raise GateError(f"{where}: {error}") from None
+    return GateConfig(parsed, allow, path)
 
 
 def merge_gates(configured: list[Gate], given: list[Gate]) -> list[Gate]:

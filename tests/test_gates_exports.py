@@ -77,8 +77,8 @@ def test_gate_above_the_mean_fails_below_passes(corpus):
     assert score(corpus, "--gate", f"delta.pesq_wb>={delta + 0.001:.4f}").exit_code == 1
     median = float(np.median(enh))
     assert score(corpus, "--gate", f"enh:pesq_wb.median<={median + 1e-4:.5f}").exit_code == 0
-    named = score(corpus, "--gate", "nobody:pesq_wb>=1")
-    assert named.exit_code == 1 and "no system named 'nobody'" in named.stdout
+    named = score(corpus, "--gate", "nobody:pesq_wb>=1")  # refused before scoring
+    assert named.exit_code == 2 and "no system named 'nobody'" in named.stderr
 
 
 def test_missing_file_fails_a_gated_run_unless_allowed(corpus):
