@@ -24,7 +24,7 @@ from .metrics.registry import GROUPS
 from .pairing import (CLEAN_PROBLEM, Inputs, PairingError, System, pair_sources,
                       read_inputs)
 from .provenance import provenance as current_provenance
-from .results import write_rows
+from .results import read_text_cell, write_rows
 from .runner import default_jobs, score_jobs
 from .results import CLEAN, NOISY, Row
 from .scoring import ScoreOptions
@@ -165,18 +165,22 @@ class Results:
     systems: list[str]
     provenance: dict = field(default_factory=dict)
 
-    def csv_text(self) -> str:
-        """The per-file CSV, exactly as ``--csv`` writes it."""
+    def csv_text(self, guard: bool = True) -> str:
+        """The per-file CSV, exactly as ``--csv`` writes it (``guard=False``: text cells as
+        they are, without the ``'`` before a would-be spreadsheet formula)."""
         stream = io.StringIO()
-        write_rows(stream, self.rows, self.metrics)
+        write_rows(stream, self.rows, self.metrics, guard=guard)
         return stream.getvalue()
 
     def to_frame(self):
         """The tidy per-file DataFrame: ``file, system, <metrics>, error``; NaN where empty
-        (equal to ``pandas.read_csv`` of the ``--csv`` file of the same run)."""
+        (equal to ``pandas.read_csv`` of the ``--csv`` file of the same run, with text
+        cells as they are: no ``'`` before a name that starts with ``= + - @``)."""
         import pandas as pd
 
-        return pd.read_csv(io.StringIO(self.csv_text()))
+        return pd.read_csv(io.StringIO(self.csv_text(guard=False)), dtype={
+            "file": str, "system": str, "error": str}, keep_default_na=False,
+            na_values={name: [""] for name in [*self.metrics, "error"]})
 
     def summary(self, group_by: str | None = None):
         """The summary CSV's DataFrame (``--summary-csv``): mean, std, median, 95 % CI, n,
@@ -253,8 +257,8 @@ def _saved_row(record: dict, metrics: list[str], path: Path, line: int) -> Row:
         except ValueError:
             raise UsageError(f"{path}, line {line}: {name} is {record[name]!r}, not a number "
                              "(a metric cell holds a number, or nothing)") from None
-    row = Row(record["file"], record["system"], values=values)
-    error = record["error"]
+    row = Row(read_text_cell(record["file"]), read_text_cell(record["system"]), values=values)
+    error = read_text_cell(record["error"])
     if error:
         parts = dict(part.split(": ", 1) for part in error.split("; ") if ": " in part)
         if parts and set(parts) <= set(metrics) and all(math.isnan(row.values[name])

@@ -3,7 +3,9 @@ names of the two systems every part knows, and how a row becomes CSV cells.
 
 The per-file CSV is ``file,system,<one column per metric>,error``: a metric cell is the
 shortest text that round-trips the float64 (``repr``), or empty when the value could not
-be computed, with ``metric: reason`` in ``error``. The CLI's ``--csv`` and
+be computed, with ``metric: reason`` in ``error``. A text cell that a spreadsheet would
+run as a formula (it starts with ``= + - @``, a tab or a carriage return) is written
+with a leading ``'``, which spreadsheets show as text; :func:`read_text_cell` removes it. The CLI's ``--csv`` and
 ``Results.to_frame()`` both come from :func:`write_rows`, so they agree cell for cell.
 """
 
@@ -13,6 +15,8 @@ import csv
 import math
 from dataclasses import dataclass, field
 from typing import Iterable
+
+from .outputs import utf8_safe
 
 NOISY = "noisy"  # the system name of the noisy inputs: the baseline of every delta
 CLEAN = "clean"  # the system name of the clean references, scored by non-intrusive metrics
@@ -52,6 +56,28 @@ class Row:
         return "; ".join(f"{name}: {reasons[name]}" for name in metric_names if name in reasons)
 
 
+def printable(text: str) -> str:
+    r"""``text`` safe to print on a terminal: control characters (ESC, newline, ...) and
+    bytes that were not valid UTF-8 in a file name shown as backslash escapes.
+
+    Example:
+        >>> printable("a\x1b[31m.wav"), printable("caf\udce9.wav"), printable("café")
+        ('a\\x1b[31m.wav', 'caf\\xe9.wav', 'café')
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (os.fsdecode's surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def csv_cell(value) -> str:
     """A CSV number: the shortest text that round-trips the float64; empty for NaN/None.
 
@@ -62,11 +88,39 @@ def csv_cell(value) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(value)
 
 
-def write_rows(stream, rows, names: list[str], second: str = "system") -> None:
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _guarded(text: str) -> bool:
+    """Whether :func:`text_cell` prefixes ``text`` (a formula start, or a ``'`` before one)."""
+    return text.startswith(FORMULA_STARTS) or (text.startswith("'") and _guarded(text[1:]))
+
+
+def text_cell(text: str) -> str:
+    """A CSV text cell a spreadsheet shows as text, not as a formula.
+
+    Example:
+        >>> text_cell("=HYPERLINK(1)"), text_cell("a.wav"), read_text_cell("'=HYPERLINK(1)")
+        ("'=HYPERLINK(1)", 'a.wav', '=HYPERLINK(1)')
+    """
+    text = utf8_safe(text)
+    return f"'{text}" if _guarded(text) else text
+
+
+def read_text_cell(cell: str) -> str:
+    """The text :func:`text_cell` wrote as ``cell`` (it inverts it exactly)."""
+    return cell[1:] if cell.startswith("'") and _guarded(cell[1:]) else cell
+
+
+def write_rows(stream, rows, names: list[str], second: str = "system",
+               guard: bool = True) -> None:
     """Write ``rows`` (objects with ``file``, ``system``, ``values``, ``error_text``) as the
-    per-file CSV to ``stream``: ``file,<second>,<names>,error``."""
+    per-file CSV to ``stream``: ``file,<second>,<names>,error``; text cells through
+    :func:`text_cell` unless ``guard`` is False."""
+    text = text_cell if guard else utf8_safe
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(["file", second, *names, "error"])
     for row in rows:
-        writer.writerow([row.file, row.system, *(csv_cell(row.values[name]) for name in names),
-                         row.error_text(names)])
+        writer.writerow([text(row.file), text(row.system),
+                         *(csv_cell(row.values[name]) for name in names),
+                         text(row.error_text(names))])
