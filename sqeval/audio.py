@@ -6,6 +6,8 @@ to fix it; the scorer turns it into an error row, never a traceback.
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +34,12 @@ class ChannelPolicy:
         return f"channel {self.channel}" if self.channel is not None else "mono only"
 
 
-def read_audio(path, policy: ChannelPolicy = ChannelPolicy()) -> tuple[np.ndarray, int]:
+def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
+               notes: list | None = None) -> tuple[np.ndarray, int]:
     """Read ``path`` as a float64 mono signal with finite samples.
+
+    ``--channel K`` applies to multichannel files only: a mono file is read as it is, and
+    for K ≥ 1 a note saying so is appended to ``notes``.
 
     Returns:
         ``(samples, rate)`` with ``samples`` of shape ``(time,)``.
@@ -45,15 +51,19 @@ def read_audio(path, policy: ChannelPolicy = ChannelPolicy()) -> tuple[np.ndarra
     import soundfile
 
     try:
-        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+        # bytes: a name that is not valid UTF-8 opens too (soundfile encodes str strictly)
+        data, rate = soundfile.read(os.fsencode(path), dtype="float64", always_2d=True)
     except Exception as error:  # soundfile raises several types; all mean "cannot read"
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         raise AudioError(f"unreadable audio ({reason})") from None
     n_channels = data.shape[1]
     if data.shape[0] == 0:
         raise AudioError("the file holds no samples")
-    if n_channels > 1 or policy.channel not in (None, 0):
+    if n_channels > 1:
         data = _select_channel(data, policy)
+    elif policy.channel not in (None, 0) and notes is not None:
+        notes.append(f"mono file: --channel {policy.channel} applies to multichannel files "
+                     "only; its one channel is scored")
     samples = np.ascontiguousarray(data[:, 0])
     bad = ~np.isfinite(samples)
     if bad.any():

@@ -54,9 +54,10 @@ NEEDS_REFERENCE = "needs a clean reference (--no-reference)"
 class Signal:
     """A mono signal at its native rate, resampled on demand, once per rate."""
 
-    def __init__(self, samples: np.ndarray, rate: int):
+    def __init__(self, samples: np.ndarray, rate: int, notes: list | None = None):
         self.rate = rate
         self._by_rate = {rate: samples}
+        self.notes = notes or []  # what reading it did (e.g. a mono file under --channel)
 
     @property
     def samples(self) -> np.ndarray:
@@ -115,8 +116,8 @@ def score_job(job: Job, display_name: str, options: ScoreOptions,
         if reference is None:
             rows.append(failed_row(display_name, name, reference_error, options.metrics))
         elif name == CLEAN:  # the reference Signal itself: resampled at most once per rate
-            rows.append(_score_alone(Row(display_name, name), reference, options, outcomes,
-                                     REFERENCE_ITSELF))
+            rows.append(_score_alone(Row(display_name, name, notes=list(reference.notes)),
+                                     reference, options, outcomes, REFERENCE_ITSELF))
         else:
             rows.append(_score_estimate(display_name, name, reference, job.estimates[name],
                                         options, outcomes))
@@ -138,19 +139,23 @@ def _strict(options: ScoreOptions, system: str, spec: MetricSpec) -> bool:
 
 def read_reference(path: Path, channels: ChannelPolicy) -> Signal:
     """Read a clean reference; a silent one is an :class:`AudioError`."""
-    samples, rate = read_audio(path, channels)
+    notes = []
+    samples, rate = read_audio(path, channels, notes)
     if not samples.any():
         raise AudioError("silent (all samples zero); no comparison with it is defined")
-    return Signal(samples, rate)
+    return Signal(samples, rate, [f"clean reference: {note}" for note in notes])
 
 
 def _score_estimate(file: str, system: str, reference: Signal | None, path: Path,
                     options: ScoreOptions, known: dict | None = None) -> Row:
+    notes = []
     try:
-        samples, rate = read_audio(path, options.channels)
+        samples, rate = read_audio(path, options.channels, notes)
     except AudioError as error:
         return failed_row(file, system, str(error), options.metrics)
-    return score_signals(file, system, reference, samples, rate, options, known)
+    row = score_signals(file, system, reference, samples, rate, options, known)
+    row.notes[:0] = notes
+    return row
 
 
 def score_signals(file: str, system: str, reference: Signal | None, samples: np.ndarray,
@@ -163,6 +168,8 @@ def score_signals(file: str, system: str, reference: Signal | None, samples: np.
     With ``reference=None`` only non-intrusive metrics have values."""
     known = known or {}
     row = Row(file, system)
+    if reference is not None:
+        row.notes += reference.notes
     if reference is None:
         return _score_alone(row, Signal(samples, rate), options, known, NEEDS_REFERENCE)
     fs = reference.rate
@@ -246,13 +253,23 @@ class Computation:
                 value = value[spec.name]
                 if isinstance(value, MetricError):  # this member alone could not be computed
                     raise value
-            return ("value", float(value), "")
+            value = float(value)
+            if not math.isfinite(value):  # never a silent NaN, never an inf in the CSV
+                return ("error", None, self._not_finite(value))
+            return ("value", value, "")
         except NotApplicableError as error:
             return ("n/a", None, str(error))
         except MetricError as error:
             return ("error", None, str(error))
         except Exception as error:  # a bug or a backend crash costs one cell, not the run
             return ("error", None, f"unexpected {type(error).__name__}: {error}")
+
+    def _not_finite(self, value: float) -> str:
+        peaks = ", ".join(f"{name} peak |x| = {np.max(np.abs(signal.samples)):.3g}"
+                          for name, signal in (("reference", self.reference),
+                                               ("estimate", self.estimate)) if signal is not None)
+        return (f"the result is {value} (not a finite number): the signals' levels are "
+                f"outside what float64 can square and sum ({peaks}); check the files' levels")
 
     def _result(self, spec: MetricSpec):
         """What computing ``spec`` gives (its family's dict, or its value), computed once;
