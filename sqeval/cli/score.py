@@ -16,21 +16,24 @@ from rich.text import Text
 
 from ..api import Results, compile_group_by, plan, run
 from ..cache import DEFAULT_PATH, ResultCache
-from ..gates import GateError, check_gates, find_config, load_config, merge_gates, parse_gate
+from ..gates import (GateError, check_gate_targets, check_gates, find_config, load_config,
+                     merge_gates, parse_gate)
+from ..outputs import OutputError, check_outputs
 from ..provenance import write_meta
 from ..report.files import document, write_atomically, write_csv, write_json
 from ..report.summary import (gates_markdown, junit_xml, latex_tables, markdown_tables,
                               write_summary_csv)
 from ..report.table import gates_table, print_tables, section_table
 from ..runner import Interrupted, SchedulerError
-from ..results import Row
+from ..results import Row, printable
 from ..scoring import REFERENCE_ITSELF
 from ..stats import sections
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, stderr_console,
                      stdout_console)
 
 MAX_NOTES = 20  # notes (not errors) printed before pointing to --json
-INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C (128 + SIGINT); also SIGTERM
+MAX_FAILURES = 20  # failed rows printed before pointing to the CSV/JSON
+INTERRUPTED = int(ExitCode.INTERRUPTED)
 
 
 def score_command(
@@ -101,10 +104,16 @@ def score_command(
     except ValueError as error:  # UsageError, PairingError: what cannot make a run
         abort(str(error))
     options = planned.options
-    gates, allow = _gates(gate, allow_missing)
-    for path in (csv_path, json_path, summary_csv, latex, markdown, junit):
-        if path is not None and not path.parent.is_dir():
-            abort(f"cannot write {path}: folder {path.parent} does not exist")
+    gates, allow, config = _gates(gate, allow_missing)
+    outputs = {"--csv": csv_path, "--json": json_path, "--summary-csv": summary_csv,
+               "--latex": latex, "--markdown": markdown, "--junit": junit}
+    try:
+        check_gate_targets(gates, [spec.name for spec in options.metrics], list(options.systems))
+        check_outputs(outputs, _inputs(planned, [clean, *(enhanced or []), noisy], config,
+                                       None if no_cache else cache_path),
+                      with_meta=("--csv", "--summary-csv"))
+    except (GateError, OutputError) as error:
+        abort(str(error))
     results_ = _score_with_progress(planned, jobs, None if no_cache else cache_path,
                                     scheduler, timeout, csv_path)
     rows, names = results_.rows, results_.systems
@@ -112,11 +121,34 @@ def score_command(
     results = check_gates(gates, rows, names) if gates else []
     _print_report(rows, options, names, all_sections, results)
     incomplete = {name: sum(r.failed for r in rows if r.system == name) for name in names}
-    _write_outputs(results_, options, all_sections, pattern, results, incomplete, allow,
-                   dict(csv=csv_path, json=json_path, summary=summary_csv, latex=latex,
-                        markdown=markdown, junit=junit))
-    _print_problems(stderr_console(), rows, [spec.name for spec in options.metrics], json_path)
+    unwritten = _write_outputs(results_, options, all_sections, pattern, results, incomplete,
+                               allow, dict(csv=csv_path, json=json_path, summary=summary_csv,
+                                           latex=latex, markdown=markdown, junit=junit))
+    _print_problems(stderr_console(), rows, [spec.name for spec in options.metrics], json_path,
+                    csv_path)
+    if unwritten:
+        kept = (f"every result is kept in the cache ({cache_path}): fix the output and run the "
+                "same command again; nothing is computed twice" if not no_cache else
+                "the run used --no-cache, so the results are not kept")
+        abort("could not write " + "; ".join(unwritten) + f". {kept}")
     raise typer.Exit(int(_exit_code(results, any(incomplete.values()), bool(gates), allow)))
+
+
+def _inputs(planned, sources: list, config: Optional[Path], cache_path: Optional[Path]):
+    """Every file the run reads or keeps, which no output may overwrite."""
+    for job, _ in planned.tasks:
+        if job.clean is not None:
+            yield job.clean
+        yield from job.estimates.values()
+    for source in sources:  # list files and manifests (an item may be NAME=PATH)
+        if source:
+            yield Path(source)
+            yield Path(source.partition("=")[2]) if "=" in source else Path(source)
+    if config is not None:
+        yield config
+    if cache_path is not None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            yield Path(f"{cache_path}{suffix}")
 
 
 def _exit_code(results, incomplete: bool, gated: bool, allow_missing: bool) -> ExitCode:
@@ -140,9 +172,9 @@ def _gates(given: list[str], allow_missing: Optional[bool]):
     except GateError as error:
         abort(str(error))
     if config.source is not None and config.gates:
-        stderr_console().print(f"gates from {config.source}", markup=False)
+        stderr_console().print(f"gates from {printable(str(config.source))}", markup=False)
     allow = allow_missing if allow_missing is not None else bool(config.allow_missing)
-    return gates, allow
+    return gates, allow, config.source
 
 
 class RateColumn(ProgressColumn):
@@ -188,9 +220,13 @@ def _score_with_progress(planned, jobs: int, cache_path, scheduler: Optional[str
         console.print(f"[bold red]interrupted[/bold red] after {stop.done} of {stop.total} "
                       f"files; {escape(kept)}.")
         if partial_csv is not None and stop.rows:
-            write_csv(partial_csv, stop.rows, [spec.name for spec in planned.options.metrics])
-            console.print(f"{partial_csv} holds the {len(stop.rows)} rows finished so far.",
-                          markup=False)
+            try:
+                write_csv(partial_csv, stop.rows, [spec.name for spec in planned.options.metrics])
+                console.print(f"{printable(str(partial_csv))} holds the {len(stop.rows)} rows "
+                              "finished so far.", markup=False)
+            except OSError as error:
+                console.print(f"could not write {printable(str(partial_csv))}: "
+                              f"{error.strerror or error}", markup=False)
         raise typer.Exit(INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -210,46 +246,71 @@ def _print_report(rows, options, systems, sections, results) -> None:
 
 
 def _write_outputs(scored: Results, options, sections, pattern, results, incomplete, allow,
-                   paths) -> None:
+                   paths) -> list[str]:
+    """Write every output asked for; one that fails does not stop the others. Returns
+    ``path: reason`` for each output that could not be written."""
     metrics, rows = list(options.metrics), scored.rows
-    if paths["csv"] is not None:
-        write_atomically(paths["csv"], lambda stream: stream.write(scored.csv_text()))
-        write_meta(paths["csv"], scored.provenance)
-    if paths["json"] is not None:
+
+    def csv_file(path):
+        write_atomically(path, lambda stream: stream.write(scored.csv_text()))
+        write_meta(path, scored.provenance)
+
+    def json_file(path):
         data = document(rows, metrics, sections[0].summaries)
         data["provenance"] = scored.provenance
-        write_json(paths["json"], data)
-    if paths["summary"] is not None:
-        write_summary_csv(paths["summary"], sections, list(pattern.groupindex) if pattern else [])
-        write_meta(paths["summary"], scored.provenance)
-    if paths["latex"] is not None:
-        text = latex_tables(sections, metrics)
-        write_atomically(paths["latex"], lambda stream: stream.write(text))
-    if paths["markdown"] is not None:
-        text = "## sqeval\n\n" + (("### quality gates\n\n" + gates_markdown(results) + "\n")
-                                  if results else "") + markdown_tables(sections, metrics)
-        write_atomically(paths["markdown"], lambda stream: stream.write(text))
-    if paths["junit"] is not None:
-        text = junit_xml(results, incomplete, allow)
-        write_atomically(paths["junit"], lambda stream: stream.write(text))
+        write_json(path, data)
+
+    def summary_file(path):
+        write_summary_csv(path, sections, list(pattern.groupindex) if pattern else [])
+        write_meta(path, scored.provenance)
+
+    def text_file(make):
+        return lambda path: write_atomically(path, lambda stream: stream.write(make()))
+
+    markdown = text_file(lambda: "## sqeval\n\n" + (
+        ("### quality gates\n\n" + gates_markdown(results) + "\n") if results else "")
+        + markdown_tables(sections, metrics))
+    writers = {"csv": csv_file, "json": json_file, "summary": summary_file,
+               "latex": text_file(lambda: latex_tables(sections, metrics)),
+               "markdown": markdown,
+               "junit": text_file(lambda: junit_xml(results, incomplete, allow))}
+    unwritten = []
+    for key, write in writers.items():
+        if paths[key] is not None:
+            try:
+                write(paths[key])
+            except OSError as error:
+                unwritten.append(f"{printable(str(paths[key]))}: {error.strerror or error}")
+    return unwritten
 
 
-def _print_problems(console: Console, rows: list[Row], names: list[str], json_path) -> None:
+def _print_problems(console: Console, rows: list[Row], names: list[str], json_path,
+                    csv_path=None) -> None:
     failed = [row for row in rows if row.failed]
     if failed:
         console.print(f"[bold red]{len(failed)} of {len(rows)} rows could not be fully "
                       "scored:[/bold red]")
-        for row in failed:
-            console.print(f"  {row.file} [{row.system}]: {row.error_text(names)}",
+        for row in failed[:MAX_FAILURES]:
+            console.print(printable(f"  {row.file} [{row.system}]: {row.error_text(names)}"),
                           markup=False, soft_wrap=True)
+        if len(failed) > MAX_FAILURES:
+            kept = [str(path) for path in (csv_path, json_path) if path is not None]
+            where = (f"every one is in {' and '.join(map(printable, kept))}" if kept
+                     else "--csv FILE lists every one")
+            console.print(f"  … and {len(failed) - MAX_FAILURES} more rows; {where}.",
+                          markup=False)
     not_applicable = sum(1 for row in rows if not row.failed and any(
         reason != REFERENCE_ITSELF for reason in row.not_applicable.values()))
     if not_applicable:
         console.print(f"{not_applicable} rows have metrics that do not apply at their rate "
                       "(left empty; reason in the CSV error column).")
     notes = [(row, note) for row in rows for note in row.notes]
+    if notes:  # what was done to the signals: information, not failures
+        console.print(f"{len(notes)} note{'s' if len(notes) != 1 else ''} (not failures):",
+                      markup=False)
     for row, note in notes[:MAX_NOTES]:
-        console.print(f"  note: {row.file} [{row.system}]: {note}", markup=False, soft_wrap=True)
+        console.print(printable(f"  {row.file} [{row.system}]: {note}"), markup=False,
+                      soft_wrap=True)
     if len(notes) > MAX_NOTES:
         where = f"all of them are in {json_path}" if json_path else "--json FILE lists them all"
         console.print(f"  … and {len(notes) - MAX_NOTES} more notes; {where}.")

@@ -8,13 +8,18 @@ import sys
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 from rich.table import Table as RichTable
 
 from ..metrics import MetricSpec
-from ..results import NOISY
+from ..results import NOISY, printable
 from ..stats import MetricSummary, Summary
 from .summary import _cells, fmt
+
+
+def escape(text: str) -> str:
+    """``text`` for a rich table: markup escaped, control characters shown as escapes."""
+    return escape_markup(printable(text))
 
 
 def plain_output() -> bool:
