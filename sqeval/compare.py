@@ -1,5 +1,6 @@
-"""Compare two per-file CSVs of `sqeval score`: paired differences with a bootstrap CI and
-the Wilcoxon signed-rank test, per system and metric."""
+"""Compare two per-file CSVs of `sqeval score`: paired differences with their 95 % CI
+(:data:`~sqeval.stats.CI_METHOD`, as score's Δ vs noisy) and the Wilcoxon signed-rank
+test, per system and metric."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .metrics import REGISTRY
-from .stats import BOOTSTRAP_SAMPLES, Paired, bootstrap_ci, paired_difference, wilcoxon_p
+from .stats import Paired, describe_difference, paired_difference, wilcoxon_p
 
 KEY = ["file", "system"]
 
@@ -55,7 +56,7 @@ class Difference:
         return -self.mean if higher else self.mean
 
 
-def compare(baseline, candidate, samples: int = BOOTSTRAP_SAMPLES):
+def compare(baseline, candidate):
     """Differences per (system, metric), and the (file, system) pairs found in only one.
 
     ``baseline`` and ``candidate`` are frames from :func:`read_results`; the metrics are
@@ -70,7 +71,7 @@ def compare(baseline, candidate, samples: int = BOOTSTRAP_SAMPLES):
     out = []
     for system in dict.fromkeys(systems):
         own = rows.subset([name == system for name in systems])
-        out += [_difference(system, metric, own.scored(column), samples)
+        out += [_difference(system, metric, own.scored(column))
                 for column, metric in enumerate(metrics)]
     return out, sorted(rows.only_baseline), sorted(rows.only_candidate)
 
@@ -80,10 +81,10 @@ def _by_key(frame, metrics: list[str]) -> dict:
     return dict(zip(frame.index, frame[metrics].to_numpy(dtype=float)))
 
 
-def _difference(system: str, metric: str, pairs: Paired, samples: int) -> Difference:
+def _difference(system: str, metric: str, pairs: Paired) -> Difference:
     a, b, d = pairs.baseline, pairs.candidate, pairs.differences
     if len(d) == 0:
         return Difference(system, metric, 0, *([math.nan] * 6))
-    low, high = bootstrap_ci(d, samples)
+    delta = describe_difference(pairs)
     return Difference(system, metric, len(d), float(a.mean()), float(b.mean()),
-                      float(d.mean()), low, high, wilcoxon_p(d))
+                      delta.mean, delta.ci_low, delta.ci_high, wilcoxon_p(d))

@@ -8,10 +8,11 @@ from typing import List
 import typer
 from rich.markup import escape
 
-from ..compare import BOOTSTRAP_SAMPLES, CompareError, compare, read_results
+from ..compare import CompareError, compare, read_results
 from ..metrics import REGISTRY
 from ..report.summary import fmt
 from ..report.table import Table
+from ..stats import CI_METHOD
 from .common import ExitCode, abort, stderr_console, stdout_console
 
 
@@ -34,21 +35,22 @@ def compare_command(
     max_drop: List[str] = typer.Option([], "--max-drop", help="METRIC=AMOUNT: exit 1 when the "
                                        "candidate's mean is worse by more than AMOUNT for any "
                                        "system (direction from the registry). Repeatable."),
-    samples: int = typer.Option(BOOTSTRAP_SAMPLES, "--bootstrap", min=100,
-                                help="Bootstrap resamples for the 95 % CI (seeded)."),
 ) -> None:
     """Paired comparison by (file, system): mean difference (candidate − baseline) with a
-    95 % bootstrap CI and the Wilcoxon signed-rank p-value, per system and metric."""
+    95 % CI (Student-t, as score's Δ vs noisy) and the Wilcoxon signed-rank p-value, per
+    system and metric."""
     drops = _max_drops(max_drop)
     try:
         differences, only_base, only_cand = compare(read_results(baseline),
-                                                    read_results(candidate), samples)
+                                                    read_results(candidate))
     except CompareError as error:
         abort(str(error))
     missing = sorted(set(drops) - {d.metric for d in differences})
     if missing:
         abort(f"--max-drop names {', '.join(missing)}, which is not in both CSVs")
-    table = Table(title="candidate − baseline", title_justify="left")
+    table = Table(title="candidate − baseline", title_justify="left", caption_justify="left",
+                  caption=f"Δ: per file scored in both; 95% CI: {CI_METHOD}; "
+                          "p: two-sided Wilcoxon signed-rank")
     for header in ("system", "metric", "n", "baseline", "candidate", "Δ mean [95% CI]",
                    "Wilcoxon p", "max drop"):
         table.add_column(header, justify="left" if header in ("system", "metric") else "right")
