@@ -1,11 +1,13 @@
 """`sqeval compare` as a CI gate: no silent pass when nothing (or not everything) could be
-compared, system pairing (also within one CSV), signed differences, and the Student-t CI
-shared with `score`. The CSVs are written by hand, so every expected number is known."""
+compared, system pairing (also within one CSV), signed differences, the Student-t CI
+shared with `score`, and the JUnit / Markdown exports. The CSVs are written by hand, so
+every expected number is known."""
 
 from __future__ import annotations
 
 import math
 import re
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -165,6 +167,8 @@ def test_usage_errors_say_what_is_there(tmp_path):
     assert "no metric to compare: b.csv has pesq_wb, c.csv has stoi" in text(result)
     result = run("compare", a, b)  # stoi is not gated: compared where it can be, and said
     assert result.exit_code == 0 and "stoi: only in a.csv (not compared)" in text(result)
+    result = run("compare", a, a, "--junit", tmp_path / "no" / "such" / "r.xml")
+    assert result.exit_code == 2 and "does not exist" in text(result)
 
 
 def test_a_candidate_that_fails_on_half_the_files_fails_even_where_better(tmp_path):
@@ -212,3 +216,35 @@ def test_a_candidate_without_rows_fails_and_two_empty_csvs_are_an_input_error(tm
     result = run("compare", empty, empty, "--max-drop", "pesq_wb=0.1")
     assert result.exit_code == 2 and "no rows to compare" in text(result)
 
+
+# --- exports ----------------------------------------------------------------------
+
+def test_junit_and_markdown(tmp_path):
+    base = baseline_values()
+    cand = {"pesq_wb": base["pesq_wb"] + 0.031 + SPREAD, "stoi": base["stoi"] - 0.032 + SPREAD}
+    a = write_run(tmp_path / "a.csv", {"enh": base, "old": base})
+    b = write_run(tmp_path / "b.csv", {"enh": cand, "new": cand})
+    junit, markdown = tmp_path / "r.xml", tmp_path / "r.md"
+    result = run("compare", a, b, "--max-drop", "stoi=0.01", "--max-drop", "pesq_wb=0.5",
+                 "--junit", junit, "--markdown", markdown)
+    assert result.exit_code == 1, result.output
+    suite = ElementTree.parse(junit).getroot().find("testsuite")
+    assert suite.get("name") == "sqeval compare"
+    cases = {(c.get("classname"), c.get("name")): c.find("failure")
+             for c in suite.iter("testcase")}
+    assert sorted(cases) == sorted((f"sqeval.{s}", f"{m} max drop {v}") for s in
+                                   ("enh", "old", "new") for m, v in
+                                   (("pesq_wb", "0.5"), ("stoi", "0.01")))
+    assert suite.get("tests") == "6" and suite.get("failures") == "5"
+    assert cases["sqeval.enh", "pesq_wb max drop 0.5"] is None
+    assert cases["sqeval.enh", "stoi max drop 0.01"].get("message") == \
+        "dropped by 0.032 (allowed 0.01)"
+    assert cases["sqeval.old", "stoi max drop 0.01"].get("message") == \
+        "is only in the baseline (24 rows)"
+    md = markdown.read_text()
+    assert "| system | metric | n | failed | baseline | candidate | Δ mean [95% CI] |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| enh | stoi"))
+    assert "-0.032 [" in row and "**FAIL**" in row and "dropped by 0.032" in row
+    row = next(line for line in md.splitlines() if line.startswith("| enh | pesq_wb"))
+    assert "+0.031 [" in row and "ok" in row
+    assert "Student-t" in md

@@ -13,7 +13,9 @@ from rich.markup import escape
 from ..compare import (BOTH, CompareError, SystemPair, Verdict, check_max_drop, compare,
                        problems, read_results)
 from ..metrics import REGISTRY
-from ..report.summary import COMPARE_CAPTION, COMPARE_COLUMNS, difference_cells
+from ..report.files import write_atomically
+from ..report.summary import (COMPARE_CAPTION, COMPARE_COLUMNS, compare_junit, compare_markdown,
+                              difference_cells)
 from ..report.table import Table
 from .common import ExitCode, abort, stderr_console, stdout_console
 
@@ -37,12 +39,19 @@ def compare_command(
                                      "baseline's system BASELINE with the candidate's "
                                      "CANDIDATE, e.g. a renamed model. Repeatable; only the "
                                      "systems named are compared."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="The max drops as JUnit XML: "
+                                         "a test case per system and metric."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="The table and the "
+                                            "verdicts as Markdown, e.g. for a CI job page."),
 ) -> None:
     """Paired comparison by (file, system): mean difference (candidate − baseline) with a
     95 % CI (Student-t, as score's Δ vs noisy) and the Wilcoxon signed-rank p-value, per
     system and metric."""
     drops = _max_drops(max_drop)
     pairs = _pairs(baseline_system, candidate_system, system, one_csv=candidate is None)
+    for path in (junit, markdown):
+        if path is not None and not path.parent.is_dir():
+            abort(f"cannot write {path}: folder {path.parent} does not exist")
     candidate = candidate or baseline
     base, cand = _read(baseline), _read(candidate)
     _check_inputs(pairs, drops, (baseline, base), (candidate, cand))
@@ -52,6 +61,7 @@ def compare_command(
     stdout_console().print(_table(differences, verdicts))
     _report_unpaired(differences, only_base, only_cand)
     failed = _report_problems(differences, verdicts)
+    _write_exports(junit, markdown, baseline, candidate, differences, verdicts)
     raise typer.Exit(int(ExitCode.GATE_FAILED if failed else ExitCode.OK))
 
 
@@ -193,3 +203,12 @@ def _report_problems(differences, verdicts: dict) -> bool:
             console.print(f"  {line}", markup=False, soft_wrap=True)
     return bool(failures)
 
+
+def _write_exports(junit, markdown, baseline, candidate, differences, verdicts) -> None:
+    if junit is not None:
+        text = compare_junit(list(verdicts.values()))
+        write_atomically(junit, lambda stream: stream.write(text))
+    if markdown is not None:
+        text = (f"## sqeval compare\n\nbaseline: `{baseline}`, candidate: `{candidate}`\n\n"
+                + compare_markdown(differences, verdicts))
+        write_atomically(markdown, lambda stream: stream.write(text))

@@ -1,5 +1,5 @@
 """Summary exports: the summary CSV, LaTeX (booktabs) and Markdown tables, and JUnit XML;
-the cells of ``sqeval compare``'s table.
+for ``sqeval compare``, its table in Markdown and its max drops in JUnit XML.
 
 Every exported number comes from the same :class:`~sqeval.stats.MetricSummary`, and the
 tables print it with :func:`fmt`, so a table and the summary CSV agree.
@@ -161,3 +161,34 @@ def difference_cells(d) -> list[str]:
     return [d.system, f"{d.metric} {REGISTRY[d.metric].direction.arrow}", str(d.n), failed,
             fmt(d.baseline_mean), fmt(d.candidate_mean), delta, fmt(d.p_value)]
 
+
+def compare_markdown(differences, verdicts: dict) -> str:
+    """The compare table in Markdown: a row per system and metric, with the verdict of its
+    ``--max-drop`` (``verdicts`` maps (system, metric) to a ``Verdict``) and the reasons."""
+    lines = ["| " + " | ".join(COMPARE_COLUMNS) + " |", "|---|---|" + "---:|" * 6 + "---|"]
+    for d in differences:
+        verdict = verdicts.get((d.system, d.metric))
+        text = "–"
+        if verdict is not None:
+            bound = f"(≤ {verdict.max_drop:g})"
+            text = f"ok {bound}" if verdict.passed else f"**FAIL** {bound}: {verdict.reason}"
+        cells = [*difference_cells(d), text]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join([*lines, "", COMPARE_CAPTION]) + "\n"
+
+
+def compare_junit(verdicts) -> str:
+    """One test case per system and metric with a ``--max-drop``; the failure message is
+    the reasons."""
+    root = ElementTree.Element("testsuites", name="sqeval")
+    suite = ElementTree.SubElement(root, "testsuite", name="sqeval compare",
+                                   tests=str(len(verdicts)),
+                                   failures=str(sum(not v.passed for v in verdicts)))
+    for v in verdicts:
+        d = v.difference
+        case = ElementTree.SubElement(suite, "testcase", classname=f"sqeval.{d.system}",
+                                      name=f"{d.metric} max drop {v.max_drop:g}")
+        if not v.passed:
+            ElementTree.SubElement(case, "failure", message=v.reason).text = v.reason
+    ElementTree.indent(root)
+    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
