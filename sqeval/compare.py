@@ -1,5 +1,22 @@
-"""Compare two per-file CSVs of `sqeval score`: paired differences with a bootstrap CI and
-the Wilcoxon signed-rank test, per system and metric."""
+"""Compare two per-file CSVs of `sqeval score`: paired differences with their 95 % CI
+(:data:`~sqeval.stats.CI_METHOD`, as score's Δ vs noisy) and the Wilcoxon signed-rank
+test, per system and metric; and the ``--max-drop`` gate on them.
+
+Conventions:
+    Rows pair by (file, system), or by file between two named systems
+    (:class:`SystemPair`). A difference is ``candidate − baseline`` over the files with
+    a value on both sides (``n``); a cell that failed on one side is counted, not compared.
+
+The gate (:func:`check_max_drop`) never passes what it could not see. For each system
+and each metric with a maximum drop, it fails when:
+    - the system has rows in only one of the two CSVs;
+    - no file has a value on both sides (``n = 0``);
+    - the candidate failed (an empty cell) on a file where the baseline has a value;
+    - the candidate's mean is worse than the baseline's by more than the maximum drop
+      ("worse" by the metric's direction in the registry).
+Files present in only one CSV for a system that is in both, and cells that failed in the
+baseline alone, are reported but do not fail it.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +24,14 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .metrics import REGISTRY
-from .stats import BOOTSTRAP_SAMPLES, Paired, bootstrap_ci, paired_difference, wilcoxon_p
+from .report.summary import fmt
+from .stats import Paired, describe_difference, paired_difference, wilcoxon_p
 
 KEY = ["file", "system"]
+BOTH, BASELINE, CANDIDATE = "both", "baseline", "candidate"  # where a system has rows
 
 
 class CompareError(ValueError):
@@ -36,6 +57,21 @@ def read_results(path: Path):
 
 
 @dataclass(frozen=True)
+class SystemPair:
+    """A system of the baseline compared with a system of the candidate, file by file."""
+
+    baseline: str
+    candidate: str
+
+    @property
+    def label(self) -> str:
+        """The name the comparison is reported under: ``A`` or ``A → B``."""
+        if self.baseline == self.candidate:
+            return self.baseline
+        return f"{self.baseline} → {self.candidate}"
+
+
+@dataclass(frozen=True)
 class Difference:
     """Candidate − baseline for one system and metric, over files scored in both."""
 
@@ -48,6 +84,11 @@ class Difference:
     ci_low: float
     ci_high: float
     p_value: float  # Wilcoxon signed-rank, two-sided; NaN when every difference is 0
+    candidate_failed: int = 0  # files with a baseline value and an empty candidate cell
+    baseline_failed: int = 0  # files with a candidate value and an empty baseline cell
+    only_baseline: int = 0  # the system's files found in the baseline CSV alone
+    only_candidate: int = 0  # ... in the candidate CSV alone
+    present_in: str = BOTH  # BOTH, or the one CSV (BASELINE, CANDIDATE) the system is in
 
     def drop(self) -> float:
         """How much worse the candidate is on average (positive = worse), by direction."""
@@ -55,35 +96,99 @@ class Difference:
         return -self.mean if higher else self.mean
 
 
-def compare(baseline, candidate, samples: int = BOOTSTRAP_SAMPLES):
+@dataclass(frozen=True)
+class Verdict:
+    """One ``--max-drop`` applied to one :class:`Difference`."""
+
+    difference: Difference
+    max_drop: float
+    passed: bool
+    reasons: tuple[str, ...] = ()  # why it failed, each a predicate of "SYSTEM.METRIC"
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def compare(baseline, candidate, pairs: list[SystemPair] | None = None):
     """Differences per (system, metric), and the (file, system) pairs found in only one.
 
     ``baseline`` and ``candidate`` are frames from :func:`read_results`; the metrics are
-    the registry's columns found in both, the systems those with a row in both.
+    the registry's columns found in both. Without ``pairs`` every system of either frame
+    is compared with the system of the same name in the other; with ``pairs``, only
+    those, each under its :attr:`SystemPair.label` (the two frames may be the same).
 
     Returns:
-        ``(differences, only_in_baseline, only_in_candidate)``, the last two sorted.
+        ``(differences, only_in_baseline, only_in_candidate)``: a :class:`Difference` per
+        system and metric, systems in order of appearance (baseline first); then the
+        (file, system) keys found on one side only, sorted.
     """
     metrics = [c for c in baseline.columns if c in candidate.columns and c in REGISTRY]
-    rows = paired_difference(_by_key(baseline, metrics), _by_key(candidate, metrics))
-    systems = [system for _, system in rows.keys]
+    base = _by_system(baseline, metrics, pairs, lambda pair: pair.baseline)
+    cand = _by_system(candidate, metrics, pairs, lambda pair: pair.candidate)
+    systems = ([pair.label for pair in dict.fromkeys(pairs)] if pairs
+               else list(dict.fromkeys([*base, *cand])))
+    out, only_base, only_cand = [], [], []
+    for system in systems:
+        files_b, files_c = base.get(system, {}), cand.get(system, {})
+        present = BOTH if files_b and files_c else BASELINE if files_b else CANDIDATE
+        for column, metric in enumerate(metrics):
+            paired = paired_difference({f: v[column] for f, v in files_b.items()},
+                                       {f: v[column] for f, v in files_c.items()})
+            out.append(_difference(system, metric, paired, present))
+        only_base += [(f, system) for f in files_b if f not in files_c]
+        only_cand += [(f, system) for f in files_c if f not in files_b]
+    return out, sorted(only_base), sorted(only_cand)
+
+
+def _by_system(frame, metrics: list[str], pairs, side) -> dict:
+    """System (or pair label) → file → the row's values of ``metrics``; with ``pairs``,
+    the rows of the ``side`` of each pair only."""
+    labels: dict[str, list[str]] = {}
+    for pair in pairs or []:
+        labels.setdefault(side(pair), []).append(pair.label)
+    out: dict[str, dict] = {}
+    values = frame[metrics].to_numpy(dtype=float).reshape(len(frame), len(metrics))
+    for (file, system), row in zip(frame.index, values):
+        for label in (labels.get(system, []) if pairs else [system]):
+            out.setdefault(label, {})[file] = row
+    return out
+
+
+def _difference(system: str, metric: str, pairs: Paired, present: str) -> Difference:
+    has_b, has_c = np.isfinite(pairs.baseline), np.isfinite(pairs.candidate)
+    counts = dict(candidate_failed=int(np.sum(has_b & ~has_c)),
+                  baseline_failed=int(np.sum(~has_b & has_c)),
+                  only_baseline=len(pairs.only_baseline),
+                  only_candidate=len(pairs.only_candidate), present_in=present)
+    scored = pairs.scored()
+    if len(scored.keys) == 0:
+        return Difference(system, metric, 0, *([math.nan] * 6), **counts)
+    delta = describe_difference(pairs)
+    return Difference(system, metric, delta.n, float(scored.baseline.mean()),
+                      float(scored.candidate.mean()), delta.mean, delta.ci_low, delta.ci_high,
+                      wilcoxon_p(scored.differences), **counts)
+
+
+def problems(d: Difference) -> list[str]:
+    """What keeps ``d`` from being judged on all the baseline's files, as predicates of
+    "SYSTEM.METRIC"; empty when every file the baseline scored was compared."""
     out = []
-    for system in dict.fromkeys(systems):
-        own = rows.subset([name == system for name in systems])
-        out += [_difference(system, metric, own.scored(column), samples)
-                for column, metric in enumerate(metrics)]
-    return out, sorted(rows.only_baseline), sorted(rows.only_candidate)
+    if d.present_in != BOTH:
+        rows = d.only_baseline if d.present_in == BASELINE else d.only_candidate
+        out.append(f"is only in the {d.present_in} ({rows} rows)")
+    elif d.n == 0:
+        out.append("has no file scored in both (n = 0)")
+    if d.candidate_failed:
+        out.append(f"failed in {d.candidate_failed} candidate rows where the baseline has "
+                   "a value")
+    return out
 
 
-def _by_key(frame, metrics: list[str]) -> dict:
-    """(file, system) → the row's values of ``metrics``."""
-    return dict(zip(frame.index, frame[metrics].to_numpy(dtype=float)))
-
-
-def _difference(system: str, metric: str, pairs: Paired, samples: int) -> Difference:
-    a, b, d = pairs.baseline, pairs.candidate, pairs.differences
-    if len(d) == 0:
-        return Difference(system, metric, 0, *([math.nan] * 6))
-    low, high = bootstrap_ci(d, samples)
-    return Difference(system, metric, len(d), float(a.mean()), float(b.mean()),
-                      float(d.mean()), low, high, wilcoxon_p(d))
+def check_max_drop(d: Difference, max_drop: float) -> Verdict:
+    """The ``--max-drop`` gate on one difference: it fails on every one of
+    :func:`problems`, and when the candidate's mean is worse by more than ``max_drop``."""
+    reasons = problems(d)
+    if d.n and d.drop() > max_drop:
+        reasons.append(f"dropped by {fmt(d.drop())} (allowed {max_drop:g})")
+    return Verdict(d, max_drop, not reasons, tuple(reasons))

@@ -22,8 +22,9 @@ from .results import NOISY
 if TYPE_CHECKING:
     from .results import Row
 
-BOOTSTRAP_SEED = 0
-BOOTSTRAP_SAMPLES = 10_000
+# How every confidence interval sqeval prints is computed: a metric's mean, and the mean
+# paired difference (score's Δ vs noisy, compare's candidate − baseline) alike.
+CI_METHOD = "Student-t, mean ± t(0.975, n − 1)·s/√n"
 # Statistics by name, besides ``pNN`` (the NN-th percentile).
 STATISTICS = ("mean", "median", "min", "max", "std", "ci_low", "ci_high")
 
@@ -171,21 +172,18 @@ def paired_difference(baseline: Mapping[Hashable, object],
                   [key for key in cand if key not in base])
 
 
-def bootstrap_ci(values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES,
-                 seed: int = BOOTSTRAP_SEED, chunk: int = 256) -> tuple[float, float]:
-    """Percentile 95 % CI of the mean by resampling ``values`` (seeded, reproducible).
+def describe_difference(pairs: Paired) -> Summary:
+    """The :class:`Summary` of ``candidate − baseline`` over the keys scored on both sides:
+    the Δ of ``score`` (system − noisy) and of ``compare`` (candidate − baseline), so both
+    report the same mean and the same CI (:data:`CI_METHOD`) for the same pairs.
 
     Example:
-        >>> bootstrap_ci(np.zeros(5))
-        (0.0, 0.0)
+        >>> s = describe_difference(paired_difference({"a": 1.0, "b": 2.0, "c": 0.0},
+        ...                                           {"a": 1.5, "b": 3.0, "c": float("nan")}))
+        >>> s.n, s.mean
+        (2, 0.75)
     """
-    rng = np.random.default_rng(seed)
-    n = len(values)
-    means = np.concatenate([
-        values[rng.integers(0, n, size=(min(chunk, samples - start), n))].mean(axis=1)
-        for start in range(0, samples, chunk)])
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
+    return describe(pairs.scored().differences)
 
 
 def wilcoxon_p(differences: np.ndarray) -> float:
@@ -229,9 +227,8 @@ def summarise(rows: list[Row], metrics: list[MetricSpec],
             not_applicable = sum(1 for r in system_rows if spec.name in r.not_applicable)
             delta = None
             if noisy and name != NOISY:
-                delta = describe(paired_difference(values_by_file(noisy, spec.name),
-                                                   values_by_file(system_rows, spec.name))
-                                 .scored().differences)
+                delta = describe_difference(paired_difference(
+                    values_by_file(noisy, spec.name), values_by_file(system_rows, spec.name)))
             out.append(MetricSummary(name, spec.name, describe(values), failed,
                                      not_applicable, delta))
     return out

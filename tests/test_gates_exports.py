@@ -222,6 +222,26 @@ def test_compare_candidate_worse_in_pesq_exits_1(results_csv, tmp_path):
     assert Difference("s", "mc_mse", 3, 1, 1.2, 0.2, 0, 0, 0).drop() == pytest.approx(0.2)
 
 
+def test_score_and_compare_give_the_same_delta_ci_and_say_how(corpus, tmp_path):
+    out, data = tmp_path / "run.csv", tmp_path / "run.json"
+    result = score(corpus, "--csv", out, "--json", data)
+    assert result.exit_code == 0 and "95% CI: Student-t" in result.stdout
+    frame = pd.read_csv(out)
+    noisy, enh = tmp_path / "noisy.csv", tmp_path / "enh.csv"
+    frame[frame.system == "noisy"].assign(system="enh").to_csv(noisy, index=False)
+    frame[frame.system == "enh"].to_csv(enh, index=False)
+    result = run("compare", noisy, enh)
+    assert result.exit_code == 0 and "95% CI: Student-t" in " ".join(result.stdout.split())
+    from sqeval.compare import compare, read_results
+
+    differences, _, _ = compare(read_results(noisy), read_results(enh))
+    summary = {item["metric"]: item["delta_over_noisy"] for item in
+               json.loads(data.read_text())["summary"] if item["system"] == "enh"}
+    for d in differences:  # system − noisy in score is candidate − baseline here
+        assert (d.n, d.mean, d.ci_low, d.ci_high) == tuple(
+            summary[d.metric][k] for k in ("n", "mean", "ci_low", "ci_high"))
+
+
 def test_compare_usage_errors(results_csv, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")

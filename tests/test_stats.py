@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from sqeval.stats import bootstrap_ci, describe, paired_difference, statistic, wilcoxon_p
+from sqeval.stats import (describe, describe_difference, paired_difference, statistic,
+                          wilcoxon_p)
 
 # The Student-t quantile t(0.975) with 2 degrees of freedom. With 2 degrees of freedom the
 # t distribution's quantile has the closed form t_p = (2p − 1)/√(2p(1 − p)): 0.95/√0.04875.
@@ -103,12 +104,15 @@ def test_wilcoxon_p_is_the_exact_signed_rank_p_value():
     assert math.isnan(wilcoxon_p(np.zeros(4)))
 
 
-def test_bootstrap_ci_is_seeded_and_by_hand_on_two_values():
-    d = np.random.default_rng(5).normal(0.2, 1.0, 40)
-    assert bootstrap_ci(d) == bootstrap_ci(d)
-    low, high = bootstrap_ci(d)
-    assert low < d.mean() < high
-    # Resampling [0, 1] gives a mean of 0, 1/2 or 1 with probability 1/4, 1/2, 1/4: the
-    # 2.5th and 97.5th percentiles of the means are 0 and 1.
-    assert bootstrap_ci(np.array([0.0, 1.0])) == (0.0, 1.0)
-    assert bootstrap_ci(np.full(5, 2.5)) == (2.5, 2.5)
+def test_describe_difference_is_the_student_t_ci_of_the_paired_differences():
+    # Differences (candidate − baseline) on the keys scored on both sides: 1, 2, 4 (key
+    # "n" is NaN in the candidate, "x" is in the baseline only). As in
+    # test_describe_three_values_by_hand: mean 7/3, CI half-width t(0.975, 2)·√(7/9).
+    pairs = paired_difference({"a": 0.0, "b": 1.0, "c": 1.0, "n": 5.0, "x": 2.0},
+                              {"c": 5.0, "b": 3.0, "a": 1.0, "n": float("nan")})
+    s = describe_difference(pairs)
+    assert s.n == 3 and s.mean == pytest.approx(7 / 3, rel=1e-15)
+    half_width = T_975_2 * math.sqrt(7 / 9)
+    assert s.ci_low == pytest.approx(7 / 3 - half_width, abs=1e-9)
+    assert s.ci_high == pytest.approx(7 / 3 + half_width, abs=1e-9)
+    assert describe_difference(paired_difference({"a": 1.0}, {"b": 1.0})).n == 0

@@ -1,4 +1,5 @@
-"""Summary exports: the summary CSV, LaTeX (booktabs) and Markdown tables, and JUnit XML.
+"""Summary exports: the summary CSV, LaTeX (booktabs) and Markdown tables, and JUnit XML;
+for ``sqeval compare``, its table in Markdown and its max drops in JUnit XML.
 
 Every exported number comes from the same :class:`~sqeval.stats.MetricSummary`, and the
 tables print it with :func:`fmt`, so a table and the summary CSV agree.
@@ -10,9 +11,9 @@ import csv
 import math
 from xml.etree import ElementTree
 
-from ..metrics import Direction, MetricSpec
+from ..metrics import REGISTRY, Direction, MetricSpec
 from ..results import NOISY
-from ..stats import Section, summary_rows
+from ..stats import CI_METHOD, Section, summary_rows
 from .files import write_atomically
 
 def fmt(value: float, sign: str = "") -> str:
@@ -130,5 +131,64 @@ def junit_xml(results, incomplete: dict[str, int], allow_missing: bool) -> str:
             message = f"{n_failed} file(s) could not be scored (see the CSV error column)"
             ElementTree.SubElement(case, "failure", message=message).text = message
     completeness.set("failures", str(failures))
+    ElementTree.indent(root)
+    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+COMPARE_COLUMNS = ("system", "metric", "n", "failed", "baseline", "candidate",
+                   "Δ mean [95% CI]", "Wilcoxon p", "max drop")
+COMPARE_CAPTION = ("Δ: candidate − baseline, per file scored in both (n); failed: candidate "
+                   f"cells empty where the baseline has a value; 95% CI: {CI_METHOD}; "
+                   "p: two-sided Wilcoxon signed-rank.")
+
+
+def _signed(value: float) -> str:
+    """:func:`fmt` with the sign shown, but for an exact zero (``0.000``, not ``+0.000``)."""
+    return fmt(value) if value == 0 else fmt(value, "+")
+
+
+def difference_cells(d) -> list[str]:
+    """One :class:`~sqeval.compare.Difference` as text, every column but the verdict; the
+    difference and its CI with their signs (``+0.031 [+0.012, +0.050]``)."""
+    failed = str(d.candidate_failed)
+    if d.baseline_failed:
+        failed += f" (+{d.baseline_failed} baseline)"
+    delta = "–"
+    if d.n:
+        delta = _signed(d.mean)
+        if not math.isnan(d.ci_low):
+            delta += f" [{_signed(d.ci_low)}, {_signed(d.ci_high)}]"
+    return [d.system, f"{d.metric} {REGISTRY[d.metric].direction.arrow}", str(d.n), failed,
+            fmt(d.baseline_mean), fmt(d.candidate_mean), delta, fmt(d.p_value)]
+
+
+def compare_markdown(differences, verdicts: dict) -> str:
+    """The compare table in Markdown: a row per system and metric, with the verdict of its
+    ``--max-drop`` (``verdicts`` maps (system, metric) to a ``Verdict``) and the reasons."""
+    lines = ["| " + " | ".join(COMPARE_COLUMNS) + " |", "|---|---|" + "---:|" * 6 + "---|"]
+    for d in differences:
+        verdict = verdicts.get((d.system, d.metric))
+        text = "–"
+        if verdict is not None:
+            bound = f"(≤ {verdict.max_drop:g})"
+            text = f"ok {bound}" if verdict.passed else f"**FAIL** {bound}: {verdict.reason}"
+        cells = [*difference_cells(d), text]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join([*lines, "", COMPARE_CAPTION]) + "\n"
+
+
+def compare_junit(verdicts) -> str:
+    """One test case per system and metric with a ``--max-drop``; the failure message is
+    the reasons."""
+    root = ElementTree.Element("testsuites", name="sqeval")
+    suite = ElementTree.SubElement(root, "testsuite", name="sqeval compare",
+                                   tests=str(len(verdicts)),
+                                   failures=str(sum(not v.passed for v in verdicts)))
+    for v in verdicts:
+        d = v.difference
+        case = ElementTree.SubElement(suite, "testcase", classname=f"sqeval.{d.system}",
+                                      name=f"{d.metric} max drop {v.max_drop:g}")
+        if not v.passed:
+            ElementTree.SubElement(case, "failure", message=v.reason).text = v.reason
     ElementTree.indent(root)
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

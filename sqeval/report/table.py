@@ -13,7 +13,7 @@ from rich.table import Table as RichTable
 
 from ..metrics import MetricSpec
 from ..results import NOISY, printable
-from ..stats import MetricSummary, Summary
+from ..stats import CI_METHOD, MetricSummary, Summary
 from .summary import _cells, fmt
 
 
@@ -56,8 +56,11 @@ def _delta(summary: Summary | None, higher_is_better: bool) -> str:
 
 def system_table(system: str, summaries: list[MetricSummary], metrics: list[MetricSpec],
                  n_rows: int, with_delta: bool) -> Table:
-    """Mean, std, 95 % CI, scored and failed counts per metric; delta over noisy if any."""
-    table = Table(title=f"{escape(system)} ({n_rows} files)", title_justify="left")
+    """Mean, std, 95 % CI, scored and failed counts per metric; delta over noisy if any.
+    The caption says how the CIs are computed (the same way as in ``sqeval compare``)."""
+    caption = f"95% CI: {CI_METHOD}" + ("; Δ: per file, system − noisy" if with_delta else "")
+    table = Table(title=f"{escape(system)} ({n_rows} files)", title_justify="left",
+                  caption=caption, caption_justify="left")
     table.add_column("metric")
     for header in ("mean", "std", "95% CI", "n", "failed"):
         table.add_column(header, justify="right")
