@@ -330,3 +330,19 @@ def test_more_than_20_failures_are_summarised_on_stderr_and_all_kept_in_the_csv(
     assert len(listed) == 20
     assert "… and 5 more rows" in result.stderr and "o.csv" in result.stderr
     assert len([row for row in read_rows(tmp_path / "o.csv") if row["error"]]) == 25
+
+
+def test_compare_and_sanity_refuse_to_write_over_their_inputs(folders):
+    out = folders / "base.csv"
+    assert run("score", folders / "clean", folders / "enh", "-m", "snr", "--csv",
+               out).exit_code == 0
+    before = out.read_bytes()
+    for option in ("--markdown", "--junit"):
+        result = run("compare", out, out, "--baseline-system", "enh", "--candidate-system",
+                     "enh", option, out)
+        assert result.exit_code == 2 and "would destroy it" in " ".join(result.stderr.split())
+    assert out.read_bytes() == before
+    clean = folders / "clean" / "a.wav"
+    wav = clean.read_bytes()
+    result = run("sanity", "--clean", clean, "-m", "snr", "--csv", clean)
+    assert result.exit_code == 2 and clean.read_bytes() == wav

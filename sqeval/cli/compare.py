@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
 
 from ..compare import (BOTH, CompareError, SystemPair, Verdict, check_max_drop, compare,
                        problems, read_results)
@@ -16,8 +15,13 @@ from ..metrics import REGISTRY
 from ..report.files import write_atomically
 from ..report.summary import (COMPARE_CAPTION, COMPARE_COLUMNS, compare_junit, compare_markdown,
                               difference_cells)
-from ..report.table import Table
+from ..outputs import OutputError, check_outputs
+from ..report.table import Table, escape
+from ..results import printable
 from .common import ExitCode, abort, stderr_console, stdout_console
+
+
+MAX_LINES = 20  # unpaired rows listed before a count
 
 
 def compare_command(
@@ -49,9 +53,12 @@ def compare_command(
     system and metric."""
     drops = _max_drops(max_drop)
     pairs = _pairs(baseline_system, candidate_system, system, one_csv=candidate is None)
-    for path in (junit, markdown):
-        if path is not None and not path.parent.is_dir():
-            abort(f"cannot write {path}: folder {path.parent} does not exist")
+    inputs = [path for csv_path in (baseline, candidate) if csv_path is not None
+              for path in (csv_path, Path(f"{csv_path}.meta.json"))]
+    try:
+        check_outputs({"--junit": junit, "--markdown": markdown}, inputs)
+    except OutputError as error:
+        abort(str(error))
     candidate = candidate or baseline
     base, cand = _read(baseline), _read(candidate)
     _check_inputs(pairs, drops, (baseline, base), (candidate, cand))
@@ -61,7 +68,9 @@ def compare_command(
     stdout_console().print(_table(differences, verdicts))
     _report_unpaired(differences, only_base, only_cand)
     failed = _report_problems(differences, verdicts)
-    _write_exports(junit, markdown, baseline, candidate, differences, verdicts)
+    unwritten = _write_exports(junit, markdown, baseline, candidate, differences, verdicts)
+    if unwritten:
+        abort("could not write " + "; ".join(unwritten))
     raise typer.Exit(int(ExitCode.GATE_FAILED if failed else ExitCode.OK))
 
 
@@ -167,8 +176,8 @@ def _report_unpaired(differences, only_base, only_cand) -> None:
     for system, side in alone.items():
         rows = len([key for key in (only_base if side == "baseline" else only_cand)
                     if key[1] == system])
-        console.print(f"system {system}: {rows} rows only in the {side} (not compared)",
-                      markup=False, soft_wrap=True)
+        console.print(printable(f"system {system}: {rows} rows only in the {side} (not "
+                                "compared)"), markup=False, soft_wrap=True)
     if alone:
         console.print("  to compare systems of different names: --baseline-system BASELINE "
                       "--candidate-system CANDIDATE, or --system BASELINE=CANDIDATE",
@@ -177,8 +186,10 @@ def _report_unpaired(differences, only_base, only_cand) -> None:
         keys = [key for key in keys if key[1] not in alone]
         if keys:
             console.print(f"{len(keys)} rows {label} (not compared):")
-            for file, system in keys:
-                console.print(f"  {file} [{system}]", markup=False)
+            for file, system in keys[:MAX_LINES]:
+                console.print(printable(f"  {file} [{system}]"), markup=False)
+            if len(keys) > MAX_LINES:
+                console.print(f"  … and {len(keys) - MAX_LINES} more", markup=False)
 
 
 def _report_problems(differences, verdicts: dict) -> bool:
@@ -192,23 +203,30 @@ def _report_problems(differences, verdicts: dict) -> bool:
     notes = [f"{d.system}.{d.metric}: {d.baseline_failed} baseline rows have no value where "
              "the candidate has one (not compared)" for d in differences if d.baseline_failed]
     for line in notes:
-        console.print(line, markup=False, soft_wrap=True)
+        console.print(printable(line), markup=False, soft_wrap=True)
     if unchecked:
         console.print("[bold yellow]not compared in full[/bold yellow] (no --max-drop on it):")
         for line in unchecked:
-            console.print(f"  {line}", markup=False, soft_wrap=True)
+            console.print(printable(f"  {line}"), markup=False, soft_wrap=True)
     if failures:
         console.print("[bold red]max drop failed:[/bold red]")
         for line in failures:
-            console.print(f"  {line}", markup=False, soft_wrap=True)
+            console.print(printable(f"  {line}"), markup=False, soft_wrap=True)
     return bool(failures)
 
 
-def _write_exports(junit, markdown, baseline, candidate, differences, verdicts) -> None:
+def _write_exports(junit, markdown, baseline, candidate, differences, verdicts) -> list[str]:
+    """Write the exports asked for; ``path: reason`` for each that could not be written."""
+    texts = {}
     if junit is not None:
-        text = compare_junit(list(verdicts.values()))
-        write_atomically(junit, lambda stream: stream.write(text))
+        texts[junit] = compare_junit(list(verdicts.values()))
     if markdown is not None:
-        text = (f"## sqeval compare\n\nbaseline: `{baseline}`, candidate: `{candidate}`\n\n"
-                + compare_markdown(differences, verdicts))
-        write_atomically(markdown, lambda stream: stream.write(text))
+        texts[markdown] = (f"## sqeval compare\n\nbaseline: `{baseline}`, candidate: "
+                           f"`{candidate}`\n\n" + compare_markdown(differences, verdicts))
+    unwritten = []
+    for path, text in texts.items():
+        try:
+            write_atomically(path, lambda stream, text=text: stream.write(text))
+        except OSError as error:
+            unwritten.append(f"{printable(str(path))}: {error.strerror or error}")
+    return unwritten

@@ -10,6 +10,7 @@ import typer
 from ..compare import CompareError, read_results
 from ..metrics import resolve
 from ..plot import PlotError, plot_results
+from ..outputs import OutputError, check_outputs
 from .common import abort, stderr_console
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -27,8 +28,10 @@ def plot_command(
     'snr' group, also the improvement over noisy against the input SNR."""
     if output.suffix.lower() not in FORMATS:
         abort(f"{output}: the figure must end in {', '.join(FORMATS)}")
-    if not output.parent.is_dir():
-        abort(f"cannot write {output}: folder {output.parent} does not exist")
+    try:
+        check_outputs({"--output": output}, [results, Path(f"{results}.meta.json")])
+    except OutputError as error:
+        abort(str(error))
     try:
         frame = read_results(results).reset_index()
     except CompareError as error:

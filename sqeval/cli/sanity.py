@@ -19,6 +19,7 @@ from ..report.table import case_table, properties_table
 from ..sanity import (MAX_NOISE_CORRELATION, Material, add_losses, check_properties,
                       noise_correlation, run_cases)
 from ..scoring import ScoreOptions, read_reference
+from ..outputs import OutputError, check_outputs
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy,
                      stderr_console, stdout_console)
 
@@ -50,6 +51,10 @@ def sanity_command(
         specs = resolve(metrics)
     except KeyError as error:
         abort(error.args[0])
+    try:
+        check_outputs({"--csv": csv_path, "--json": json_path}, [clean, noisy])
+    except OutputError as error:
+        abort(str(error))
     materials = _materials(clean, noisy, channel_policy(channel, mix))
     options = ScoreOptions(metrics=tuple(specs), systems=())
     rows = [row for material in materials
@@ -70,10 +75,13 @@ def sanity_command(
             console.print(f"{kind} {escape(result.metric)}: {result.name} "
                           f"({PROPERTIES[result.name]}) — {escape(result.observed)}",
                           soft_wrap=True)
-    if csv_path is not None:
-        write_csv(csv_path, rows, names, second="case")
-    if json_path is not None:
-        _write_json(json_path, rows, names, results)
+    try:
+        if csv_path is not None:
+            write_csv(csv_path, rows, names, second="case")
+        if json_path is not None:
+            _write_json(json_path, rows, names, results)
+    except OSError as error:
+        abort(f"could not write {error.filename or ''}: {error.strerror or error}")
     failed = [f"{r.metric}.{r.name}" for r in results if r.failed]
     if failed:
         stderr_console().print(f"[bold red]declared properties that do not hold:[/bold red] "
