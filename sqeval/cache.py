@@ -16,6 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from . import __version__
+from .audio import MAX_AUDIO_BYTES, AudioError, open_regular
 
 DEFAULT_PATH = Path(".sqeval-cache") / "results.sqlite"
 CHUNK = 1 << 20
@@ -25,13 +26,19 @@ Outcome = tuple
 
 
 def file_hash(path: Path) -> str | None:
-    """blake2b of the file's bytes; None when it cannot be read (the scorer says why)."""
+    """blake2b of the file's bytes; None when it cannot be read, is not a regular file
+    (a FIFO, ``/dev/zero``: reading would block or never end) or is larger than
+    :data:`~sqeval.audio.MAX_AUDIO_BYTES` (the scorer says why)."""
     digest = hashlib.blake2b(digest_size=20)
     try:
-        with open(path, "rb") as stream:
+        with open(open_regular(path), "rb") as stream:
+            size = 0
             for block in iter(lambda: stream.read(CHUNK), b""):
+                size += len(block)
+                if size > MAX_AUDIO_BYTES:  # it grew while being read
+                    return None
                 digest.update(block)
-    except OSError:
+    except (OSError, AudioError):
         return None
     return digest.hexdigest()
 
