@@ -6,6 +6,10 @@ estimate file hash, settings, metric) to the metric's outcome: its value, or the
 it could not be computed. ``settings`` holds the sqeval version and the channel policy,
 so an upgrade or another ``--channel`` never reuses an old number. Only the parent
 process writes; lookups and writes are cheap beside any metric.
+
+Only outcomes that will be the same next time are stored: an exception that is not a
+metric's own error (``unexpected MemoryError: ...``, a backend crash, a bug) is not, nor
+are timeouts and dead workers (their rows carry no outcome at all).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from .audio import MAX_AUDIO_BYTES, AudioError, open_regular
 
 DEFAULT_PATH = Path(".sqeval-cache") / "results.sqlite"
 CHUNK = 1 << 20
+UNEXPECTED = "unexpected "  # how scoring.Computation.outcome words an exception it did not expect
 
 # An outcome: ("value", number, "") | ("error", None, reason) | ("n/a", None, reason)
 Outcome = tuple
@@ -41,6 +46,14 @@ def file_hash(path: Path) -> str | None:
     except (OSError, AudioError):
         return None
     return digest.hexdigest()
+
+
+def storable(outcome: Outcome) -> bool:
+    """Whether ``outcome`` may be served to later runs: a value, a reason it does not
+    apply, or the metric's own error; not an unexpected exception, which may not happen
+    again (a MemoryError under load, a backend that crashed)."""
+    kind, _, message = outcome
+    return not (kind == "error" and str(message).startswith(UNEXPECTED))
 
 
 class ResultCache:
@@ -70,11 +83,12 @@ class ResultCache:
         return outcomes, (json.loads(notes[0]) if notes else None)
 
     def store(self, clean: str, estimate: str, settings: str, outcomes: dict, notes: list):
+        """Store the :func:`storable` ``outcomes`` of a pair, and its notes."""
         with self.connection:  # one transaction, committed: a crash keeps what was stored
             self.connection.executemany(
                 "INSERT OR REPLACE INTO outcome VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(clean, estimate, settings, metric, *outcome)
-                 for metric, outcome in outcomes.items()])
+                 for metric, outcome in outcomes.items() if storable(outcome)])
             self.connection.execute("INSERT OR REPLACE INTO notes VALUES (?, ?, ?, ?)",
                                     (clean, estimate, settings, json.dumps(notes)))
 

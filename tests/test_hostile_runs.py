@@ -21,7 +21,7 @@ import pytest
 
 import sqeval
 from sqeval import cache as caching
-from sqeval import scoring
+from sqeval import runner, scoring
 from sqeval.audio import AudioError, read_audio
 from sqeval.metrics import REGISTRY
 from sqeval.pairing import System, pair_folders
@@ -159,3 +159,32 @@ def test_hashing_and_reading_refuse_what_is_not_a_bounded_regular_file(tmp_path)
     assert time.monotonic() - started < 2  # nothing was read
     fine = write(tmp_path / "fine.wav", signal_pair()[0], RATE)
     assert caching.file_hash(fine) is not None and read_audio(fine)[1] == RATE
+
+
+# --- 3. transient failures are not cached -------------------------------------------------
+
+def test_a_memory_error_in_a_metric_is_not_served_from_the_cache(tmp_path, monkeypatch):
+    tasks, options = snr_tasks(tmp_path, ["a.wav", "b.wav"])
+    options = scoring.ScoreOptions(metrics=(REGISTRY["snr"], REGISTRY["si_snr"]),
+                                   systems=("enh",))
+    original = scoring.Computation._compute
+
+    def out_of_memory(self, spec, rate):
+        if spec.name == "snr":
+            raise MemoryError("cannot allocate 1.2 GiB")
+        return original(self, spec, rate)
+
+    def run():
+        store = caching.ResultCache(tmp_path / "c.sqlite")
+        try:
+            return runner.score_jobs(tasks, options, 1, cache=store, isolate=False)
+        finally:
+            store.close()
+
+    monkeypatch.setattr(scoring.Computation, "_compute", out_of_memory)
+    first = run()
+    assert all(row.errors["snr"].startswith("unexpected MemoryError") for row in first)
+    monkeypatch.setattr(scoring.Computation, "_compute", original)
+    second = run()
+    assert all(not row.failed and row.values["snr"] > 15 for row in second)
+    assert [row.values["si_snr"] for row in second] == [row.values["si_snr"] for row in first]
