@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .audio import AUDIO_SUFFIXES, ChannelPolicy
-from .cache import ResultCache
+from .cache import CacheUnusable, ResultCache
 from .metrics import REGISTRY, resolve
 from .metrics.registry import GROUPS
 from .pairing import (CLEAN_PROBLEM, Inputs, PairingError, System, pair_sources,
@@ -90,9 +90,11 @@ def run(planned: Plan, *, jobs: int = 0, cache=None, timeout: float | None = Non
         scheduler: str | None = None,
         on_done: Callable[[int], None] | None = None) -> "Results":
     """Score a :class:`Plan`. ``cache`` is a :class:`~sqeval.cache.ResultCache`, a path to
-    one, or None. Raises :class:`~sqeval.runner.Interrupted` on Ctrl-C (finished rows
-    kept) and :class:`~sqeval.runner.SchedulerError` for an unusable Dask scheduler."""
-    store = ResultCache(Path(cache)) if isinstance(cache, (str, Path)) else cache
+    one, or None; a cache that cannot be used (locked, read-only, damaged) is reported
+    with a ``RuntimeWarning`` and the run goes on without it. Raises
+    :class:`~sqeval.runner.Interrupted` on Ctrl-C (finished rows kept) and
+    :class:`~sqeval.runner.SchedulerError` for an unusable Dask scheduler."""
+    store = _open_cache(cache)
     n_jobs = jobs or default_jobs()
     isolate = _workers_can_start(n_jobs, scheduler)
     try:
@@ -147,6 +149,20 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
     planned = plan(reference, estimates, noisy=noisy, metrics=metrics, key=key, align=align,
                    max_delay=max_delay, channel=channel, mix=mix, no_reference=no_reference)
     return run(planned, jobs=jobs, cache=cache, timeout=timeout, scheduler=scheduler)
+
+
+def _open_cache(cache):
+    """The :class:`ResultCache` of ``cache`` (a path, a cache, or None); None with a
+    warning when the path cannot be used."""
+    if not isinstance(cache, (str, Path)):
+        return cache
+    try:
+        return ResultCache(Path(cache))
+    except CacheUnusable as error:
+        import warnings
+
+        warnings.warn(f"sqeval: {error} Scoring without it.", RuntimeWarning, stacklevel=3)
+        return None
 
 
 @dataclass

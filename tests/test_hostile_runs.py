@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,11 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 import sqeval
 from sqeval import cache as caching
 from sqeval import runner, scoring
 from sqeval.audio import AudioError, read_audio
+from sqeval.cli import app
 from sqeval.metrics import REGISTRY
 from sqeval.pairing import System, pair_folders
 
@@ -125,7 +128,7 @@ def test_a_fifo_or_dev_zero_among_the_inputs_is_an_error_row_not_a_hang(tmp_path
         "clean reference: not a regular file (a FIFO)")
 
 
-def test_a_fifo_as_list_file_reference_or_listed_path_never_blocks(tmp_path):
+def test_a_fifo_as_list_file_reference_listed_path_or_cache_never_blocks(tmp_path):
     root = pairs(tmp_path, ["a.wav", "b.wav"])
     os.mkfifo(root / "ref.scp")
     code, _, err = sqeval_score(root / "ref.scp", root / "enh")
@@ -136,9 +139,12 @@ def test_a_fifo_as_list_file_reference_or_listed_path_never_blocks(tmp_path):
     os.mkfifo(root / "pipe.wav")
     (root / "est.scp").write_text(f"a {root / 'enh' / 'a.wav'}\nb {root / 'pipe.wav'}\n")
     (root / "ref2.scp").write_text(f"a {root / 'clean' / 'a.wav'}\nb {root / 'clean' / 'b.wav'}\n")
+    os.mkfifo(root / "cache.sqlite")
     code, _, err = sqeval_score(root / "ref2.scp", f"est={root / 'est.scp'}", "-m", "snr",
-                                "--jobs", "1", "--csv", root / "o.csv")
+                                "--jobs", "1", "--cache", root / "cache.sqlite",
+                                "--csv", root / "o.csv")
     assert code == 3, err
+    assert "cache.sqlite cannot be used: not a regular file (a FIFO)" in " ".join(err.split())
     rows = read_rows(root / "o.csv")
     assert rows[("a.wav", "est")]["error"] == ""
     assert "not a regular file (a FIFO)" in rows[("b.wav", "est")]["error"]
@@ -188,3 +194,95 @@ def test_a_memory_error_in_a_metric_is_not_served_from_the_cache(tmp_path, monke
     second = run()
     assert all(not row.failed and row.values["snr"] > 15 for row in second)
     assert [row.values["si_snr"] for row in second] == [row.values["si_snr"] for row in first]
+
+
+# --- 4. a locked, read-only or damaged cache ---------------------------------------------
+
+def cli(*args):
+    return CliRunner().invoke(app, ["score", *map(str, args)])
+
+
+def score_with_cache(root: Path, cache: Path, *more):
+    return cli(root / "clean", root / "enh", "-m", "snr", "--jobs", "1", "--cache", cache,
+               "--csv", root / "o.csv", *more)
+
+
+def fill_cache(root: Path, cache: Path, names) -> None:
+    """Score ``names`` into ``cache``, in this process."""
+    tasks, options = snr_tasks(root, names)
+    store = caching.ResultCache(cache)
+    try:
+        runner.score_jobs(tasks, options, 1, cache=store, isolate=False)
+    finally:
+        store.close()
+
+
+def assert_complete_with_one_warning(result, root: Path, cache: Path, reason: str, n: int):
+    message = " ".join(result.stderr.split())
+    assert result.exit_code == 0, (result.output, repr(result.exception))
+    assert message.count(f"results cache {cache}") == 1, message
+    assert reason in message, message
+    rows = read_rows(root / "o.csv")
+    assert len(rows) == n and all(row["error"] == "" and row["snr"] for row in rows.values())
+
+
+def test_a_cache_locked_by_another_process_is_waited_for_briefly_then_done_without(tmp_path):
+    root, cache = pairs(tmp_path, ["a.wav", "b.wav"]), tmp_path / "c.sqlite"
+    holder = sqlite3.connect(cache, isolation_level=None)  # a rollback journal: all locked
+    holder.execute("CREATE TABLE other (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        result = score_with_cache(root, cache)
+        assert time.monotonic() - started < caching.LOCK_WAIT_S + 12
+    finally:
+        holder.close()
+    assert_complete_with_one_warning(result, root, cache, "database is locked", 2)
+
+
+def test_a_cache_locked_at_store_time_loses_no_result(tmp_path):
+    root, cache = tmp_path, tmp_path / "c.sqlite"
+    fill_cache(root, cache, ["a.wav"])  # sqeval's own cache, in WAL mode: reads still work
+    pairs(root, ["a.wav", "b.wav", "c.wav"])
+    holder = sqlite3.connect(cache, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+    try:
+        result = score_with_cache(root, cache)
+    finally:
+        holder.close()
+    assert_complete_with_one_warning(result, root, cache, "database is locked", 3)
+
+
+def test_a_read_only_cache_is_reported_and_the_run_goes_on(tmp_path, monkeypatch):
+    root, cache = tmp_path, tmp_path / "c.sqlite"
+    fill_cache(root, cache, ["a.wav"])
+    pairs(root, ["a.wav", "b.wav"])
+    connect = sqlite3.connect
+
+    def read_only(database, *args, **kwargs):  # as a file sqeval may not write (even as root)
+        return connect(f"file:{database}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr(caching.sqlite3, "connect", read_only)
+    before = cache.read_bytes()
+    result = score_with_cache(root, cache)
+    assert_complete_with_one_warning(result, root, cache, "readonly database", 2)
+    assert cache.read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["pages", "header"])
+def test_a_damaged_cache_is_reported_left_as_it_is_and_done_without(tmp_path, damage):
+    root, cache = tmp_path, tmp_path / "c.sqlite"
+    fill_cache(root, cache, ["a.wav", "b.wav"])
+    data = bytearray(cache.read_bytes())
+    assert len(data) >= 2 * 4096  # page 1 holds the schema, the tables follow it
+    junk = np.random.default_rng(1).bytes(len(data))
+    if damage == "pages":
+        data[4096:] = junk[4096:]
+    else:
+        data[:100] = junk[:100]
+    cache.write_bytes(bytes(data))
+    result = score_with_cache(root, cache)
+    reason = "malformed" if damage == "pages" else "not a database"
+    assert_complete_with_one_warning(result, root, cache, reason, 2)
+    assert "It is damaged: move it away" in " ".join(result.stderr.split())
+    assert cache.read_bytes() == bytes(data)  # never destroyed, never "repaired"

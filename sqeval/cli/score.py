@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 from pathlib import Path
 from typing import List, Optional
 
@@ -15,7 +14,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 
 from ..api import Results, compile_group_by, plan, run
-from ..cache import DEFAULT_PATH, ResultCache
+from ..cache import DEFAULT_PATH, CacheUnusable, ResultCache
 from ..gates import GateError, check_gates, find_config, load_config, merge_gates, parse_gate
 from ..provenance import write_meta
 from ..report.files import document, write_atomically, write_csv, write_json
@@ -153,13 +152,19 @@ class RateColumn(ProgressColumn):
 
 
 def _open_cache(path: Optional[Path]):
+    """The results cache at ``path``, or None. A cache that cannot be used (locked,
+    read-only, damaged, not a file), at opening or later, is reported once on stderr and
+    the run goes on without it."""
     if path is None:
         return None
+
+    def warn(message: str) -> None:
+        stderr_console().print(f"warning: {message}", markup=False, soft_wrap=True)
+
     try:
-        return ResultCache(path)
-    except (OSError, sqlite3.Error) as error:
-        stderr_console().print(f"warning: no cache at {path} ({error}); scoring without one",
-                               markup=False)
+        return ResultCache(path, warn=warn)
+    except CacheUnusable as error:
+        warn(f"{error} Scoring without it.")
         return None
 
 
