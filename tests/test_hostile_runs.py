@@ -167,6 +167,53 @@ def test_hashing_and_reading_refuse_what_is_not_a_bounded_regular_file(tmp_path)
     assert caching.file_hash(fine) is not None and read_audio(fine)[1] == RATE
 
 
+# --- 2. --timeout counts a started worker's time on its file only -----------------------
+
+def test_timeout_does_not_count_a_slow_worker_start_up(tmp_path, monkeypatch):
+    """Workers take 3 s to start, files 0.3 s each: none of them times out at 2 s."""
+    tasks, options = snr_tasks(tmp_path, [f"f{k}.wav" for k in range(6)])
+    monkeypatch.setattr(scoring, "score_job", napping_score_job)
+    monkeypatch.setenv(START, f"3 {os.getpid()}")
+    started = time.monotonic()
+    rows = runner.score_jobs(tasks, options, n_jobs=2, timeout=2)
+    assert time.monotonic() - started > 3 + 3 * NAP_S  # the start-up did take its time
+    assert [row.file_error for row in rows] == [None] * 6
+    assert all(row.values["snr"] > 15 for row in rows)
+
+
+def test_a_timeout_kills_only_the_worker_of_the_hung_file(tmp_path, monkeypatch):
+    """The file in flight beside the hung one is not killed and run again, and the other
+    worker goes on after the timeout."""
+    names = ["a_slow.wav"] + [f"q{k:02d}.wav" for k in range(14)]
+    tasks, options = snr_tasks(tmp_path, names)
+    log = tmp_path / "starts.log"
+    monkeypatch.setattr(scoring, "score_job", napping_score_job)
+    monkeypatch.setenv(LOG, str(log))
+    timeout = 2.0
+    rows = {row.file: row for row in runner.score_jobs(tasks, options, n_jobs=2,
+                                                       timeout=timeout)}
+    assert "timed out after 2 s" in rows["a_slow.wav"].file_error
+    assert all(not rows[name].failed for name in names[1:])
+    starts = [line.split() for line in log.read_text().splitlines()]
+    assert sorted(name for name, _, _ in starts) == sorted(names)  # each started once
+    killed = next(float(at) for name, _, at in starts if name == "a_slow.wav") + timeout
+    before = {pid for name, pid, at in starts if name != "a_slow.wav" and float(at) < killed}
+    after = {pid for name, pid, at in starts if float(at) > killed + 0.1}
+    assert before & after  # a worker that scored files before the timeout went on after it
+
+
+def test_workers_that_cannot_start_fail_the_files_with_the_reason_not_forever(tmp_path,
+                                                                             monkeypatch):
+    tasks, options = snr_tasks(tmp_path, ["a.wav", "b.wav", "c.wav"])
+    monkeypatch.setattr(scoring, "score_job", napping_score_job)
+    monkeypatch.setenv(START, f"exit {os.getpid()}")
+    rows = runner.score_jobs(tasks, options, n_jobs=2, timeout=2)
+    assert [row.file for row in rows] == ["a.wav", "b.wav", "c.wav"]
+    for row in rows:
+        assert row.file_error.startswith("no worker process could start (a worker process "
+                                         "ended with exit code 3"), row.file_error
+
+
 # --- 3. transient failures are not cached -------------------------------------------------
 
 def test_a_memory_error_in_a_metric_is_not_served_from_the_cache(tmp_path, monkeypatch):
