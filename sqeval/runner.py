@@ -9,6 +9,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -148,6 +149,8 @@ NO_WORKER = ("no worker process could start ({reason}; any error it printed is a
              "scored. Check that `python -c 'import sqeval.runner'` works, then run again")
 START_LIMIT_S = 300.0  # a worker not ready after this long (a stuck import) is replaced
 START_ATTEMPTS = 3  # workers that die (or stick) in a row before they start: give up
+PARENT_POLL_S = 0.5  # how often a worker checks that its parent lives (where prctl is missing)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: the signal a process gets when its parent dies
 
 
 def _run(items, options, n_jobs, isolate=True, timeout=None) -> Iterator[tuple[int, list[Row]]]:
@@ -159,9 +162,10 @@ def _run(items, options, n_jobs, isolate=True, timeout=None) -> Iterator[tuple[i
         yield from _IsolatedRun(options, n_jobs, timeout).run(items)
 
 
-def _worker_main(connection, score: Callable, options: ScoreOptions) -> None:
+def _worker_main(connection, score: Callable, options: ScoreOptions, parent: int) -> None:
     """A worker process: say it is ready (started up, imports done), then score one job
     at a time as the parent sends them, until the parent closes the pipe or dies."""
+    _follow_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         connection.send(("ready", None))
@@ -176,6 +180,31 @@ def _worker_main(connection, score: Callable, options: ScoreOptions) -> None:
         return
 
 
+def _follow_parent(parent: int) -> None:
+    """End this worker when its parent dies, even in the middle of a file (a ``kill -9``
+    of sqeval must not leave workers computing for nobody): on Linux the kernel sends it
+    SIGKILL (``prctl(PR_SET_PDEATHSIG)``); everywhere a thread also waits on the parent."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the thread below still watches
+            pass
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
+                     name="sqeval-parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    watched = multiprocessing.parent_process()
+    while os.getppid() == parent and (watched is None or watched.is_alive()):
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
 class _Worker:
     """One worker process, its pipe, and the job it is scoring (``item``, since
     ``started``; ``alone``: nothing else was in flight when it began).
@@ -187,7 +216,7 @@ class _Worker:
     def __init__(self, context, score, options):
         self.connection, child = context.Pipe()
         self.process = context.Process(target=_worker_main, name="sqeval-worker",
-                                       args=(child, score, options))
+                                       args=(child, score, options, os.getpid()))
         try:
             with _interrupts_ignored():  # inherited: Ctrl-C during start-up is the parent's
                 self.process.start()

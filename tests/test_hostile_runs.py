@@ -333,3 +333,64 @@ def test_a_damaged_cache_is_reported_left_as_it_is_and_done_without(tmp_path, da
     assert_complete_with_one_warning(result, root, cache, reason, 2)
     assert "It is damaged: move it away" in " ".join(result.stderr.split())
     assert cache.read_bytes() == bytes(data)  # never destroyed, never "repaired"
+
+
+# --- 6. workers end with their parent -------------------------------------------------------
+
+PARENT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from sqeval import runner, scoring
+import test_hostile_runs
+
+if __name__ == "__main__":
+    tasks, options = test_hostile_runs.snr_tasks(Path({root!r}), ["slow_a.wav", "slow_b.wav"])
+    scoring.score_job = test_hostile_runs.napping_score_job
+    runner.score_jobs(tasks, options, n_jobs=2)
+"""
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its new parent to reap it does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_workers_exit_when_their_parent_is_killed(tmp_path):
+    script, log = tmp_path / "parent.py", tmp_path / "starts.log"
+    script.write_text(PARENT.format(tests=str(Path(__file__).parent), root=str(tmp_path)))
+    env = dict(os.environ, **{LOG: str(log)}, PYTHONPATH=os.pathsep.join(
+        [str(Path(sqeval.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    parent = subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp_path,
+                              stderr=subprocess.PIPE)
+    workers = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and parent.poll() is None:
+            time.sleep(0.2)
+            workers = [int(line.split()[1]) for line in
+                       (log.read_text().splitlines() if log.exists() else [])]
+        assert len(workers) == 2, parent.stderr.read1().decode() if parent.poll() else workers
+        parent.kill()  # SIGKILL: no cleanup in the parent at all
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in workers), "orphaned workers still run"
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if parent.poll() is None:
+            parent.kill()
