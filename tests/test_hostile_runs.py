@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 import sqeval
 from sqeval import cache as caching
 from sqeval import runner, scoring
+from sqeval.api import UsageError
 from sqeval.audio import AudioError, read_audio
 from sqeval.cli import app
 from sqeval.metrics import REGISTRY
@@ -333,6 +334,25 @@ def test_a_damaged_cache_is_reported_left_as_it_is_and_done_without(tmp_path, da
     assert_complete_with_one_warning(result, root, cache, reason, 2)
     assert "It is damaged: move it away" in " ".join(result.stderr.split())
     assert cache.read_bytes() == bytes(data)  # never destroyed, never "repaired"
+
+
+# --- 5. --jobs far above the cores -------------------------------------------------------
+
+def test_jobs_above_the_cores_warn_and_far_above_need_force_jobs(tmp_path):
+    root = pairs(tmp_path, ["a.wav"])
+    cores = runner.default_jobs()
+    base = [root / "clean", root / "enh", "-m", "snr", "--no-cache"]
+    refused = cli(*base, "--jobs", 4 * cores + 1)
+    assert refused.exit_code == 2 and "--force-jobs" in refused.stderr
+    forced = cli(*base, "--jobs", 4 * cores + 1, "--force-jobs")
+    warned = cli(*base, "--jobs", cores + 1)
+    for result in (forced, warned):
+        assert result.exit_code == 0, result.output
+        assert f"more than the {cores} core(s)" in " ".join(result.stderr.split())
+    plain = cli(*base, "--jobs", cores)
+    assert plain.exit_code == 0 and "warning" not in plain.stderr
+    with pytest.raises(UsageError, match="--force-jobs"):
+        sqeval.score(root / "clean", root / "enh", metrics="snr", jobs=4 * cores + 1)
 
 
 # --- 6. workers end with their parent -------------------------------------------------------

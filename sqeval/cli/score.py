@@ -13,7 +13,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeRemainingColumn)
 from rich.text import Text
 
-from ..api import Results, compile_group_by, plan, run
+from ..api import Results, check_jobs, compile_group_by, plan, run
 from ..cache import DEFAULT_PATH, CacheUnusable, ResultCache
 from ..gates import GateError, check_gates, find_config, load_config, merge_gates, parse_gate
 from ..provenance import write_meta
@@ -57,6 +57,8 @@ def score_command(
         "--no-reference. A metric named alone that does not apply at a file's rate counts "
         "as a failure."),
     jobs: int = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes; 0 = all cores."),
+    force_jobs: bool = typer.Option(False, "--force-jobs", help="Start more than 4 worker "
+                                    "processes per core when --jobs asks for them."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Per-file CSV (+ .meta.json)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Rows, notes, summary and "
                                              "provenance as JSON."),
@@ -97,8 +99,11 @@ def score_command(
                        align=align, max_delay=max_delay, channel=channel, mix=mix,
                        no_reference=no_reference)
         pattern = compile_group_by(group_by)
+        crowded = check_jobs(jobs, force_jobs, scheduler)
     except ValueError as error:  # UsageError, PairingError: what cannot make a run
         abort(str(error))
+    if crowded is not None:
+        stderr_console().print(f"warning: {crowded}", markup=False, soft_wrap=True)
     options = planned.options
     gates, allow = _gates(gate, allow_missing)
     for path in (csv_path, json_path, summary_csv, latex, markdown, junit):
