@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .audio import AUDIO_SUFFIXES, ChannelPolicy
-from .cache import ResultCache
+from .cache import CacheUnusable, ResultCache
 from .metrics import REGISTRY, resolve
 from .metrics.registry import GROUPS
 from .pairing import (CLEAN_PROBLEM, Inputs, PairingError, System, pair_sources,
@@ -35,6 +35,35 @@ from .stats import sections, summary_rows
 class UsageError(ValueError):
     """Arguments that cannot make a run; the message says why and how to fix it (the CLI
     exits 2 with it)."""
+
+
+JOBS_PER_CORE = 4  # more workers than this per core only add memory: --force-jobs to start them
+
+
+def check_jobs(jobs: int, force: bool = False, scheduler: str | None = None) -> str | None:
+    """A warning when ``jobs`` worker processes are more than the cores this process may
+    use, else None (a remote ``scheduler`` brings its own workers: no check).
+
+    Raises:
+        UsageError: ``jobs`` is negative, or more than :data:`JOBS_PER_CORE` per core
+            without ``force`` (``--force-jobs``).
+    """
+    if jobs < 0:
+        raise UsageError(f"--jobs takes a number of worker processes, or 0 for one per core; "
+                         f"got {jobs}")
+    if scheduler is not None and scheduler != "local":
+        return None
+    cores = default_jobs()
+    if jobs > JOBS_PER_CORE * cores and not force:
+        raise UsageError(f"--jobs {jobs} would start up to {jobs} worker processes on {cores} "
+                         f"core(s); more than {JOBS_PER_CORE} per core ({JOBS_PER_CORE * cores} "
+                         "here) add memory (each is a Python process with numpy and scipy "
+                         "loaded), not speed. Use --jobs 0 (one per core), or pass --force-jobs "
+                         "to start them anyway")
+    if jobs > cores:
+        return (f"--jobs {jobs} is more than the {cores} core(s) this process may use: the "
+                "workers take turns on them, so the run is no faster, and each one takes memory")
+    return None
 
 
 @dataclass(frozen=True)
@@ -90,9 +119,11 @@ def run(planned: Plan, *, jobs: int = 0, cache=None, timeout: float | None = Non
         scheduler: str | None = None,
         on_done: Callable[[int], None] | None = None) -> "Results":
     """Score a :class:`Plan`. ``cache`` is a :class:`~sqeval.cache.ResultCache`, a path to
-    one, or None. Raises :class:`~sqeval.runner.Interrupted` on Ctrl-C (finished rows
-    kept) and :class:`~sqeval.runner.SchedulerError` for an unusable Dask scheduler."""
-    store = ResultCache(Path(cache)) if isinstance(cache, (str, Path)) else cache
+    one, or None; a cache that cannot be used (locked, read-only, damaged) is reported
+    with a ``RuntimeWarning`` and the run goes on without it. Raises
+    :class:`~sqeval.runner.Interrupted` on Ctrl-C (finished rows kept) and
+    :class:`~sqeval.runner.SchedulerError` for an unusable Dask scheduler."""
+    store = _open_cache(cache)
     n_jobs = jobs or default_jobs()
     isolate = _workers_can_start(n_jobs, scheduler)
     try:
@@ -111,7 +142,7 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
           jobs: int = 0, cache=None, key: str | None = None, align: bool = False,
           max_delay: float = 0.5, channel: int | None = None, mix: str | None = None,
           timeout: float | None = None, scheduler: str | None = None,
-          no_reference: bool = False) -> "Results":
+          no_reference: bool = False, force_jobs: bool = False) -> "Results":
     """Score every estimate against its reference, file by file.
 
     Args:
@@ -122,7 +153,8 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
             ``{system name: source}`` mapping; omitted with a manifest.
         noisy: the noisy inputs, a source; scored as system ``noisy``, the baseline.
         metrics: comma-separated metric and group names, or ``"all"``; default ``core``.
-        jobs: worker processes; 0 = all cores.
+        jobs: worker processes; 0 = all cores. More than the cores warns; more than
+            :data:`JOBS_PER_CORE` per core needs ``force_jobs=True``.
         cache: a results database (path) reused across runs, or None.
         key: a regex that finds each file's id in its relative path.
         align, max_delay: remove a constant delay (≤ ``max_delay`` s) before the
@@ -138,15 +170,37 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
         ValueError: (:class:`UsageError`, :class:`~sqeval.sources.PairingError`) the
             arguments cannot make a run; the message says why.
 
+    Warns:
+        RuntimeWarning: more ``jobs`` than cores; a cache that cannot be used.
+
     Example (from a clone of the repository, which has ``sample_data/``):
         >>> results = score("sample_data/clean", {"enh": "sample_data/enhanced"},
         ...                 metrics="si_snr", jobs=1)
         >>> results.to_frame().columns.tolist(), len(results.rows), results.systems
         (['file', 'system', 'si_snr', 'error'], 8, ['enh'])
     """
+    crowded = check_jobs(jobs, force_jobs, scheduler)
     planned = plan(reference, estimates, noisy=noisy, metrics=metrics, key=key, align=align,
                    max_delay=max_delay, channel=channel, mix=mix, no_reference=no_reference)
+    if crowded is not None:
+        import warnings
+
+        warnings.warn(f"sqeval: {crowded}", RuntimeWarning, stacklevel=2)
     return run(planned, jobs=jobs, cache=cache, timeout=timeout, scheduler=scheduler)
+
+
+def _open_cache(cache):
+    """The :class:`ResultCache` of ``cache`` (a path, a cache, or None); None with a
+    warning when the path cannot be used."""
+    if not isinstance(cache, (str, Path)):
+        return cache
+    try:
+        return ResultCache(Path(cache))
+    except CacheUnusable as error:
+        import warnings
+
+        warnings.warn(f"sqeval: {error} Scoring without it.", RuntimeWarning, stacklevel=3)
+        return None
 
 
 @dataclass

@@ -7,7 +7,7 @@ to fix it; the scorer turns it into an error row, never a traceback.
 from __future__ import annotations
 
 import os
-
+import stat
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +15,12 @@ import numpy as np
 from .dsp import lagged_correlations
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+MAX_AUDIO_BYTES = 1 << 30  # 1 GiB, 9 h of 16 kHz 16-bit mono; as float64 it takes 4 GiB
+NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISDIR, "a folder"))
+# no O_NONBLOCK (Windows): there, nothing that blocks on open looks like a file
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
 class AudioError(ValueError):
@@ -34,6 +40,61 @@ class ChannelPolicy:
         return f"channel {self.channel}" if self.channel is not None else "mono only"
 
 
+def kind_problem(mode: int) -> str | None:
+    """``"not a regular file (a FIFO); ..."`` for an ``st_mode`` other than a regular
+    file's, else None."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in NOT_REGULAR if test(mode)), "a special file")
+    return f"not a regular file ({kind}); sqeval reads regular files only"
+
+
+def status_problem(status: os.stat_result) -> str | None:
+    """Why a file with this ``os.stat`` result is not read: not a regular file (a FIFO,
+    a device such as ``/dev/zero``, ...), whose reading could block or never end, or
+    larger than :data:`MAX_AUDIO_BYTES`; None when it may be read."""
+    if not stat.S_ISREG(status.st_mode):
+        return kind_problem(status.st_mode)
+    if status.st_size > MAX_AUDIO_BYTES:
+        return (f"{status.st_size} bytes, more than the {MAX_AUDIO_BYTES} (1 GiB) that sqeval "
+                "reads from one file; split the recording into shorter files")
+    return None
+
+
+def file_problem(path) -> str | None:
+    """:func:`status_problem` of ``path`` (symbolic links followed), found without opening
+    it; None also when it cannot be examined (reading it will say why)."""
+    try:
+        return status_problem(os.stat(path))
+    except (OSError, ValueError):
+        return None
+
+
+def open_regular(path) -> int:
+    """A descriptor of ``path`` for reading, checked to be a regular file of at most
+    :data:`MAX_AUDIO_BYTES`: by name first (a device is never opened), then the file the
+    descriptor names (opened without blocking, so a FIFO put in its place cannot hang the
+    open). The caller closes it.
+
+    Raises:
+        OSError: it cannot be examined or opened.
+        AudioError: it is not a regular file, or too large.
+    """
+    problem = status_problem(os.stat(path))
+    if problem is not None:
+        raise AudioError(problem)
+    descriptor = os.open(path, OPEN_FLAGS)
+    try:
+        problem = status_problem(os.fstat(descriptor))
+    except OSError:
+        os.close(descriptor)
+        raise
+    if problem is not None:
+        os.close(descriptor)
+        raise AudioError(problem)
+    return descriptor
+
+
 def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
                notes: list | None = None) -> tuple[np.ndarray, int]:
     """Read ``path`` as a float64 mono signal with finite samples.
@@ -45,17 +106,24 @@ def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
         ``(samples, rate)`` with ``samples`` of shape ``(time,)``.
 
     Raises:
-        AudioError: unreadable or empty file, multichannel without a policy, a channel
-            that does not exist, or NaN/Inf samples.
+        AudioError: unreadable or empty file, not a regular file or larger than
+            :data:`MAX_AUDIO_BYTES`, multichannel without a policy, a channel that does
+            not exist, or NaN/Inf samples.
     """
     import soundfile
 
     try:
-        # bytes: a name that is not valid UTF-8 opens too (soundfile encodes str strictly)
-        data, rate = soundfile.read(os.fsencode(path), dtype="float64", always_2d=True)
+        descriptor = open_regular(path)
+    except OSError as error:
+        raise AudioError(f"unreadable audio ({error.strerror or error})") from None
+    try:
+        data, rate = soundfile.read(descriptor, dtype="float64", always_2d=True, closefd=False)
     except Exception as error:  # soundfile raises several types; all mean "cannot read"
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        text = str(getattr(error, "error_string", None) or error).strip()
+        reason = text.splitlines()[-1] if text else type(error).__name__
         raise AudioError(f"unreadable audio ({reason})") from None
+    finally:
+        os.close(descriptor)
     n_channels = data.shape[1]
     if data.shape[0] == 0:
         raise AudioError("the file holds no samples")

@@ -6,12 +6,13 @@ cache, a bounded number of jobs in flight, and Ctrl-C/SIGTERM stopping cleanly.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import sys
+import threading
 import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -69,24 +70,25 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
             cache and in ``Interrupted.rows``.
         SchedulerError: dask is not installed, or the scheduler cannot be reached.
     """
-    settings = cache_settings(options)
-    keys = [file_keys(job, options) if cache else {} for job, _ in tasks]
-    known = [{system: cache.lookup(pair[0], pair[1], settings) for system, pair in k.items()}
-             if cache else {} for k in keys]
     results: list[list[Row] | None] = [None] * len(tasks)
-    pending = []
-    for index, (job, name) in enumerate(tasks):
-        if cache and _fully_known(job, known[index], options):
-            results[index] = scoring.score_job(job, name, options, known[index])
-            if on_done is not None:
-                on_done(1)
-        else:
-            pending.append(index)
-    n_jobs = min(n_jobs or default_jobs(), max(len(pending), 1))
-    items = [(i, tasks[i], known[i]) for i in pending]
-    runner = (_run_dask(items, options, n_jobs, scheduler) if scheduler and items
-              else _run(items, options, n_jobs, isolate, timeout))
-    try:
+    runner = None
+    try:  # Ctrl-C while files are hashed counts as an interruption too
+        settings = cache_settings(options)
+        keys = [file_keys(job, options) if cache else {} for job, _ in tasks]
+        known = [{system: cache.lookup(pair[0], pair[1], settings)
+                  for system, pair in k.items()} if cache else {} for k in keys]
+        pending = []
+        for index, (job, name) in enumerate(tasks):
+            if cache and _fully_known(job, known[index], options):
+                results[index] = scoring.score_job(job, name, options, known[index])
+                if on_done is not None:
+                    on_done(1)
+            else:
+                pending.append(index)
+        n_jobs = min(n_jobs or default_jobs(), max(len(pending), 1))
+        items = [(i, tasks[i], known[i]) for i in pending]
+        runner = (_run_dask(items, options, n_jobs, scheduler) if scheduler and items
+                  else _run(items, options, n_jobs, isolate, timeout))
         for index, rows in runner:
             results[index] = rows
             if cache:
@@ -96,6 +98,9 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
     except KeyboardInterrupt:
         finished = [row for rows in results if rows is not None for row in rows]
         raise Interrupted(sum(r is not None for r in results), len(tasks), finished) from None
+    finally:
+        if runner is not None:
+            runner.close()  # its workers stop, wherever it was stopped
     return [row for rows in results for row in rows]
 
 
@@ -138,9 +143,14 @@ def single_threaded_children():
                 os.environ[name] = value
 
 
-def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C to the parent, which stops them and reports."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+CRASHED = ("the worker process died while scoring this file (a crash in a C extension, "
+           "or out of memory); the other files were not affected")
+NO_WORKER = ("no worker process could start ({reason}; any error it printed is above); not "
+             "scored. Check that `python -c 'import sqeval.runner'` works, then run again")
+START_LIMIT_S = 300.0  # a worker not ready after this long (a stuck import) is replaced
+START_ATTEMPTS = 3  # workers that die (or stick) in a row before they start: give up
+PARENT_POLL_S = 0.5  # how often a worker checks that its parent lives (where prctl is missing)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: the signal a process gets when its parent dies
 
 
 def _run(items, options, n_jobs, isolate=True, timeout=None) -> Iterator[tuple[int, list[Row]]]:
@@ -148,90 +158,251 @@ def _run(items, options, n_jobs, isolate=True, timeout=None) -> Iterator[tuple[i
         for index, (job, name), known in items:
             yield index, scoring.score_job(job, name, options, known)
         return
-    with single_threaded_children():  # workers start on demand: keep it for the pool's life
+    with single_threaded_children():  # a replaced worker starts later: keep it for the run
         yield from _IsolatedRun(options, n_jobs, timeout).run(items)
 
 
-CRASHED = ("the worker process died while scoring this file (a crash in a C extension, "
-           "or out of memory); the other files were not affected")
+def _worker_main(connection, score: Callable, options: ScoreOptions, parent: int) -> None:
+    """A worker process: say it is ready (started up, imports done), then score one job
+    at a time as the parent sends them, until the parent closes the pipe or dies."""
+    _follow_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        connection.send(("ready", None))
+        while True:
+            index, (job, name, known) = connection.recv()
+            try:
+                result = ("rows", score(job, name, options, known))
+            except Exception as error:  # the task failed outside any metric
+                result = ("failed", f"{type(error).__name__}: {error}")
+            connection.send((index, result))
+    except (EOFError, OSError):  # the parent closed the pipe, or is gone
+        return
+
+
+def _follow_parent(parent: int) -> None:
+    """End this worker when its parent dies, even in the middle of a file (a ``kill -9``
+    of sqeval must not leave workers computing for nobody): on Linux the kernel sends it
+    SIGKILL (``prctl(PR_SET_PDEATHSIG)``); everywhere a thread also waits on the parent."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the thread below still watches
+            pass
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
+                     name="sqeval-parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    watched = multiprocessing.parent_process()
+    while os.getppid() == parent and (watched is None or watched.is_alive()):
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+class _Worker:
+    """One worker process, its pipe, and the job it is scoring (``item``, since
+    ``started``; ``alone``: nothing else was in flight when it began).
+
+    Raises:
+        OSError: the process cannot be started (no memory, too many processes).
+    """
+
+    def __init__(self, context, score, options):
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, name="sqeval-worker",
+                                       args=(child, score, options, os.getpid()))
+        try:
+            with _interrupts_ignored():  # inherited: Ctrl-C during start-up is the parent's
+                self.process.start()
+        except BaseException:
+            self.connection.close()
+            raise
+        finally:
+            child.close()
+        self.born, self.ready = time.monotonic(), False
+        self.item, self.started, self.alone = None, 0.0, False
+
+    def give(self, item, alone: bool) -> bool:
+        """Send ``item`` to this (ready, idle) worker; False when it is gone."""
+        index, (job, name), known = item
+        try:
+            self.connection.send((index, (job, name, known)))
+        except OSError:  # it died just now: its sentinel says so next
+            return False
+        self.item, self.started, self.alone = item, time.monotonic(), alone
+        return True
+
+    def stop(self) -> None:
+        """Ask an idle worker to exit; kill a busy one, or one still starting."""
+        if self.item is not None or not self.ready:
+            self.process.kill()
+        self.connection.close()  # an idle worker reads the end of its pipe and exits
+
+
+@contextmanager
+def _interrupts_ignored():
+    """SIGINT ignored while a worker is started, so that the worker is born ignoring it (an
+    ignored signal stays ignored across exec, and Python then installs no handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _IsolatedRun:
     """Jobs on worker processes, one per worker at a time, so that a crash or a timeout
-    costs only the job that caused it.
+    costs only the job that caused it, and never another worker's job.
 
-    When a worker dies, every job then in flight fails with it and none can be blamed; the
-    pool is restarted and those jobs run again one at a time, so only the one that kills
-    its worker again is recorded as crashed. A job past ``timeout`` seconds is recorded as
-    timed out, its pool is killed and restarted, and the other jobs in flight run again.
+    A job is sent only to a worker that reported itself ready, so ``timeout`` counts the
+    time a started worker spends on that file, never a worker's start-up. A job past it
+    is recorded as timed out and its worker (that one only) is killed and replaced. A job
+    whose worker dies is run again with nothing else in flight (another process may have
+    caused the lack of memory that killed it); only the one that kills its worker again
+    is recorded as crashed. Workers that cannot start (:data:`START_ATTEMPTS` in a row,
+    with none ready) fail the remaining jobs with the reason, rather than retry forever.
     """
 
     def __init__(self, options, n_jobs, timeout):
         self.options, self.n_jobs, self.timeout = options, n_jobs, timeout
         self.context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-        self.pool = self._new_pool()
-
-    def _new_pool(self):
-        return ProcessPoolExecutor(max_workers=self.n_jobs, mp_context=self.context,
-                                   initializer=_ignore_interrupts)
-
-    def _restart(self) -> None:
-        for process in list(getattr(self.pool, "_processes", {}).values()):  # stop them now
-            process.kill()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.pool = self._new_pool()
+        self.score = scoring.score_job  # looked up now, so that a test's stand-in is used
+        self.workers: list[_Worker] = []
+        self.failed_starts, self.start_error = 0, None
 
     def run(self, items) -> Iterator[tuple[int, list[Row]]]:
-        queue, suspects, pending = deque(items), deque(), {}
+        queue, suspects = deque(items), deque()
         try:
-            while queue or suspects or pending:
-                source, capacity = (suspects, 1) if suspects else (queue, self.n_jobs)
-                while len(pending) < capacity and source:
-                    item = source.popleft()
-                    future = self.pool.submit(scoring.score_job, item[1][0], item[1][1], self.options,
-                                              item[2])
-                    pending[future] = (item, time.monotonic(), source is suspects)
-                done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                yield from self._collect(done, pending, suspects)
-                yield from self._expire(pending, suspects)
+            while queue or suspects or self._busy():
+                self._top_up(len(queue) + len(suspects))
+                if not any(w.ready for w in self.workers) and (
+                        self.failed_starts >= START_ATTEMPTS or not self.workers):
+                    yield from self._give_up(queue, suspects)
+                    return
+                self._dispatch(queue, suspects)
+                yield from self._collect(self._wait(), suspects)
+                yield from self._expire()
         finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            for worker in self.workers:
+                worker.stop()
+            for worker in self.workers:
+                worker.process.join(timeout=5)
+                if worker.process.is_alive():
+                    worker.process.kill()
+                    worker.process.join()
 
-    def _collect(self, done, pending, suspects):
-        broken = False
-        for future in done:
-            item, _, alone = pending.pop(future)
-            (index, (job, name), _known) = item
+    def _busy(self) -> int:
+        return sum(w.item is not None for w in self.workers)
+
+    def _top_up(self, waiting: int) -> None:
+        """Start workers up to ``n_jobs``, or as many as the work left needs."""
+        while (len(self.workers) < min(self.n_jobs, waiting + self._busy())
+               and self.failed_starts < START_ATTEMPTS):
             try:
-                yield index, future.result()
-            except BrokenProcessPool:
-                if alone:
-                    yield index, failure_rows(job, name, self.options, CRASHED)
-                else:
-                    suspects.append(item)
-                broken = True
-            except Exception as error:  # the task failed outside any metric
-                yield index, failure_rows(job, name, self.options, "the worker scoring this "
-                                          f"file failed ({type(error).__name__}: {error})")
-        if broken:  # everything else in flight died with it: run those again, one by one
-            suspects.extend(item for item, _, _ in pending.values())
-            pending.clear()
-            self._restart()
+                self.workers.append(_Worker(self.context, self.score, self.options))
+            except OSError as error:
+                self.failed_starts += 1
+                self.start_error = f"{type(error).__name__}: {error}"
 
-    def _expire(self, pending, suspects):
-        if self.timeout is None:
+    def _dispatch(self, queue, suspects) -> None:
+        idle = [w for w in self.workers if w.ready and w.item is None]
+        if suspects:  # a suspect runs alone: once nothing else is in flight
+            if idle and not self._busy() and idle[0].give(suspects[0], alone=True):
+                suspects.popleft()
             return
+        for worker in idle:
+            if queue and worker.give(queue[0], alone=False):
+                queue.popleft()
+
+    def _wait(self) -> list:
+        """What became readable (pipes) or ended (process sentinels), waiting at most until
+        the next deadline, or a second."""
+        delay = 1.0
+        if self.timeout is not None:
+            now = time.monotonic()
+            for worker in self.workers:
+                if worker.item is not None:
+                    delay = min(delay, worker.started + self.timeout - now)
+        handles = [w.connection for w in self.workers] + [w.process.sentinel for w in self.workers]
+        return multiprocessing.connection.wait(handles, timeout=max(delay, 0.01))
+
+    def _collect(self, ready, suspects):
+        for worker in list(self.workers):
+            ended = worker.process.sentinel in ready
+            if worker.connection in ready:  # a message (sent before any death), or the end
+                try:
+                    message = worker.connection.recv()
+                except (EOFError, OSError):
+                    ended = True
+                else:
+                    yield from self._receive(worker, message)
+            if ended:
+                yield from self._ended(worker, suspects)
+
+    def _receive(self, worker: _Worker, message):
+        index, result = message
+        if index == "ready":
+            worker.ready = True
+            return
+        _, (job, name), _known = worker.item
+        worker.item, self.failed_starts = None, 0
+        kind, payload = result
+        if kind == "rows":
+            yield index, payload
+        else:
+            yield index, failure_rows(job, name, self.options,
+                                      f"the worker scoring this file failed ({payload})")
+
+    def _ended(self, worker: _Worker, suspects):
+        """A worker ended by itself: its job (if any) is a suspect, or crashed if it was
+        alone; a worker that ends without a job counts as one that could not start."""
+        item, alone = worker.item, worker.alone
+        worker.item = None
+        worker.process.join(timeout=2)  # its pipe closes as it exits: let it, for the code
+        self._remove(worker)
+        if item is None:
+            self.failed_starts += 1
+            self.start_error = f"a worker process ended with exit code {worker.process.exitcode}"
+        elif alone:
+            index, (job, name), _known = item
+            yield index, failure_rows(job, name, self.options, CRASHED)
+        else:
+            suspects.append(item)
+
+    def _expire(self):
         now = time.monotonic()
-        late = [f for f, (_, started, _) in pending.items() if now - started > self.timeout]
-        if not late:
-            return
-        for future in late:
-            index, (job, name), _known = pending.pop(future)[0]
-            yield index, failure_rows(job, name, self.options, f"timed out after "
-                                      f"{self.timeout:g} s (--timeout); not scored")
-        suspects.extend(item for item, _, _ in pending.values())  # killed with the pool
-        pending.clear()
-        self._restart()
+        for worker in list(self.workers):
+            if not worker.ready and now - worker.born > START_LIMIT_S:
+                self._remove(worker)  # stuck starting up: it has no job, so nothing is lost
+                self.failed_starts += 1
+                self.start_error = f"a worker process did not start in {START_LIMIT_S:g} s"
+            elif (self.timeout is not None and worker.item is not None
+                  and now - worker.started > self.timeout):
+                index, (job, name), _known = worker.item
+                self._remove(worker)  # that worker only; the next loop starts another
+                yield index, failure_rows(job, name, self.options, f"timed out after "
+                                          f"{self.timeout:g} s (--timeout); not scored")
+
+    def _remove(self, worker: _Worker) -> None:
+        worker.stop()
+        worker.process.join()
+        self.workers.remove(worker)
+
+    def _give_up(self, queue, suspects):
+        reason = NO_WORKER.format(reason=self.start_error or "unknown reason")
+        for index, (job, name), _known in [*suspects, *queue]:
+            yield index, failure_rows(job, name, self.options, reason)
+        queue.clear()
+        suspects.clear()
 
 
 def failure_rows(job: Job, display_name: str, options: ScoreOptions, reason: str) -> list[Row]:

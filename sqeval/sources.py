@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-from .audio import AUDIO_SUFFIXES
+from .audio import AUDIO_SUFFIXES, file_problem
 
 
 class PairingError(ValueError):
@@ -79,8 +79,9 @@ class Source(ABC):
 @dataclass(frozen=True, repr=False)
 class Folder(Source):
     """Every audio file below ``path``; symbolic links to folders are not followed (a link
-    loop cannot hang the walk). A folder named like an audio file is listed with its
-    problem, so that it gets a row."""
+    loop cannot hang the walk). A folder named like an audio file, and a name that is not
+    a regular file (a FIFO, a link to ``/dev/zero``: reading would block or never end)
+    are listed with their problem, so that they get a row."""
 
     path: Path
 
@@ -101,7 +102,7 @@ class Folder(Source):
             for name in sorted(files):
                 path = Path(root) / name
                 if path.suffix.lower() in AUDIO_SUFFIXES and not path.is_dir():
-                    entries.append(self._entry(path))
+                    entries.append(self._entry(path, file_problem(path)))
         return entries
 
     def _entry(self, path: Path, problem: str | None = None) -> Entry:
@@ -118,6 +119,9 @@ class AudioFile(Source):
     id: str | None = None
 
     def entries(self) -> list[Entry]:
+        problem = file_problem(self.path)
+        if problem is not None and self.path.exists():
+            raise PairingError(f"{self.path}: {problem}")
         if not self.path.is_file():
             raise PairingError(f"{self.path}: no such audio file (expected {KINDS})")
         return [Entry(self.id or self.path.stem, self.path, self.path.name, self.path.name)]
@@ -178,6 +182,8 @@ def _list_entry(item: Listed) -> Entry:
     elif not path.exists():
         problem = (f"no such file: {path} ({item.where()}; a relative path starts at the "
                    "list's folder)")
+    elif file_problem(path) is not None:
+        problem = f"{file_problem(path)} ({item.where()})"
     return Entry(item.id, path, name, item.written, problem)
 
 
@@ -268,6 +274,9 @@ def _refuse_extended_filename(item: Listed) -> None:
 
 
 def _read_text(path: Path) -> str:
+    problem = file_problem(path)
+    if problem is not None and not path.is_dir():  # a FIFO would block the read
+        raise PairingError(f"{path}: {problem}")
     try:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 from pathlib import Path
 from typing import List, Optional
 
@@ -14,8 +13,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeRemainingColumn)
 from rich.text import Text
 
-from ..api import Results, compile_group_by, plan, run
-from ..cache import DEFAULT_PATH, ResultCache
+from ..api import Results, check_jobs, compile_group_by, plan, run
+from ..cache import DEFAULT_PATH, CacheUnusable, ResultCache
 from ..gates import (GateError, check_gate_targets, check_gates, find_config, load_config,
                      merge_gates, parse_gate)
 from ..outputs import OutputError, check_outputs
@@ -61,6 +60,8 @@ def score_command(
         "--no-reference. A metric named alone that does not apply at a file's rate counts "
         "as a failure."),
     jobs: int = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes; 0 = all cores."),
+    force_jobs: bool = typer.Option(False, "--force-jobs", help="Start more than 4 worker "
+                                    "processes per core when --jobs asks for them."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Per-file CSV (+ .meta.json)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Rows, notes, summary and "
                                              "provenance as JSON."),
@@ -101,8 +102,11 @@ def score_command(
                        align=align, max_delay=max_delay, channel=channel, mix=mix,
                        no_reference=no_reference)
         pattern = compile_group_by(group_by)
+        crowded = check_jobs(jobs, force_jobs, scheduler)
     except ValueError as error:  # UsageError, PairingError: what cannot make a run
         abort(str(error))
+    if crowded is not None:
+        stderr_console().print(f"warning: {crowded}", markup=False, soft_wrap=True)
     options = planned.options
     gates, allow, config = _gates(gate, allow_missing)
     outputs = {"--csv": csv_path, "--json": json_path, "--summary-csv": summary_csv,
@@ -185,13 +189,19 @@ class RateColumn(ProgressColumn):
 
 
 def _open_cache(path: Optional[Path]):
+    """The results cache at ``path``, or None. A cache that cannot be used (locked,
+    read-only, damaged, not a file), at opening or later, is reported once on stderr and
+    the run goes on without it."""
     if path is None:
         return None
+
+    def warn(message: str) -> None:
+        stderr_console().print(f"warning: {message}", markup=False, soft_wrap=True)
+
     try:
-        return ResultCache(path)
-    except (OSError, sqlite3.Error) as error:
-        stderr_console().print(f"warning: no cache at {path} ({error}); scoring without one",
-                               markup=False)
+        return ResultCache(path, warn=warn)
+    except CacheUnusable as error:
+        warn(f"{error} Scoring without it.")
         return None
 
 
