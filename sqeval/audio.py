@@ -153,7 +153,7 @@ def _select_channel(data: np.ndarray, policy: ChannelPolicy) -> np.ndarray:
         )
     if not 0 <= policy.channel < n_channels:
         raise AudioError(
-            f"--channel {policy.channel} asked for, but the file has {n_channels} channel(s) "
+            f"asked for --channel {policy.channel}, but the file has {n_channels} channel(s) "
             f"(0 … {n_channels - 1})"
         )
     return data[:, [policy.channel]]

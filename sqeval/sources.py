@@ -381,7 +381,7 @@ def rekey(entry: Entry, key: re.Pattern) -> Entry:
         >>> rekey(e, re.compile(r"fileid_(\d+)")).id
         '12'
         >>> print(rekey(e, re.compile(r"reader_(\d+)")).problem)
-        --key 'reader_(\d+)' does not match book_8_fileid_12_snr3.wav
+        the --key 'reader_(\d+)' does not match book_8_fileid_12_snr3.wav
     """
     match = key.search(entry.where)
     if match is not None:
@@ -390,4 +390,4 @@ def rekey(entry: Entry, key: re.Pattern) -> Entry:
         if found:
             return replace(entry, id=found)
     return replace(entry, id=entry.where,
-                   problem=entry.problem or f"--key '{key.pattern}' does not match {entry.where}")
+                   problem=entry.problem or f"the --key '{key.pattern}' does not match {entry.where}")

@@ -32,7 +32,7 @@ def test_channel_policy(tmp_path):
         read_audio(path)
     assert read_audio(path, ChannelPolicy(channel=1))[0].tolist() == [0.0, -0.5, 1.0]
     assert read_audio(path, ChannelPolicy(mix=True))[0].tolist() == [0.5, 0.0, 0.5]
-    with pytest.raises(AudioError, match="--channel 2 asked for, but the file has 2"):
+    with pytest.raises(AudioError, match="asked for --channel 2, but the file has 2"):
         read_audio(path, ChannelPolicy(channel=2))
 
 

@@ -180,7 +180,7 @@ def test_a_file_the_key_does_not_match_gets_a_problem_naming_the_regex(tmp_path)
         touch(tmp_path / "enh" / f"x_fileid_{number}.wav")
     touch(tmp_path / "enh" / "stray.wav")
     jobs = pair(tmp_path / "clean", tmp_path / "enh", key=r"fileid_(\d+)")
-    assert jobs["stray.wav"].problems == {"enh": r"--key 'fileid_(\d+)' does not match stray.wav"}
+    assert jobs["stray.wav"].problems == {"enh": r"the --key 'fileid_(\d+)' does not match stray.wav"}
     assert jobs["stray.wav"].name == "stray.wav"
     assert jobs["1"].problems == {} and jobs["2"].problems == {}
 
@@ -325,8 +325,8 @@ def test_key_runs_the_dns_layout_and_reports_a_stray_file(tmp_path, golden):
     rows = {row["file"]: row for row in csv.DictReader(out.open(encoding="utf-8"))}
     assert set(rows) == {"clean_fileid_12.wav", "clean_fileid_3.wav", "notes.wav"}
     assert rows["clean_fileid_12.wav"]["error"] == "" and rows["clean_fileid_3.wav"]["snr"]
-    assert rows["notes.wav"]["error"] == r"--key 'fileid_(\d+)' does not match notes.wav"
-    assert r"notes.wav [enhanced]: --key 'fileid_(\d+)' does not match" in result.stderr
+    assert rows["notes.wav"]["error"] == r"the --key 'fileid_(\d+)' does not match notes.wav"
+    assert r"notes.wav [enhanced]: the --key 'fileid_(\d+)' does not match" in result.stderr
 
 
 def test_nothing_pairs_exits_2_with_examples_and_the_key_hint(tmp_path, golden):
