@@ -181,13 +181,15 @@ def test_an_output_that_cannot_be_written_exits_2_and_the_results_stay_cached(
         raise OSError(30, "Read-only file system")
 
     base = ["score", folders / "clean", folders / "enh", "-m", "snr,stoi"]
+    writer = score_module.write_atomically
     monkeypatch.setattr(score_module, "write_atomically", read_only)
     result = run(*base, "--latex", folders / "t.tex")
     assert result.exit_code == 2
     message = " ".join(result.stderr.split())
     assert "could not write" in message and "Read-only file system" in message
     assert "kept in the cache" in message
-    monkeypatch.undo()
+    # (not monkeypatch.undo(): that would also leave this test's folder, and its cache)
+    monkeypatch.setattr(score_module, "write_atomically", writer)
     calls = []
     original = score_module.run
 
