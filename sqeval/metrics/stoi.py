@@ -30,6 +30,8 @@ References
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from ..dsp import frame_spans
@@ -56,6 +58,28 @@ def _band_matrix() -> np.ndarray:
     from pystoi.utils import thirdoct
 
     return thirdoct(RATE, FFT_SIZE, BANDS, LOWEST_BAND_HZ)[0]
+
+
+@cache
+def _band_edges() -> np.ndarray:
+    """The first FFT bin of every one-third-octave band, then the end of the last: the
+    bands of pystoi's 0/1 matrix are contiguous and adjacent (checked)."""
+    bands = _band_matrix()
+    starts = bands.argmax(axis=1)
+    ends = starts + bands.sum(axis=1).astype(int)
+    if not (np.array_equal(starts[1:], ends[:-1]) and np.array_equal(
+            bands, np.stack([np.isin(np.arange(bands.shape[1]), np.arange(a, b))
+                             for a, b in zip(starts, ends)]).astype(bands.dtype))):
+        raise RuntimeError("pystoi's one-third-octave bands are not adjacent ranges of bins")
+    return np.append(starts, ends[-1])
+
+
+def _band_sums(power: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``power @ bands.T`` (Eq. 1's sums), as sums of adjacent ranges of bins. A matrix
+    product would go through BLAS, whose result changes in the last bit with its number
+    of threads: a worker (one thread) and a script scoring in its own process (one per
+    core) would then disagree on STOI. These sums are the same in every process."""
+    return np.add.reduceat(power[:, edges[0]:edges[-1]], edges[:-1] - edges[0], axis=1)
 
 
 def _hann() -> np.ndarray:
@@ -102,7 +126,7 @@ def _envelopes(x: np.ndarray, speech: np.ndarray) -> np.ndarray:
     The signal without silence is the overlap-add of the speech frames; its frame ``j``
     depends on speech frames ``j − 1 … j + 1`` only, so it is rebuilt a chunk at a time.
     """
-    window, bands, frames = _hann(), _band_matrix(), _frames(x)
+    window, edges, frames = _hann(), _band_edges(), _frames(x)
     n = len(speech)
     out = []
     for first, last in frame_spans(max(n - 1, 0), HOP):  # the joined signal has n − 1 frames
@@ -111,7 +135,7 @@ def _envelopes(x: np.ndarray, speech: np.ndarray) -> np.ndarray:
         joined_frames = np.lib.stride_tricks.sliding_window_view(
             joined[(first - lo) * HOP:], FRAME)[::HOP][:last - first]
         spectra = np.fft.rfft(window * joined_frames, n=FFT_SIZE, axis=-1)
-        out.append(np.sqrt(np.abs(spectra) ** 2 @ bands.T))  # Eq. 1
+        out.append(np.sqrt(_band_sums(np.abs(spectra) ** 2, edges)))  # Eq. 1
     return np.concatenate(out) if out else np.zeros((0, BANDS))
 
 
