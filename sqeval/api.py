@@ -229,7 +229,9 @@ class Results:
     def to_frame(self):
         """The tidy per-file DataFrame: ``file, system, <metrics>, error``; NaN where empty
         (equal to ``pandas.read_csv`` of the ``--csv`` file of the same run, with text
-        cells as they are: no ``'`` before a name that starts with ``= + - @``)."""
+        cells as they are: no ``'`` before a name that starts with ``= + - @``; ``file``,
+        ``system`` and ``error`` are text even where read_csv would guess otherwise, as
+        float64 for an all-empty error column or NaN for a system named ``NA``)."""
         import pandas as pd
 
         return pd.read_csv(io.StringIO(self.csv_text(guard=False)), dtype={

@@ -52,6 +52,25 @@ def test_to_frame_equals_the_cli_csv(corpus, monkeypatch):
     assert results.provenance["sqeval_version"] == sqeval.__version__
 
 
+
+def test_names_and_errors_stay_text_where_read_csv_would_guess(corpus, monkeypatch):
+    # read_csv reads an all-empty error column as float64 and a system named NA as NaN;
+    # to_frame keeps file, system and error as text, with the same values otherwise.
+    (corpus / "enhanced" / "stray.wav").unlink()
+    monkeypatch.chdir(corpus)
+    out = corpus / "all.csv"
+    assert CliRunner().invoke(app, ["score", "clean", "NA=enhanced", "--noisy", "noisy",
+                                    "-m", "si_snr", "--no-cache", "--csv",
+                                    str(out)]).exit_code == 0
+    frame = sqeval.score("clean", {"NA": "enhanced"}, noisy="noisy", metrics="si_snr",
+                         jobs=1).to_frame()
+    assert list(frame["system"]) == ["noisy", "NA", "noisy", "NA"]
+    assert frame["error"].isna().all() and not pd.api.types.is_float_dtype(frame["error"])
+    expected = pd.read_csv(out)
+    assert expected["error"].dtype == "float64" and expected["system"].isna().sum() == 2
+    expected["system"] = frame["system"]  # the one value read_csv changes
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True, check_dtype=False)
+
 def test_summary_equals_the_summary_csv(corpus, monkeypatch):
     monkeypatch.chdir(corpus)
     out = corpus / "summary.csv"
