@@ -116,14 +116,15 @@ def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
         descriptor = open_regular(path)
     except OSError as error:
         raise AudioError(f"unreadable audio ({error.strerror or error})") from None
-    try:
-        data, rate = soundfile.read(descriptor, dtype="float64", always_2d=True, closefd=False)
-    except Exception as error:  # soundfile raises several types; all mean "cannot read"
-        text = str(getattr(error, "error_string", None) or error).strip()
-        reason = text.splitlines()[-1] if text else type(error).__name__
-        raise AudioError(f"unreadable audio ({reason})") from None
-    finally:
-        os.close(descriptor)
+    # A file object, not the descriptor itself: libsndfile before 1.2.2 (soundfile 0.12)
+    # closes a descriptor it fails to open even when told not to.
+    with open(descriptor, "rb") as stream:
+        try:
+            data, rate = soundfile.read(stream, dtype="float64", always_2d=True)
+        except Exception as error:  # soundfile raises several types; all mean "cannot read"
+            text = str(getattr(error, "error_string", None) or error).strip()
+            reason = text.splitlines()[-1] if text else type(error).__name__
+            raise AudioError(f"unreadable audio ({reason})") from None
     n_channels = data.shape[1]
     if data.shape[0] == 0:
         raise AudioError("the file holds no samples")

@@ -9,14 +9,13 @@ import sys
 from xml.etree import ElementTree
 
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from sqeval.cli import app
 from sqeval.gates import GateError, merge_gates, parse_gate
 
-from conftest import write
+from conftest import read_csv, write
 
 runner = CliRunner()
 
@@ -120,7 +119,7 @@ def test_latex_and_markdown_numbers_equal_the_summary_csv(corpus):
     result = score(corpus, "--summary-csv", summary, "--latex", tex, "--markdown", md,
                    "--group-by", r"_(?P<snr>\d+)dB")
     assert result.exit_code == 0, result.output
-    frame = pd.read_csv(summary, keep_default_na=False)
+    frame = read_csv(summary, keep_default_na=False)
     assert list(frame.columns) == ["snr", "system", "metric", "mean", "std", "median",
                                    "ci95_low", "ci95_high", "n", "n_failed", "delta_mean"]
     overall = frame[frame["snr"] == ""]
@@ -206,7 +205,7 @@ def test_compare_with_itself_reports_zero_and_exits_0(results_csv):
 
 
 def test_compare_candidate_worse_in_pesq_exits_1(results_csv, tmp_path):
-    frame = pd.read_csv(results_csv)
+    frame = read_csv(results_csv)
     frame["pesq_wb"] -= 0.1
     frame = frame[~((frame.file == "c_10dB.wav") & (frame.system == "enh"))]
     worse = tmp_path / "worse.csv"
@@ -226,7 +225,7 @@ def test_score_and_compare_give_the_same_delta_ci_and_say_how(corpus, tmp_path):
     out, data = tmp_path / "run.csv", tmp_path / "run.json"
     result = score(corpus, "--csv", out, "--json", data)
     assert result.exit_code == 0 and "95% CI: Student-t" in result.stdout
-    frame = pd.read_csv(out)
+    frame = read_csv(out)
     noisy, enh = tmp_path / "noisy.csv", tmp_path / "enh.csv"
     frame[frame.system == "noisy"].assign(system="enh").to_csv(noisy, index=False)
     frame[frame.system == "enh"].to_csv(enh, index=False)
