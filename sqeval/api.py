@@ -21,8 +21,8 @@ from .audio import AUDIO_SUFFIXES, ChannelPolicy
 from .cache import CacheUnusable, ResultCache
 from .metrics import REGISTRY, resolve
 from .metrics.registry import GROUPS
-from .pairing import (CLEAN_PROBLEM, Inputs, PairingError, System, pair_sources,
-                      read_inputs)
+from .pairing import (CLEAN_PROBLEM, Inputs, PairingError, System, check_reserved_names,
+                      pair_sources, read_inputs)
 from .provenance import provenance as current_provenance
 from .results import read_text_cell, write_rows
 from .runner import default_jobs, score_jobs
@@ -368,10 +368,12 @@ def _inputs(reference, estimates, noisy, no_reference: bool) -> Inputs:
     elif estimates is not None:
         source = _source(estimates)
         systems = [System(default_name(source), source)]
+    unnamed = [System(default_name(first), first)] if no_reference else []
+    check_reserved_names([*unnamed, *systems], no_reference)
     if noisy is not None:
         systems.insert(0, System(NOISY, _source(noisy)))
     if no_reference:
-        return Inputs(None, [System(default_name(first), first), *systems])
+        return Inputs(None, [*unnamed, *systems])
     if not systems:
         raise UsageError("give at least one estimate source after the reference")
     if isinstance(first, AudioFile):

@@ -213,3 +213,19 @@ def merge_gates(configured: list[Gate], given: list[Gate]) -> list[Gate]:
     replaced = {gate.key: gate for gate in given}
     merged = [replaced.pop(gate.key, gate) for gate in configured]
     return merged + [gate for gate in given if gate.key in replaced]
+
+
+def check_gates_apply(gates: list[Gate], systems: list[str]) -> None:
+    """Refuse, before scoring, a gate without a system in a run that has no estimates
+    besides ``noisy`` and ``clean``: it would check nothing, and pass.
+
+    Raises:
+        GateError: naming the gate and the fix.
+    """
+    estimates = [name for name in systems if name not in (NOISY, CLEAN)]
+    for gate in gates:
+        if gate.system is None and not estimates:
+            raise GateError(f"gate {gate.text!r} applies to the estimates, and this run has "
+                            f"none besides {', '.join(systems)}: it would check nothing. Give "
+                            "the estimates as NAME=PATH, or name the system in the gate "
+                            "(SYSTEM:METRIC...)")

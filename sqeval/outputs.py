@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -45,7 +47,7 @@ def write_atomically(path: Path, write) -> None:
     """Call ``write(stream)`` to fill ``path`` (see the module's docstring)."""
     path = Path(path)
     if is_stream(path):
-        with open(path, "w", encoding="utf-8", errors="backslashreplace", newline="") as stream:
+        with _open_stream(path) as stream:
             write(stream)
         return
     target = Path(os.path.realpath(path))  # a symlink's target is replaced, not the link
@@ -63,6 +65,32 @@ def write_atomically(path: Path, write) -> None:
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+FIFO_WAIT_S = 10.0  # how long an output FIFO may go without a reader before it is an error
+
+
+def _open_stream(path: Path):
+    """``path`` (a device, a FIFO) opened for writing text in place. Opening a FIFO waits
+    for a reader; after :data:`FIFO_WAIT_S` without one it is an error (``OSError``), not
+    a hang."""
+    options = dict(encoding="utf-8", errors="backslashreplace", newline="")
+    if not stat.S_ISFIFO(os.stat(path).st_mode):
+        return open(path, "w", **options)
+    deadline = time.monotonic() + FIFO_WAIT_S
+    while True:
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as error:
+            if error.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+            if time.monotonic() > deadline:
+                raise OSError(errno.ENXIO, f"no process read the FIFO in {FIFO_WAIT_S:g} s") \
+                    from None
+            time.sleep(0.05)
+    os.set_blocking(descriptor, True)
+    return open(descriptor, "w", **options)
 
 
 def utf8_safe(text: str) -> str:
@@ -121,8 +149,8 @@ def check_outputs(outputs: dict[str, Path], inputs: Iterable[Path],
         OutputError: naming the option, the path and the reason.
     """
     protected = {}
-    for path in inputs:
-        if path is not None and os.path.exists(path):
+    for path in inputs:  # a file that does not exist yet (a new cache) is one the run makes
+        if path is not None:
             protected.setdefault(_identity(path), Path(path))
     claimed: dict = {}
     for option, path in outputs.items():
@@ -146,8 +174,8 @@ def check_outputs(outputs: dict[str, Path], inputs: Iterable[Path],
 def _check_one(label: str, path: Path, protected: dict) -> None:
     identity = _identity(path)
     if identity in protected:
-        raise OutputError(f"{label} {path} is {protected[identity]}, which this run reads; "
-                          "writing it would destroy it. Choose another file.")
+        raise OutputError(f"{label} {path} is {protected[identity]}, which this run reads or "
+                          "keeps; writing it would destroy it. Choose another file.")
     if path.is_dir():
         raise OutputError(f"{label} {path} is a folder; give a file name")
     if is_stream(path):

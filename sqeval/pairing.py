@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import AUDIO_SUFFIXES
-from .results import NOISY
+from .results import CLEAN, NOISY
 from .sources import (AudioFile, Entry, FileList, Folder, PairingError, Source, default_name,
                       is_manifest, open_source, read_manifest, rekey)
 
@@ -117,7 +117,9 @@ def read_inputs(first: str, estimates: list[str], noisy: str | None = None,
     """
     inputs = _first_inputs(Path(first), no_reference)
     first_source = inputs.reference or next((s.source for s in inputs.systems), None)
-    inputs.systems += [parse_system(argument) for argument in estimates]
+    given = [parse_system(argument) for argument in estimates]
+    check_reserved_names(given, no_reference)
+    inputs.systems += given
     if not inputs.systems:
         raise PairingError("give at least one estimate source (ENHANCED) after the reference "
                            "(or --no-reference to score sources without clean files)")
@@ -132,13 +134,34 @@ def _first_inputs(path: Path, no_reference: bool) -> Inputs:
     if is_manifest(path):
         return _manifest_inputs(path, no_reference)
     if no_reference:
-        return Inputs(None, [parse_system(str(path))])
+        first = [parse_system(str(path))]
+        check_reserved_names(first, no_reference)
+        return Inputs(None, first)
     return Inputs(open_source(path), [])
+
+
+def check_reserved_names(systems: list[System], no_reference: bool) -> None:
+    """Raise :class:`PairingError` for a system of estimates named as sqeval names its own
+    rows: ``clean`` (the references themselves) and, with references, ``noisy`` (the
+    ``--noisy`` baseline, which gates skip and deltas subtract). Such a system would be
+    taken for that row: its files never gated, or never read. Without references a source
+    named ``noisy`` is the baseline, as documented."""
+    reserved = {CLEAN: "the clean references' own rows"}
+    if not no_reference:
+        reserved[NOISY] = "the --noisy inputs, the baseline that gates skip"
+    for system in systems:
+        if system.name in reserved:
+            where = getattr(system.source, "path", "")
+            raise PairingError(
+                f"the system name {system.name!r} (of {where}) is reserved for "
+                f"{reserved[system.name]}; name these estimates with NAME=PATH, e.g. "
+                f"model={where}")
 
 
 def _manifest_inputs(path: Path, no_reference: bool) -> Inputs:
     manifest = read_manifest(path, default_name(FileList(path)))
     systems = [System(name, FileList(path, items)) for name, items in manifest.systems.items()]
+    check_reserved_names(systems, no_reference)
     if manifest.noisy is not None:
         systems.insert(0, System(NOISY, FileList(path, manifest.noisy)))
     if no_reference:

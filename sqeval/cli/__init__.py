@@ -8,13 +8,15 @@ exits 4 with one line saying so (the traceback with ``--debug``); never 1, the g
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 
 import typer
 import typer.core
 
-from .common import DEBUG, ExitCode
+from .common import DEBUG, ExitCode, silence_stdout
 from .compare import compare_command
 from .metrics import metrics_command
 from .plot import plot_command
@@ -53,8 +55,61 @@ REPORT = ("this is a bug in sqeval; please report it with the command line and t
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the command line ``argv`` (default: ``sys.argv[1:]``); its exit code."""
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); its exit code.
+
+    Diagnostics never change it: stderr that cannot be written (closed, a full disk, a
+    reader that went away) is written to nowhere, so a run still exits with its verdict.
+    SIGTERM stops any command as Ctrl-C does (130).
+    """
     DEBUG["on"] = bool(os.environ.get("SQEVAL_DEBUG"))
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stdout if sys.stdout is not None else open(os.devnull, "w")  # ``>&-``
+    sys.stderr = _Tolerant(sys.stderr if sys.stderr is not None else open(os.devnull, "w"))
+    previous = _on_sigterm(_terminate_as_interrupt)
+    try:
+        return _run(argv)
+    finally:
+        _on_sigterm(previous)
+        sys.stdout, sys.stderr = saved
+
+
+class _Tolerant:
+    """A text stream whose writes and flushes never raise: what cannot be said is lost."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):  # ENOSPC, EPIPE, EIO, a closed file
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name):  # isatty, fileno, encoding ...: the stream's own
+        return getattr(self._stream, name)
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a command as Ctrl-C does
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM (from the main thread only); the previous one."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):  # pragma: no cover - no signals here
+        return None
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         code = app(args=argv, prog_name="sqeval", standalone_mode=False)
         return code if isinstance(code, int) else int(ExitCode.OK)
@@ -62,7 +117,7 @@ def run(argv: list[str] | None = None) -> int:
         return stop.exit_code
     except SystemExit as stop:  # Typer exits 1 on a broken stdout pipe; that is not a gate
         if isinstance(stop.__context__, BrokenPipeError):
-            _silence_stdout()
+            silence_stdout()
             return int(ExitCode.BROKEN_PIPE)
         raise
     except _click.ClickException as error:  # bad arguments: a usage error, whatever its kind
@@ -72,7 +127,7 @@ def run(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # the reader of stdout went away (``| head``): nothing to say
-        _silence_stdout()
+        silence_stdout()
         return int(ExitCode.BROKEN_PIPE)
     except Exception as error:  # noqa: BLE001 - the one place that catches everything
         if DEBUG["on"]:
@@ -92,14 +147,15 @@ def _show_usage_error(error) -> None:
         error.show()
 
 
-def _silence_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-
-
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run())
+    code = run()
+    for stream in (sys.stdout, sys.stderr):  # a flush failing at exit would make it 120
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass
+    sys.exit(code)

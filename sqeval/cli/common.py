@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 from enum import IntEnum
+from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
@@ -41,6 +43,64 @@ def stderr_console() -> Console:
     """Diagnostics go to stderr."""
     console = Console(stderr=True, highlight=False)
     return console if console.is_terminal else Console(stderr=True, highlight=False, width=140)
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device (its reader went away, or it cannot be written),
+    so that nothing written later, up to the flush at exit, fails again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+CONFIG_NAMES = ("sqeval.toml", "pyproject.toml")
+CACHE_SUFFIXES = ("", "-wal", "-shm", "-journal")  # SQLite's database and its side files
+
+
+def cache_files(path) -> list[Path]:
+    """The results database at ``path`` and the files SQLite keeps beside it."""
+    return [Path(f"{path}{suffix}") for suffix in CACHE_SUFFIXES]
+
+
+def check_outputs(outputs: dict, inputs, with_meta=()) -> None:
+    """:func:`sqeval.outputs.check_outputs`, with what no command may ever write over
+    added to ``inputs``: the default results cache and every ``sqeval.toml`` and
+    ``pyproject.toml`` from the working directory up. Aborts (exit 2) with the reason."""
+    from ..cache import DEFAULT_PATH
+    from ..outputs import OutputError, check_outputs as check
+
+    here = Path.cwd()
+    configs = [folder / name for folder in (here, *here.parents) for name in CONFIG_NAMES]
+    try:
+        check(outputs, [*inputs, *cache_files(DEFAULT_PATH), *configs], with_meta=with_meta)
+    except OutputError as error:
+        abort(str(error))
+
+
+def print_to_stdout(show) -> Optional[ExitCode]:
+    """Run ``show`` (printing to stdout), after the command wrote its files. Its failure
+    does not hide the command's verdict: a reader that went away (``| head``) is
+    :data:`ExitCode.BROKEN_PIPE`, a stdout that cannot be written (a full disk) a usage
+    error, said on stderr; None when all went well. The caller exits with its verdict
+    when that is not OK, else with this."""
+    try:
+        show()
+        sys.stdout.flush()
+        return None
+    except BrokenPipeError:
+        silence_stdout()
+        return ExitCode.BROKEN_PIPE
+    except SystemExit as stop:  # rich's answer to a broken pipe: SystemExit(1)
+        if not isinstance(stop.__context__, BrokenPipeError):
+            raise
+        silence_stdout()
+        return ExitCode.BROKEN_PIPE
+    except OSError as error:
+        silence_stdout()
+        stderr_console().print(f"error: could not write the tables to stdout: "
+                               f"{error.strerror or error}", markup=False)
+        return ExitCode.USAGE
 
 
 def abort(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:

@@ -15,10 +15,10 @@ from ..metrics import REGISTRY
 from ..report.files import write_atomically
 from ..report.summary import (COMPARE_CAPTION, COMPARE_COLUMNS, compare_junit, compare_markdown,
                               difference_cells)
-from ..outputs import OutputError, check_outputs
 from ..report.table import Table, escape
 from ..results import printable
-from .common import ExitCode, abort, stderr_console, stdout_console
+from .common import (ExitCode, abort, check_outputs, print_to_stdout, stderr_console,
+                     stdout_console)
 
 
 MAX_LINES = 20  # unpaired rows listed before a count
@@ -55,23 +55,21 @@ def compare_command(
     pairs = _pairs(baseline_system, candidate_system, system, one_csv=candidate is None)
     inputs = [path for csv_path in (baseline, candidate) if csv_path is not None
               for path in (csv_path, Path(f"{csv_path}.meta.json"))]
-    try:
-        check_outputs({"--junit": junit, "--markdown": markdown}, inputs)
-    except OutputError as error:
-        abort(str(error))
+    check_outputs({"--junit": junit, "--markdown": markdown}, inputs)
     candidate = candidate or baseline
     base, cand = _read(baseline), _read(candidate)
     _check_inputs(pairs, drops, (baseline, base), (candidate, cand))
     differences, only_base, only_cand = compare(base, cand, [pair for _, pair in pairs])
     verdicts = {(d.system, d.metric): check_max_drop(d, drops[d.metric])
                 for d in differences if d.metric in drops}
-    stdout_console().print(_table(differences, verdicts))
+    unwritten = _write_exports(junit, markdown, baseline, candidate, differences, verdicts)
+    stdout_problem = print_to_stdout(lambda: stdout_console().print(_table(differences,
+                                                                           verdicts)))
     _report_unpaired(differences, only_base, only_cand)
     failed = _report_problems(differences, verdicts)
-    unwritten = _write_exports(junit, markdown, baseline, candidate, differences, verdicts)
     if unwritten:
         abort("could not write " + "; ".join(unwritten))
-    raise typer.Exit(int(ExitCode.GATE_FAILED if failed else ExitCode.OK))
+    raise typer.Exit(int(ExitCode.GATE_FAILED if failed else stdout_problem or ExitCode.OK))
 
 
 def _max_drops(items: list[str]) -> dict[str, float]:

@@ -10,8 +10,7 @@ import typer
 from ..compare import CompareError, read_results
 from ..metrics import resolve
 from ..plot import PlotError, plot_results
-from ..outputs import OutputError, check_outputs
-from .common import abort, stderr_console
+from .common import abort, check_outputs, stderr_console
 
 FORMATS = (".png", ".svg", ".pdf")
 
@@ -28,10 +27,7 @@ def plot_command(
     'snr' group, also the improvement over noisy against the input SNR."""
     if output.suffix.lower() not in FORMATS:
         abort(f"{output}: the figure must end in {', '.join(FORMATS)}")
-    try:
-        check_outputs({"--output": output}, [results, Path(f"{results}.meta.json")])
-    except OutputError as error:
-        abort(str(error))
+    check_outputs({"--output": output}, [results, Path(f"{results}.meta.json")])
     try:
         frame = read_results(results).reset_index()
     except CompareError as error:

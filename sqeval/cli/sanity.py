@@ -19,9 +19,8 @@ from ..report.table import case_table, properties_table
 from ..sanity import (MAX_NOISE_CORRELATION, Material, add_losses, check_properties,
                       noise_correlation, run_cases)
 from ..scoring import ScoreOptions, read_reference
-from ..outputs import OutputError, check_outputs
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, channel_policy,
-                     stderr_console, stdout_console)
+                     check_outputs, print_to_stdout, stderr_console, stdout_console)
 
 BUILT_IN = "speech.wav (built in)"
 
@@ -51,10 +50,7 @@ def sanity_command(
         specs = resolve(metrics)
     except KeyError as error:
         abort(error.args[0])
-    try:
-        check_outputs({"--csv": csv_path, "--json": json_path}, [clean, noisy])
-    except OutputError as error:
-        abort(str(error))
+    check_outputs({"--csv": csv_path, "--json": json_path}, [clean, noisy])
     materials = _materials(clean, noisy, channel_policy(channel, mix))
     options = ScoreOptions(metrics=tuple(specs), systems=())
     rows = [row for material in materials
@@ -62,31 +58,40 @@ def sanity_command(
     names = [spec.name for spec in specs]
     loss_names = [name for name in rows[0].values if name not in names]
     results = check_properties(rows, specs, _correlated_noise(materials))
+    unwritten = None
+    try:  # the files first: a stdout that breaks while the tables print loses nothing else
+        if csv_path is not None:
+            write_csv(csv_path, rows, names + loss_names, second="case")
+        if json_path is not None:
+            _write_json(json_path, rows, names + loss_names, results)
+    except OSError as error:
+        unwritten = f"could not write {error.filename or ''}: {error.strerror or error}"
+    stdout_problem = print_to_stdout(lambda: _print_tables(rows, names, loss_names,
+                                                           len(materials), results, specs))
+    if unwritten is not None:
+        abort(unwritten)
+    failed = [f"{r.metric}.{r.name}" for r in results if r.failed]
+    if failed:
+        stderr_console().print(f"[bold red]declared properties that do not hold:[/bold red] "
+                               f"{', '.join(failed)}")
+        raise typer.Exit(int(ExitCode.GATE_FAILED))
+    if stdout_problem is not None:
+        raise typer.Exit(int(stdout_problem))
+
+
+def _print_tables(rows, names, loss_names, n_materials, results, specs) -> None:
     console = stdout_console()
-    console.print(case_table(rows, names, len(materials), "sqeval sanity: metrics"))
+    console.print(case_table(rows, names, n_materials, "sqeval sanity: metrics"))
     if loss_names:
-        console.print(case_table(rows, loss_names, len(materials),
+        console.print(case_table(rows, loss_names, n_materials,
                                  "loss forms (sqeval.losses; lower is better)"))
     console.print(properties_table(results, specs))
-    names += loss_names
     for result in results:
         if result.failed or result.finding:
             kind = "[bold red]FAILED[/bold red]" if result.failed else "[yellow]finding[/yellow]"
             console.print(f"{kind} {escape(result.metric)}: {result.name} "
                           f"({PROPERTIES[result.name]}) — {escape(result.observed)}",
                           soft_wrap=True)
-    try:
-        if csv_path is not None:
-            write_csv(csv_path, rows, names, second="case")
-        if json_path is not None:
-            _write_json(json_path, rows, names, results)
-    except OSError as error:
-        abort(f"could not write {error.filename or ''}: {error.strerror or error}")
-    failed = [f"{r.metric}.{r.name}" for r in results if r.failed]
-    if failed:
-        stderr_console().print(f"[bold red]declared properties that do not hold:[/bold red] "
-                               f"{', '.join(failed)}")
-        raise typer.Exit(int(ExitCode.GATE_FAILED))
 
 
 def _correlated_noise(materials) -> dict[str, float]:

@@ -15,9 +15,8 @@ from rich.text import Text
 
 from ..api import Results, check_jobs, compile_group_by, plan, run
 from ..cache import DEFAULT_PATH, CacheUnusable, ResultCache
-from ..gates import (GateError, check_gate_targets, check_gates, find_config, load_config,
-                     merge_gates, parse_gate)
-from ..outputs import OutputError, check_outputs
+from ..gates import (GateError, check_gate_targets, check_gates, check_gates_apply, find_config,
+                     load_config, merge_gates, parse_gate)
 from ..provenance import write_meta
 from ..report.files import document, write_atomically, write_csv, write_json
 from ..report.summary import (gates_markdown, junit_xml, latex_tables, markdown_tables,
@@ -27,8 +26,8 @@ from ..runner import Interrupted, SchedulerError
 from ..results import Row, printable
 from ..scoring import REFERENCE_ITSELF
 from ..stats import sections
-from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, stderr_console,
-                     stdout_console)
+from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, cache_files, check_outputs,
+                     print_to_stdout, stderr_console, stdout_console)
 
 MAX_NOTES = 20  # notes (not errors) printed before pointing to --json
 MAX_FAILURES = 20  # failed rows printed before pointing to the CSV/JSON
@@ -113,29 +112,37 @@ def score_command(
                "--latex": latex, "--markdown": markdown, "--junit": junit}
     try:
         check_gate_targets(gates, [spec.name for spec in options.metrics], list(options.systems))
-        check_outputs(outputs, _inputs(planned, [clean, *(enhanced or []), noisy], config,
-                                       None if no_cache else cache_path),
-                      with_meta=("--csv", "--summary-csv"))
-    except (GateError, OutputError) as error:
+        check_gates_apply(gates, list(options.systems))
+    except GateError as error:
         abort(str(error))
-    results_ = _score_with_progress(planned, jobs, None if no_cache else cache_path,
-                                    scheduler, timeout, csv_path)
+    check_outputs(outputs, _inputs(planned, [clean, *(enhanced or []), noisy], config,
+                                   None if no_cache else cache_path),
+                  with_meta=("--csv", "--summary-csv"))
+    results_, cached = _score_with_progress(planned, jobs, None if no_cache else cache_path,
+                                            scheduler, timeout, csv_path)
     rows, names = results_.rows, results_.systems
     all_sections = sections(rows, list(options.metrics), names, pattern)
     results = check_gates(gates, rows, names) if gates else []
-    _print_report(rows, options, names, all_sections, results)
     incomplete = {name: sum(r.failed for r in rows if r.system == name) for name in names}
+    # The files first: a stdout that breaks while the tables print loses nothing else.
     unwritten = _write_outputs(results_, options, all_sections, pattern, results, incomplete,
                                allow, dict(csv=csv_path, json=json_path, summary=summary_csv,
                                            latex=latex, markdown=markdown, junit=junit))
+    stdout_problem = print_to_stdout(
+        lambda: _print_report(rows, options, names, all_sections, results))
     _print_problems(stderr_console(), rows, [spec.name for spec in options.metrics], json_path,
                     csv_path)
     if unwritten:
         kept = (f"every result is kept in the cache ({cache_path}): fix the output and run the "
-                "same command again; nothing is computed twice" if not no_cache else
-                "the run used --no-cache, so the results are not kept")
+                "same command again; nothing is computed twice" if cached else
+                "the run used --no-cache, so the results are not kept" if no_cache else
+                f"the cache {cache_path} could not be used (see the warning above), so the "
+                "results are not kept")
         abort("could not write " + "; ".join(unwritten) + f". {kept}")
-    raise typer.Exit(int(_exit_code(results, any(incomplete.values()), bool(gates), allow)))
+    verdict = _exit_code(results, any(incomplete.values()), bool(gates), allow)
+    if verdict == ExitCode.OK and stdout_problem is not None:
+        verdict = stdout_problem
+    raise typer.Exit(int(verdict))
 
 
 def _inputs(planned, sources: list, config: Optional[Path], cache_path: Optional[Path]):
@@ -151,8 +158,7 @@ def _inputs(planned, sources: list, config: Optional[Path], cache_path: Optional
     if config is not None:
         yield config
     if cache_path is not None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            yield Path(f"{cache_path}{suffix}")
+        yield from cache_files(cache_path)
 
 
 def _exit_code(results, incomplete: bool, gated: bool, allow_missing: bool) -> ExitCode:
@@ -211,7 +217,9 @@ def _terminate_as_interrupt(signum, frame) -> None:
 
 def _score_with_progress(planned, jobs: int, cache_path, scheduler: Optional[str] = None,
                          timeout: Optional[float] = None,
-                         partial_csv: Optional[Path] = None) -> Results:
+                         partial_csv: Optional[Path] = None) -> tuple[Results, bool]:
+    """The run's :class:`Results`, and whether every result went into the cache (False
+    without one, or when it failed during the run)."""
     console = stderr_console()
     cache = _open_cache(cache_path)
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
@@ -220,8 +228,9 @@ def _score_with_progress(planned, jobs: int, cache_path, scheduler: Optional[str
                       TextColumn("files"), RateColumn(), TimeRemainingColumn(), console=console,
                       transient=True, disable=not console.is_terminal) as progress:
             bar = progress.add_task("scoring", total=len(planned.tasks))
-            return run(planned, jobs=jobs, cache=cache, scheduler=scheduler, timeout=timeout,
-                       on_done=lambda k: progress.advance(bar, k))
+            scored = run(planned, jobs=jobs, cache=cache, scheduler=scheduler, timeout=timeout,
+                         on_done=lambda k: progress.advance(bar, k))
+            return scored, cache is not None and cache.usable
     except SchedulerError as error:
         abort(str(error))
     except Interrupted as stop:
