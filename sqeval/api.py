@@ -24,7 +24,7 @@ from .metrics.registry import GROUPS
 from .pairing import (CLEAN_PROBLEM, Inputs, PairingError, System, pair_sources,
                       read_inputs)
 from .provenance import provenance as current_provenance
-from .results import read_text_cell, write_rows
+from .results import CsvWriter, read_text_cell, write_rows
 from .runner import default_jobs, score_jobs
 from .results import CLEAN, NOISY, Row
 from .scoring import ScoreOptions
@@ -241,15 +241,13 @@ class Results:
         """The summary CSV's DataFrame (``--summary-csv``): mean, std, median, 95 % CI, n,
         failures and the mean improvement over ``noisy``, per system and metric; with
         ``group_by`` (a regex with named groups) also per condition."""
-        import csv
-
         pattern = compile_group_by(group_by)
         # the statistics need only the names: a saved CSV may hold a column sqeval lacks
         specs = [REGISTRY.get(name) or _Column(name) for name in self.metrics]
         stream = io.StringIO()
-        csv.writer(stream, lineterminator="\n").writerows(summary_rows(
+        CsvWriter(stream).writerows(summary_rows(
             sections(self.rows, specs, self.systems, pattern),
-            list(pattern.groupindex) if pattern else []))
+            list(pattern.groupindex) if pattern else [], guard=False))
         return _read_csv(io.StringIO(stream.getvalue()))
 
     @property
