@@ -95,6 +95,24 @@ def open_regular(path) -> int:
     return descriptor
 
 
+def read_regular(path) -> bytes:
+    """The bytes of ``path``, opened by :func:`open_regular` and read up to
+    :data:`MAX_AUDIO_BYTES`, for the files other than audio that sqeval reads (a saved
+    CSV and its ``.meta.json``): a FIFO would block the read, and ``/dev/zero`` or a file
+    that keeps growing would fill the memory.
+
+    Raises:
+        OSError: it cannot be examined, opened or read.
+        AudioError: it is not a regular file, or larger than :data:`MAX_AUDIO_BYTES`.
+    """
+    with open(open_regular(path), "rb") as stream:
+        data = stream.read(MAX_AUDIO_BYTES + 1)
+    if len(data) > MAX_AUDIO_BYTES:  # it grew after the size was checked
+        raise AudioError(f"more than the {MAX_AUDIO_BYTES} bytes (1 GiB) that sqeval reads "
+                         "from one file")
+    return data
+
+
 def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
                notes: list | None = None) -> tuple[np.ndarray, int]:
     """Read ``path`` as a float64 mono signal with finite samples.
