@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import json
+import os
 
 import numpy as np
 import pytest
@@ -180,3 +181,14 @@ def test_a_scaled_noisy_file_is_warned_about_not_failed(tmp_path, golden):
     # The unscaled pair L has real noise: no warning, the sweep is checked.
     assert "correlates" not in run("--clean", clean, "--noisy",
                                    write(tmp_path / "l.wav", e, rate)).stderr
+
+
+def test_a_clean_or_noisy_file_that_is_not_a_regular_file_exits_2(tmp_path):
+    """--clean a link to /dev/zero (or a FIFO) is the user's input, not a bug: exit 2 with
+    the reason, where a PairingError used to escape as an internal error (exit 4)."""
+    os.symlink("/dev/zero", tmp_path / "z.wav")
+    os.mkfifo(tmp_path / "f.wav")
+    for args in (("--clean", tmp_path / "z.wav"), ("--clean", tmp_path / "f.wav")):
+        result = run(*args, "-m", "snr")
+        assert result.exit_code == 2, result.output
+        assert "not a regular file" in " ".join(result.stderr.split())
