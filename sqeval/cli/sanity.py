@@ -153,6 +153,9 @@ def _material(name, clean_path, noisy_path, policy, warn=None):
         material = Material(name, reference.samples, reference.rate)
         if noisy_path is not None:
             material.noisy, material.noisy_rate = read_audio(noisy_path, policy)
+            if not material.prefix_and_noise[1].any():  # no noise to scale for the sweep
+                raise AudioError("the noisy file equals the clean one (noisy − clean is "
+                                 "zero): there is no noise to sweep; give the noisy input")
         return material
     except AudioError as error:
         if warn is None:
