@@ -69,6 +69,16 @@ def plot_results(frame, metrics: list[str], output: Path, group_by: str | None =
     snr = input_snr(frame, group_by)
     enhanced = [s for s in systems if s != NOISY]
     with_snr = snr is not None and NOISY in systems and enhanced
+    # system names are shown as written: "$\\foo$" is a name, not mathtext to parse (an
+    # unknown symbol would stop the figure); for this figure only, not the caller's others
+    with plt.rc_context({"text.parse_math": False}):
+        _draw(plt, frame, metrics, output, systems, enhanced, snr if with_snr else None)
+
+
+def _draw(plt, frame, metrics, output, systems, enhanced, snr) -> None:
+    """The figure of :func:`plot_results`, with the improvement row when ``snr`` is given;
+    closed even when it cannot be written."""
+    with_snr = snr is not None
     rows = 2 if with_snr else 1
     figure, axes = plt.subplots(rows, len(metrics), figsize=(3.2 * len(metrics), 3.0 * rows),
                                 squeeze=False)
@@ -82,9 +92,11 @@ def plot_results(frame, metrics: list[str], output: Path, group_by: str | None =
         axis.tick_params(axis="x", labelrotation=30)
         if with_snr:
             _improvement(axes[1][column], frame, metric, enhanced, snr)
-    figure.tight_layout()
-    figure.savefig(output)
-    plt.close(figure)
+    try:
+        figure.tight_layout()
+        figure.savefig(output)
+    finally:
+        plt.close(figure)
 
 
 MAX_PLOTTED = 1e300  # beyond it, an axis's span (max − min) or a difference overflows

@@ -272,7 +272,8 @@ def test_plot_without_matplotlib_says_which_extra(results_csv, tmp_path, monkeyp
 def test_plot_input_errors_exit_2_with_the_reason(tmp_path):
     """A CSV of only its header, a --group-by that is not a regex or whose 'snr' is not a
     number, values too large for an axis, an output that cannot be written: the user's
-    input, so exit 2 and one line saying why, never exit 4 (a bug)."""
+    input, so exit 2 and one line saying why, never exit 4 (a bug). A system name that
+    looks like mathtext is plotted as written."""
     header = tmp_path / "header.csv"
     header.write_text("file,system,snr,error\n")
     one = tmp_path / "one.csv"
@@ -292,6 +293,9 @@ def test_plot_input_errors_exit_2_with_the_reason(tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert message in " ".join(result.stderr.split()), (args, result.stderr)
     assert run("plot", one, "-o", tmp_path / "p.png").exit_code == 0
+    math = tmp_path / "math.csv"  # a system name that matplotlib would parse as mathtext
+    math.write_text("file,system,snr,error\na.wav,noisy,1,\na.wav,$\\foo{$,2,\n")
+    assert run("plot", math, "-o", tmp_path / "m.png").exit_code == 0
 
 
 def test_names_with_square_brackets_are_printed_as_written(tmp_path, golden):
