@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Mapping as MappingType
@@ -17,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .audio import AUDIO_SUFFIXES, ChannelPolicy
+from .audio import AUDIO_SUFFIXES, AudioError, ChannelPolicy, read_regular
 from .cache import CacheUnusable, ResultCache
 from .metrics import REGISTRY, resolve
 from .metrics.registry import GROUPS
 from .pairing import (CLEAN_PROBLEM, Inputs, PairingError, System, check_reserved_names,
                       pair_sources, read_inputs)
 from .provenance import provenance as current_provenance
-from .results import read_text_cell, write_rows
+from .results import CsvWriter, read_text_cell, write_rows
 from .runner import default_jobs, score_jobs
 from .results import CLEAN, NOISY, Row
 from .scoring import ScoreOptions
@@ -241,15 +242,13 @@ class Results:
         """The summary CSV's DataFrame (``--summary-csv``): mean, std, median, 95 % CI, n,
         failures and the mean improvement over ``noisy``, per system and metric; with
         ``group_by`` (a regex with named groups) also per condition."""
-        import csv
-
         pattern = compile_group_by(group_by)
         # the statistics need only the names: a saved CSV may hold a column sqeval lacks
         specs = [REGISTRY.get(name) or _Column(name) for name in self.metrics]
         stream = io.StringIO()
-        csv.writer(stream, lineterminator="\n").writerows(summary_rows(
+        CsvWriter(stream).writerows(summary_rows(
             sections(self.rows, specs, self.systems, pattern),
-            list(pattern.groupindex) if pattern else []))
+            list(pattern.groupindex) if pattern else [], guard=False))
         return _read_csv(io.StringIO(stream.getvalue()))
 
     @property
@@ -293,8 +292,9 @@ def read_results(csv_path) -> Results:
     import pandas as pd
 
     path = Path(csv_path)
+    data = _read_input(path)
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
     except (OSError, ValueError) as error:
         raise UsageError(f"{path}: cannot read it as CSV ({error})") from None
     missing = [c for c in ("file", "system", "error") if c not in frame.columns]
@@ -307,9 +307,37 @@ def read_results(csv_path) -> Results:
     rows = [_saved_row(record, metrics, path, line)
             for line, record in enumerate(frame.to_dict("records"), start=2)]
     meta = Path(f"{path}.meta.json")
-    saved = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+    saved = _read_meta(meta) if os.path.exists(meta) else {}
     systems = list(dict.fromkeys(row.system for row in rows))
     return Results(rows, metrics, systems, saved)
+
+
+def _read_input(path: Path) -> bytes:
+    """The bytes of a file given to read: a regular file of at most 1 GiB
+    (:func:`~sqeval.audio.read_regular`), or a :class:`UsageError` saying why not."""
+    try:
+        return read_regular(path)
+    except AudioError as error:
+        raise UsageError(f"{path}: {error}") from None
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read it ({error.strerror or error})") from None
+
+
+def _read_meta(path: Path) -> dict:
+    """The provenance saved in ``CSV.meta.json``; a :class:`UsageError` when it is there
+    but not a readable JSON object (a FIFO, ``/dev/zero``, a broken file)."""
+    data = _read_input(path)
+    try:
+        saved = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise UsageError(f"{path}: not valid JSON ({error}); delete it or write it "
+                         "again with `sqeval score --csv`") from None
+    if not isinstance(saved, dict):
+        raise UsageError(f"{path}: expected a JSON object (the provenance of the run), "
+                         f"got {type(saved).__name__}")
+    return saved
 
 
 def _saved_row(record: dict, metrics: list[str], path: Path, line: int) -> Row:

@@ -95,6 +95,24 @@ def open_regular(path) -> int:
     return descriptor
 
 
+def read_regular(path) -> bytes:
+    """The bytes of ``path``, opened by :func:`open_regular` and read up to
+    :data:`MAX_AUDIO_BYTES`, for the files other than audio that sqeval reads (a saved
+    CSV and its ``.meta.json``): a FIFO would block the read, and ``/dev/zero`` or a file
+    that keeps growing would fill the memory.
+
+    Raises:
+        OSError: it cannot be examined, opened or read.
+        AudioError: it is not a regular file, or larger than :data:`MAX_AUDIO_BYTES`.
+    """
+    with open(open_regular(path), "rb") as stream:
+        data = stream.read(MAX_AUDIO_BYTES + 1)
+    if len(data) > MAX_AUDIO_BYTES:  # it grew after the size was checked
+        raise AudioError(f"more than the {MAX_AUDIO_BYTES} bytes (1 GiB) that sqeval reads "
+                         "from one file")
+    return data
+
+
 def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
                notes: list | None = None) -> tuple[np.ndarray, int]:
     """Read ``path`` as a float64 mono signal with finite samples.
@@ -107,7 +125,8 @@ def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
 
     Raises:
         AudioError: unreadable or empty file, not a regular file or larger than
-            :data:`MAX_AUDIO_BYTES`, multichannel without a policy, a channel that does
+            :data:`MAX_AUDIO_BYTES`, more samples than a 16-bit file of that size holds
+            (a compressed file that would decode to gigabytes), multichannel without a policy, a channel that does
             not exist, or NaN/Inf samples.
     """
     import soundfile
@@ -120,7 +139,12 @@ def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
     # closes a descriptor it fails to open even when told not to.
     with open(descriptor, "rb") as stream:
         try:
-            data, rate = soundfile.read(stream, dtype="float64", always_2d=True)
+            with soundfile.SoundFile(stream) as sound:
+                _check_decoded_size(sound.frames, sound.channels)
+                data = sound.read(dtype="float64", always_2d=True)
+                rate = sound.samplerate
+        except AudioError:
+            raise
         except Exception as error:  # soundfile raises several types; all mean "cannot read"
             text = str(getattr(error, "error_string", None) or error).strip()
             reason = text.splitlines()[-1] if text else type(error).__name__
@@ -141,6 +165,20 @@ def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
             f"{n_nan} NaN and {int(bad.sum()) - n_nan} Inf samples; expected finite audio"
         )
     return samples, int(rate)
+
+
+def _check_decoded_size(frames: int, channels: int) -> None:
+    """Refuse a file that decodes to more samples than a 16-bit PCM file of
+    :data:`MAX_AUDIO_BYTES` holds: a compressed file (FLAC, Ogg) under the limit on disk
+    can hold hours of silence in a megabyte, and decode to gigabytes (8 bytes a sample
+    as float64), so it gets the same bound as a WAV. The header's frame count is what
+    ``read`` decodes, so the check comes before any decoding."""
+    limit = MAX_AUDIO_BYTES // 2
+    if frames * channels > limit:
+        raise AudioError(f"{frames} frames × {channels} channel(s) = {frames * channels} "
+                         f"samples, more than the {limit} that a 1 GiB 16-bit file holds, "
+                         "the most sqeval reads from one file (compressed or not); split the "
+                         "recording into shorter files")
 
 
 def _select_channel(data: np.ndarray, policy: ChannelPolicy) -> np.ndarray:

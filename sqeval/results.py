@@ -7,11 +7,14 @@ be computed, with ``metric: reason`` in ``error``. A text cell that a spreadshee
 run as a formula (it starts with ``= + - @``, a tab or a carriage return) is written
 with a leading ``'``, which spreadsheets show as text; :func:`read_text_cell` removes it. The CLI's ``--csv`` and
 ``Results.to_frame()`` both come from :func:`write_rows`, so they agree cell for cell.
+Every CSV sqeval writes goes through :class:`CsvWriter`, which quotes a cell holding a
+carriage return as well.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -112,13 +115,46 @@ def read_text_cell(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and _guarded(cell[1:]) else cell
 
 
+class CsvWriter:
+    r"""``csv.writer(stream, lineterminator="\n")``, but a field holding a carriage return
+    is quoted too. With ``"\n"`` as the line end, ``csv.QUOTE_MINIMAL`` quotes a field
+    holding a comma, a quote or ``\n`` but not one holding ``\r``, and every CSV reader
+    (``csv.reader``, pandas, spreadsheets) ends the row there: a file named
+    ``a\r=cmd|….wav`` would start a new row with a formula that :func:`text_cell` never
+    saw. Each row is written with ``"\r\n"`` as the line end, which makes the csv module
+    quote ``\r`` as it quotes ``\n``, and that end is then replaced by ``"\n"``: the
+    output of any other row is byte for byte that of ``csv.writer``.
+
+    Example:
+        >>> stream = io.StringIO()
+        >>> CsvWriter(stream).writerows([["file", "n"], ["a\r=b.wav", "1"], ["c.wav", "2"]])
+        >>> stream.getvalue()
+        'file,n\n"a\r=b.wav",1\nc.wav,2\n'
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._row = io.StringIO()
+        self._writer = csv.writer(self._row, lineterminator="\r\n")
+
+    def writerow(self, row) -> None:
+        self._row.seek(0)
+        self._row.truncate()
+        self._writer.writerow(row)
+        self._stream.write(self._row.getvalue()[:-2] + "\n")
+
+    def writerows(self, rows) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
 def write_rows(stream, rows, names: list[str], second: str = "system",
                guard: bool = True) -> None:
     """Write ``rows`` (objects with ``file``, ``system``, ``values``, ``error_text``) as the
     per-file CSV to ``stream``: ``file,<second>,<names>,error``; text cells through
     :func:`text_cell` unless ``guard`` is False."""
     text = text_cell if guard else utf8_safe
-    writer = csv.writer(stream, lineterminator="\n")
+    writer = CsvWriter(stream)
     writer.writerow(["file", second, *names, "error"])
     for row in rows:
         writer.writerow([text(row.file), text(row.system),

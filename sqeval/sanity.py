@@ -84,7 +84,12 @@ def _lowpass(s: np.ndarray, fs: int) -> np.ndarray:
 
     if fs <= 2 * LOWPASS_HZ:
         raise MetricError(f"at {fs} Hz there is nothing above {LOWPASS_HZ} Hz to remove")
-    return sosfiltfilt(butter(8, LOWPASS_HZ, fs=fs, output="sos"), s)
+    sos = butter(8, LOWPASS_HZ, fs=fs, output="sos")
+    padding = 3 * (2 * len(sos) + 1)  # sosfiltfilt's default padlen: it needs more samples
+    if len(s) <= padding:
+        raise MetricError(f"{len(s)} samples, too short for the low-pass filter (needs more "
+                          f"than {padding})")
+    return sosfiltfilt(sos, s)
 
 
 def _delayed(s: np.ndarray, samples: int) -> np.ndarray:

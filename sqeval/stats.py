@@ -282,17 +282,21 @@ def _natural(key):
     return out
 
 
-def summary_rows(all_sections: list[Section], group_names: list[str]):
+def summary_rows(all_sections: list[Section], group_names: list[str], guard: bool = True):
     """The summary CSV as text cells: a header, then one line per (condition, system,
-    metric), group columns first when grouped."""
-    from .results import csv_cell
+    metric), group columns first when grouped. The text cells (groups, system, metric)
+    go through :func:`~sqeval.results.text_cell`, as in the per-file CSV, unless ``guard``
+    is False (``Results.summary()``, a DataFrame that holds the names as they are)."""
+    from .results import csv_cell, text_cell
 
+    text = text_cell if guard else str
     yield [*group_names, *SUMMARY_COLUMNS]
     for section in all_sections:
         for m in section.summaries:
             s = m.stats
             delta = m.delta.mean if m.delta is not None else math.nan
-            yield [*(section.group.get(g, "") for g in group_names), m.system, m.metric,
+            yield [*(text(section.group.get(g, "")) for g in group_names), text(m.system),
+                   text(m.metric),
                    *map(csv_cell, (s.mean, s.std, s.median, s.ci_low, s.ci_high, s.n,
                                    m.n_failed, delta))]
 

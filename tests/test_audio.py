@@ -47,6 +47,26 @@ def test_problems_are_audio_errors_that_say_why(tmp_path):
                          "DOUBLE"))
 
 
+def test_a_compressed_file_gets_the_decoded_bound_of_a_16_bit_wav(tmp_path, monkeypatch):
+    """A FLAC far under the limit on disk can decode to gigabytes (6 h of silence in
+    1.1 MB is 3.1 GB as float64): refused from its header, before decoding, when it holds
+    more samples than a 16-bit file of MAX_AUDIO_BYTES, here lowered to 2000 bytes."""
+    from sqeval import audio
+
+    monkeypatch.setattr(audio, "MAX_AUDIO_BYTES", 2000)  # 1000 samples over all channels
+    silence = write(tmp_path / "silence.flac", np.zeros(4000), 16000, "PCM_16")
+    assert silence.stat().st_size < 2000  # under the limit on disk
+    with pytest.raises(AudioError, match=r"4000 frames × 1 channel\(s\) = 4000 samples, "
+                                         r"more than the 1000"):
+        read_audio(silence)
+    stereo = write(tmp_path / "stereo.flac", np.zeros((600, 2)), 16000, "PCM_16")
+    with pytest.raises(AudioError, match="= 1200 samples"):
+        read_audio(stereo, ChannelPolicy(channel=0))
+    fits = write(tmp_path / "fits.wav", np.full(900, 0.25), 16000, "PCM_16")  # 1844 bytes
+    samples, rate = read_audio(fits)
+    assert rate == 16000 and len(samples) == 900 and samples[0] == 0.25
+
+
 @pytest.mark.parametrize("source, target, up, down", [(48000, 16000, 1, 3),
                                                       (44100, 16000, 160, 441),
                                                       (8000, 16000, 2, 1)])

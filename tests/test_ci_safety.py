@@ -294,6 +294,54 @@ def test_formula_like_names_are_text_in_the_csv_and_read_back_as_they_are(tmp_pa
                read_results(tmp_path / "o.csv").to_frame()["snr"])
 
 
+def test_a_carriage_return_in_a_name_is_quoted_and_cannot_smuggle_a_formula(tmp_path, golden):
+    """With "\n" as the line end, the csv module leaves a cell holding "\r" unquoted, and
+    every reader ends the row there: the rest (=cmd|…) became a row of its own, starting
+    with a formula that the ' guard never saw. The summary CSV's text cells are guarded
+    too, and every CSV reads back as written."""
+    from sqeval import read_results
+
+    s, e, rate, _ = golden
+    names = ["a\r=cmd|calc!A0.wav", "=HYPERLINK(1).wav", "b.wav"]
+    for name in names:
+        write(tmp_path / "clean" / name, s, rate)
+        write(tmp_path / "enh" / name, s + (e - s) / 3, rate)
+    result = run("score", tmp_path / "clean", tmp_path / "enh", "-m", "snr", "--no-cache",
+                 "--csv", tmp_path / "r.csv", "--summary-csv", tmp_path / "s.csv",
+                 "--group-by", "^(?P<head>[^.]+)")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "r.csv").read_bytes()
+    assert b'\n"a\r=cmd|calc!A0.wav",enh,' in text and b"\r\n" not in text
+    rows = read_rows(tmp_path / "r.csv")
+    assert [row["file"] for row in rows] == ["'=HYPERLINK(1).wav", "a\r=cmd|calc!A0.wav",
+                                             "b.wav"]
+    assert sorted(read_results(tmp_path / "r.csv").to_frame()["file"]) == sorted(names)
+    summary = read_rows(tmp_path / "s.csv")
+    assert {row["head"] for row in summary} == {"", "'=HYPERLINK(1)", "a\r=cmd|calc!A0", "b"}
+    assert len(summary) == 4 and not any(cell.startswith(("=", "+", "-", "@", "\r"))
+                                         for row in summary for cell in row.values())
+    assert run("compare", tmp_path / "r.csv", tmp_path / "r.csv",
+               "--max-drop", "snr=0.1").exit_code == 0
+
+
+def test_summary_text_cells_are_guarded_in_the_file_but_not_in_the_dataframe(tmp_path, golden):
+    from sqeval import read_results
+
+    s, e, rate, _ = golden
+    for name in ("=x_5dB.wav", "y_0dB.wav"):
+        write(tmp_path / "clean" / name, s, rate)
+        write(tmp_path / "-sys" / name, s + (e - s) / 3, rate)
+    assert run("score", tmp_path / "clean", tmp_path / "-sys", "-m", "snr", "--no-cache",
+               "--csv", tmp_path / "r.csv", "--summary-csv", tmp_path / "s.csv",
+               "--group-by", "^(?P<head>[^_]+)").exit_code == 0
+    rows = read_rows(tmp_path / "s.csv")
+    assert {(row["head"], row["system"]) for row in rows} == {("", "'-sys"), ("'=x", "'-sys"),
+                                                              ("y", "'-sys")}
+    frame = read_results(tmp_path / "r.csv").summary("^(?P<head>[^_]+)")
+    assert set(zip(frame["head"].fillna(""), frame["system"])) == {("", "-sys"), ("=x", "-sys"),
+                                                                   ("y", "-sys")}
+
+
 def test_control_characters_in_names_are_escaped_on_the_terminal(tmp_path, golden):
     s, e, rate, _ = golden
     name = "a\x1b[31mred\x07.wav"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import sys
 from xml.etree import ElementTree
@@ -266,6 +267,35 @@ def test_plot_without_matplotlib_says_which_extra(results_csv, tmp_path, monkeyp
     result = run("plot", results_csv, "-o", tmp_path / "f.png")
     assert result.exit_code == 2
     assert "pip install 'sqeval[plot]'" in " ".join(result.stderr.split())
+
+
+def test_plot_input_errors_exit_2_with_the_reason(tmp_path):
+    """A CSV of only its header, a --group-by that is not a regex or whose 'snr' is not a
+    number, values too large for an axis, an output that cannot be written: the user's
+    input, so exit 2 and one line saying why, never exit 4 (a bug). A system name that
+    looks like mathtext is plotted as written."""
+    header = tmp_path / "header.csv"
+    header.write_text("file,system,snr,error\n")
+    one = tmp_path / "one.csv"
+    one.write_text("file,system,snr,error\na.wav,noisy,1,\na.wav,s,2,\n")
+    huge = tmp_path / "huge.csv"
+    huge.write_text("file,system,snr,error\na.wav,noisy,1e308,\na.wav,s,-1e308,\n")
+    os.symlink("/dev/full", tmp_path / "full.png")
+    cases = [((header, "-o", tmp_path / "p.png"), "holds no rows"),
+             ((one, "-o", tmp_path / "p.png", "--group-by", "("),
+              "is not a valid regular expression"),
+             ((one, "-o", tmp_path / "p.png", "--group-by", "(?P<snr>a)"),
+              "its group 'snr' matches 'a' in 'a.wav', not a number"),
+             ((huge, "-o", tmp_path / "p.png"), "beyond the ±1e+300 that can be plotted"),
+             ((one, "-o", tmp_path / "full.png"), "could not write")]
+    for args, message in cases:
+        result = run("plot", *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in " ".join(result.stderr.split()), (args, result.stderr)
+    assert run("plot", one, "-o", tmp_path / "p.png").exit_code == 0
+    math = tmp_path / "math.csv"  # a system name that matplotlib would parse as mathtext
+    math.write_text("file,system,snr,error\na.wav,noisy,1,\na.wav,$\\foo{$,2,\n")
+    assert run("plot", math, "-o", tmp_path / "m.png").exit_code == 0
 
 
 def test_names_with_square_brackets_are_printed_as_written(tmp_path, golden):

@@ -168,6 +168,54 @@ def test_hashing_and_reading_refuse_what_is_not_a_bounded_regular_file(tmp_path)
     assert caching.file_hash(fine) is not None and read_audio(fine)[1] == RATE
 
 
+def run_cli(*args, timeout: float = 20):
+    """sqeval in a child process: a read that hangs or fills the memory ends in a timeout
+    there, not in a hung test run."""
+    result = subprocess.run([sys.executable, "-m", "sqeval", *map(str, args)],
+                            capture_output=True, text=True, timeout=timeout)
+    return result.returncode, result.stderr
+
+
+def test_compare_and_plot_read_only_bounded_regular_files(tmp_path):
+    """A saved CSV that is a link to /dev/zero (memory without bound) or a FIFO (a read
+    that never ends), or such a .meta.json beside it, is refused at once with exit 2."""
+    (tmp_path / "b.csv").write_text("file,system,snr,error\na.wav,enh,10,\n")
+    os.symlink("/dev/zero", tmp_path / "z.csv")
+    os.mkfifo(tmp_path / "f.csv")
+    started = time.monotonic()
+    code, err = run_cli("compare", tmp_path / "b.csv", tmp_path / "z.csv")
+    assert code == 2 and "z.csv: not a regular file (a character device)" in err, err
+    code, err = run_cli("compare", tmp_path / "b.csv", tmp_path / "f.csv")
+    assert code == 2 and "f.csv: not a regular file (a FIFO)" in err, err
+    code, err = run_cli("plot", tmp_path / "f.csv", "-o", tmp_path / "p.png")
+    assert code == 2 and "f.csv: not a regular file (a FIFO)" in err, err
+    (tmp_path / "c.csv").write_text("file,system,snr,error\na.wav,enh,9,\n")
+    os.mkfifo(tmp_path / "c.csv.meta.json")
+    code, err = run_cli("compare", tmp_path / "b.csv", tmp_path / "c.csv")
+    assert code == 2 and "c.csv.meta.json: not a regular file (a FIFO)" in err, err
+    assert time.monotonic() - started < 50
+
+
+def test_read_results_refuses_an_oversized_csv_and_a_broken_meta_json(tmp_path, monkeypatch):
+    from sqeval import audio, read_results
+
+    saved = tmp_path / "b.csv"
+    saved.write_text("file,system,snr,error\na.wav,enh,10,\n")
+    assert read_results(saved).metrics == ["snr"]
+    Path(f"{saved}.meta.json").write_text("{not json")
+    with pytest.raises(UsageError, match=r"b\.csv\.meta\.json: not valid JSON"):
+        read_results(saved)
+    Path(f"{saved}.meta.json").write_text("[1, 2]")
+    with pytest.raises(UsageError, match="expected a JSON object"):
+        read_results(saved)
+    Path(f"{saved}.meta.json").unlink()
+    monkeypatch.setattr(audio, "MAX_AUDIO_BYTES", 16)
+    with pytest.raises(UsageError, match=r"b\.csv: \d+ bytes, more than the 16"):
+        read_results(saved)
+    with pytest.raises(UsageError, match=r"nothing\.csv: no such file"):
+        read_results(tmp_path / "nothing.csv")
+
+
 # --- 2. --timeout counts a started worker's time on its file only -----------------------
 
 def test_timeout_does_not_count_a_slow_worker_start_up(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import json
+import os
 
 import numpy as np
 import pytest
@@ -180,3 +181,34 @@ def test_a_scaled_noisy_file_is_warned_about_not_failed(tmp_path, golden):
     # The unscaled pair L has real noise: no warning, the sweep is checked.
     assert "correlates" not in run("--clean", clean, "--noisy",
                                    write(tmp_path / "l.wav", e, rate)).stderr
+
+
+def test_a_clean_or_noisy_file_that_is_not_a_regular_file_exits_2(tmp_path):
+    """--clean a link to /dev/zero (or a FIFO) is the user's input, not a bug: exit 2 with
+    the reason, where a PairingError used to escape as an internal error (exit 4)."""
+    os.symlink("/dev/zero", tmp_path / "z.wav")
+    os.mkfifo(tmp_path / "f.wav")
+    for args in (("--clean", tmp_path / "z.wav"), ("--clean", tmp_path / "f.wav")):
+        result = run(*args, "-m", "snr")
+        assert result.exit_code == 2, result.output
+        assert "not a regular file" in " ".join(result.stderr.split())
+
+
+def test_a_clean_file_too_short_to_low_pass_fails_that_case_only(tmp_path):
+    """10 samples: sosfiltfilt cannot pad them; the low-pass case is an error cell with the
+    reason, not an internal error (exit 4)."""
+    clean = write(tmp_path / "short.wav", 0.1 * np.random.default_rng(0).standard_normal(10),
+                  16000)
+    result = run("--clean", clean, "-m", "snr", "--csv", tmp_path / "s.csv")
+    assert result.exit_code in (0, 1), result.output
+    rows = {row["case"]: row for row in read_csv(tmp_path / "s.csv")}
+    assert "too short for the low-pass filter" in rows["low-passed 4 kHz"]["error"]
+
+
+def test_a_noisy_file_equal_to_the_clean_one_exits_2(tmp_path):
+    """noisy − clean is zero: the SNR sweep would divide by zero and show nothing."""
+    clean = write(tmp_path / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(16000),
+                  16000)
+    result = run("--clean", clean, "--noisy", clean, "-m", "snr")
+    assert result.exit_code == 2, result.output
+    assert "the noisy file equals the clean one" in " ".join(result.stderr.split())

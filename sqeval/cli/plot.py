@@ -45,4 +45,6 @@ def plot_command(
         plot_results(frame, names, output, group_by)
     except PlotError as error:
         abort(str(error))
+    except OSError as error:  # e.g. a full disk, or -o a link to /dev/full
+        abort(f"could not write {output}: {error.strerror or error}")
     stderr_console().print(f"wrote {output}", markup=False)

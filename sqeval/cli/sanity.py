@@ -10,10 +10,10 @@ import typer
 from rich.markup import escape
 
 from .. import __version__
-from ..audio import AudioError, ChannelPolicy, read_audio
+from ..audio import AudioError, ChannelPolicy, file_problem, read_audio
 from ..metrics import resolve
 from ..metrics.registry import PROPERTIES
-from ..pairing import list_audio
+from ..pairing import PairingError, list_audio
 from ..report.files import json_number, write_csv, write_json
 from ..report.table import case_table, properties_table
 from ..sanity import (MAX_NOISE_CORRELATION, Material, add_losses, check_properties,
@@ -120,6 +120,9 @@ def _materials(clean: Optional[Path], noisy: Optional[Path], policy: ChannelPoli
     for path in (clean, noisy):
         if path is not None and not path.exists():
             abort(f"{path}: no such file or folder")
+        problem = None if path is None or path.is_dir() else file_problem(path)
+        if problem is not None:  # a FIFO, a device such as a link to /dev/zero, > 1 GiB
+            abort(f"{path}: {problem}")
     if clean.is_file():
         if noisy is not None and not noisy.is_file():
             abort(f"--clean is a file, so --noisy must be a file too; got the folder {noisy}")
@@ -130,8 +133,11 @@ def _materials(clean: Optional[Path], noisy: Optional[Path], policy: ChannelPoli
 
 
 def _folder_materials(clean: Path, noisy: Optional[Path], policy: ChannelPolicy):
-    clean_files, _ = list_audio(clean)
-    noisy_files = list_audio(noisy)[0] if noisy is not None else {}
+    try:
+        clean_files, _ = list_audio(clean)
+        noisy_files = list_audio(noisy)[0] if noisy is not None else {}
+    except PairingError as error:  # a user's input, not a bug in sqeval: exit 2
+        abort(str(error))
     materials, warn = [], stderr_console()
     for key, path in clean_files.items():
         if noisy is not None and key not in noisy_files:
@@ -152,6 +158,9 @@ def _material(name, clean_path, noisy_path, policy, warn=None):
         material = Material(name, reference.samples, reference.rate)
         if noisy_path is not None:
             material.noisy, material.noisy_rate = read_audio(noisy_path, policy)
+            if not material.prefix_and_noise[1].any():  # no noise to scale for the sweep
+                raise AudioError("the noisy file equals the clean one (noisy − clean is "
+                                 "zero): there is no noise to sweep; give the noisy input")
         return material
     except AudioError as error:
         if warn is None:

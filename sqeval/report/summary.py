@@ -7,12 +7,11 @@ tables print it with :func:`fmt`, so a table and the summary CSV agree.
 
 from __future__ import annotations
 
-import csv
 import math
 from xml.etree import ElementTree
 
 from ..metrics import REGISTRY, Direction, MetricSpec
-from ..results import NOISY
+from ..results import NOISY, CsvWriter
 from ..stats import CI_METHOD, Section, summary_rows
 from .files import write_atomically
 
@@ -35,7 +34,7 @@ def fmt(value: float, sign: str = "") -> str:
 def write_summary_csv(path, sections: list[Section], group_names: list[str]) -> None:
     """One line per (condition, system, metric); group columns first when grouped."""
 
-    write_atomically(path, lambda stream: csv.writer(stream, lineterminator="\n").writerows(
+    write_atomically(path, lambda stream: CsvWriter(stream).writerows(
         summary_rows(sections, group_names)))
 
 
