@@ -123,6 +123,89 @@ def test_a_typo_under_tool_sqeval_in_pyproject_is_refused(folders):
     assert result.exit_code == 2 and "[tool.sqeval]" in result.stderr
 
 
+@pytest.mark.parametrize("text, words", [
+    ("tool = 5\n", ["'tool' must be a table", "got an integer"]),
+    ('tool = "sqeval"\n', ["'tool' must be a table", "got a string"]),
+    ('tool = ["sqeval"]\n', ["'tool' must be a table", "got an array"]),
+    ("[tool]\nsqeval = 5\n", ["'tool.sqeval' must be a table", "got an integer"]),
+    ('[[tool.sqeval]]\ngates = ["snr>=1"]\n', ["'tool.sqeval' must be a table"]),
+    ("[tool.sqeval]\ngates = [1]\n", ["[tool.sqeval]", "list of strings", "an integer"]),
+    ('[tool.sqeval]\ngates = [["snr>=1"]]\n', ["list of strings", "an array"]),
+    ('[tool.sqeval]\ngates = [{a = "snr>=1"}]\n', ["list of strings", "a table"]),
+    ("[tool.sqeval]\ngates = {a = 1}\n", ["'gates' must be a list", "a table"]),
+    ("[tool.sqeval]\nallow_missing = 1\n", ["'allow_missing' must be true or false"]),
+    ("[tool.sqeval]\nallow_missing = [true]\n", ["'allow_missing' must be true or false"]),
+    ("[tool.sqeval\n", ["not valid TOML"]),
+    (b"[tool.sqeval]\ngates = ['\xff']\n", ["not valid TOML"]),
+])
+def test_a_pyproject_of_the_wrong_shape_exits_2_naming_the_file(folders, monkeypatch, text,
+                                                               words):
+    """Wrong types anywhere on the way to [tool.sqeval] were exit 4 (TypeError,
+    AttributeError); they are usage errors."""
+    project = folders / "project"
+    project.mkdir()
+    path = project / "pyproject.toml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    monkeypatch.chdir(project)
+    result = run("score", folders / "clean", folders / "enh", "-m", "snr")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert str(path) in message and "internal error" not in message
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize("name", ["sqeval.toml", "pyproject.toml"])
+@pytest.mark.parametrize("where", ["here", "above"])
+def test_a_config_file_that_cannot_be_read_exits_2_naming_it(folders, monkeypatch, name,
+                                                             where):
+    """An unreadable sqeval.toml, or pyproject.toml in a parent folder (sqeval's or not: it
+    cannot tell), was exit 4 (PermissionError); it is a usage error that says the fix."""
+    import pathlib
+
+    (folders / "project" / "sub").mkdir(parents=True)
+    path = folders / "project" / name
+    path.write_text('[tool.black]\nline-length = 99\n' if name == "pyproject.toml"
+                    else 'gates = ["snr>=0"]\n')
+    open_ = pathlib.Path.open
+
+    def unreadable(self, *args, **kwargs):  # as chmod 000 without root's capabilities
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return open_(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", unreadable)
+    monkeypatch.chdir(folders / "project" / ("sub" if where == "above" else ""))
+    result = run("score", folders / "clean", folders / "enh", "-m", "snr")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert f"{path}: cannot read this config file (Permission denied)" in message
+    assert "Make it readable" in message
+    if name == "pyproject.toml":  # it may not be sqeval's: how to run without it
+        assert "put a sqeval.toml (it may be empty) in a folder below it" in message
+        (folders / "project" / "sub" / "sqeval.toml").write_text("")
+        monkeypatch.chdir(folders / "project" / "sub")
+        assert run("score", folders / "clean", folders / "enh", "-m", "snr").exit_code == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_a_config_file_with_mode_000_exits_2(folders):
+    path = folders / "sqeval.toml"
+    path.write_text('gates = ["snr>=0"]\n')
+    path.chmod(0)
+    try:
+        result = run("score", folders / "clean", folders / "enh", "-m", "snr")
+    finally:
+        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    assert result.exit_code == 2 and "cannot read this config file" in result.stderr
+
+
+def test_a_dangling_link_named_sqeval_toml_is_not_taken_for_no_config(folders):
+    (folders / "sqeval.toml").symlink_to(folders / "gone.toml")
+    result = run("score", folders / "clean", folders / "enh", "-m", "snr")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
 # Outputs that would destroy something --------------------------------------------------
 
 @pytest.mark.parametrize("option, target", [
