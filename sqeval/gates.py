@@ -85,7 +85,8 @@ def check_gate_targets(gates: list[Gate], metrics: list[str], systems: list[str]
 
     Raises:
         GateError: a gate on a metric the run does not compute, on a system it does not
-            have, or a ``delta.`` gate without the noisy inputs; the message says the fix.
+            have, a ``delta.`` gate without the noisy inputs, or a gate on the clean
+            references' row with an intrusive metric; the message says the fix.
     """
     for gate in gates:
         if gate.metric not in metrics:
@@ -93,6 +94,17 @@ def check_gate_targets(gates: list[Gate], metrics: list[str], systems: list[str]
                 f"gate {gate.text!r} needs {gate.metric}, which this run does not compute "
                 f"(metrics: {', '.join(metrics)}); add it, e.g. --metrics "
                 f"{','.join([*metrics, gate.metric])}, or remove the gate")
+        if gate.system == CLEAN and REGISTRY[gate.metric].intrusive:
+            # The clean row is the reference scored against itself: an intrusive metric is
+            # n/a on every file, so the gate would fail "no file scored" after the whole run.
+            usable = [name for name in metrics if not REGISTRY[name].intrusive]
+            example = (f", e.g. '{CLEAN}:{usable[0]}>=3'" if usable else
+                       " (such as dnsmos_ovrl, with --metrics ...,dnsmos)")
+            raise GateError(
+                f"gate {gate.text!r}: the '{CLEAN}' row is the clean references, which only "
+                f"the non-intrusive metrics score; {gate.metric} compares with the reference "
+                f"itself, so it is n/a there and the gate could never pass. Gate '{CLEAN}' on "
+                f"a non-intrusive metric{example}, or gate the enhanced systems")
         if gate.system is not None and gate.system not in systems:
             raise GateError(f"gate {gate.text!r}: no system named {gate.system!r} in this run "
                             f"(systems: {', '.join(systems)})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import stat
 import subprocess
@@ -96,6 +97,54 @@ def test_a_gate_on_a_metric_not_computed_is_refused_before_scoring(folders):
     result = run("score", folders / "clean", folders / "enh", "-m", "snr",
                  "--gate", "delta.snr>=1")
     assert result.exit_code == 2 and "--noisy" in result.stderr
+
+
+@pytest.mark.parametrize("option", [
+    ["--align", "--max-delay", "inf"], ["--max-delay", "inf"], ["--timeout", "inf"],
+    ["--timeout", "nan"], ["--align", "--max-delay=-1"], ["--align", "--max-delay", "nan"],
+])
+def test_a_number_option_that_is_not_finite_is_refused_before_scoring(folders, option):
+    """--max-delay inf once made every file fail in its worker (OverflowError), and then
+    the gate failed: exit 1 for a usage error."""
+    result = run("score", folders / "clean", folders / "enh", "-m", "snr", *option,
+                 "--gate", "snr>=-100", "--csv", folders / "o.csv")
+    assert result.exit_code == 2, result.output
+    named = next(o.split("=")[0] for o in option if o.startswith(("--max", "--time")))
+    assert named in result.stderr  # the option is named
+    assert not (folders / "o.csv").exists()  # nothing was scored
+
+
+@pytest.mark.parametrize("arguments", [
+    dict(align=True, max_delay=math.inf), dict(max_delay=math.nan), dict(max_delay=-0.1),
+    dict(max_delay="0.5s"), dict(timeout=math.inf), dict(timeout=math.nan), dict(timeout=0),
+    dict(timeout=-1), dict(channel=-1), dict(channel=0.5),
+])
+def test_the_api_refuses_the_same_numbers_before_scoring(folders, arguments):
+    import sqeval
+    from sqeval.api import UsageError
+
+    with pytest.raises(UsageError, match="--max-delay|--timeout|--channel"):
+        sqeval.score(folders / "clean", folders / "enh", metrics="snr", jobs=1, **arguments)
+
+
+def test_a_gate_on_the_clean_row_with_an_intrusive_metric_is_refused_before_scoring(folders):
+    """The clean references scored against themselves have every intrusive metric n/a: the
+    gate used to fail 'no file scored' (exit 1) after scoring the whole run."""
+    result = run("score", folders / "clean", folders / "enh", "-m", "snr,dnsmos_ovrl",
+                 "--gate", "clean:snr>=0", "--csv", folders / "o.csv")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert "'clean:snr>=0'" in message and "non-intrusive" in message
+    assert "clean:dnsmos_ovrl>=3" in message  # the gate that does work
+    assert not (folders / "o.csv").exists()
+    from sqeval.gates import check_gate_targets, parse_gate
+
+    systems = ["clean", "enh"]
+    check_gate_targets([parse_gate("clean:dnsmos_ovrl>=3")], ["snr", "dnsmos_ovrl"], systems)
+    for text in ("clean:delta.snr>=0", "clean:stoi.p10>=0.9"):
+        with pytest.raises(ValueError, match="only the non-intrusive metrics"):
+            check_gate_targets([parse_gate(text)], ["snr", "stoi", "dnsmos_ovrl"],
+                               [*systems, "noisy"])
 
 
 @pytest.mark.parametrize("text, words", [
