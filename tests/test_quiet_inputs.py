@@ -152,3 +152,13 @@ def test_extreme_levels_through_the_scorer_give_reasons(tmp_path, golden):
         for name in ENERGY_BASED:
             assert np.isnan(rows.loc[file, name]), (file, name)
             assert words in reasons[name], (file, name, reasons[name])
+
+
+@pytest.mark.parametrize("gain, words", [(1e-310, "too quiet"), (1e-40, "too quiet"),
+                                         (1e160, "too loud")])
+def test_dnsmos_refuses_levels_its_float32_input_cannot_hold(golden, gain, words):
+    """At 1e-310 the float32 samples were zeros, and DNSMOS rated silence as the file."""
+    from sqeval.metrics.dnsmos import dnsmos
+
+    with pytest.raises(MetricError, match=f"{words} for DNSMOS"):
+        dnsmos(estimate=golden[1] * gain, fs=16000)
