@@ -72,10 +72,7 @@ def _finite(value, option: str, *, positive: bool, what: str) -> float:
     :class:`UsageError` naming ``option``. inf and nan pass the command line's range
     checks (``--max-delay inf`` once made every file fail in its worker, then exit 1 as
     a gate), so each number is checked here, once, for the CLI and the API alike."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+    number = float(value) if isinstance(value, numbers.Real) else math.nan  # "0.5": no
     if isinstance(value, bool) or not math.isfinite(number) or number < 0 or (
             positive and number == 0):
         raise UsageError(f"{option} takes a finite number of seconds "
