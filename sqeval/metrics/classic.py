@@ -60,8 +60,9 @@ SEG_SNR_RESOLUTION_DB = 1e-6  # seg_snr is an error when its ε moves the mean b
 # Below this energy of a signal's loudest windowed frame, products of its samples fall
 # toward float64's smallest normal number (2.2e-308) and lose their digits: at 1e-310
 # amplitude every frame energy was 0, seg_snr gave −10 dB as if it were a value and LLR
-# called the frames digitally silent; the LLR drifts from about 1e-155 on. tiny/eps² (4.5e-277)
-# keeps two mantissas of margin; the last bit of 16-bit audio is 1e270 times louder.
+# called the frames digitally silent (the LLR drifts from an amplitude of about 1e-155).
+# tiny/eps² (4.5e-277) keeps two mantissas of margin; a frame holding one last bit of
+# 16-bit audio is over 1e260 times louder.
 MIN_FRAME_ENERGY = np.finfo(np.float64).tiny / EPS**2
 # 25 critical bands (centre, bandwidth in Hz) and their filter shape, as in composite.m.
 CENTRES = np.array([
