@@ -116,8 +116,9 @@ def test_a_number_option_that_is_not_finite_is_refused_before_scoring(folders, o
 
 @pytest.mark.parametrize("arguments", [
     dict(align=True, max_delay=math.inf), dict(max_delay=math.nan), dict(max_delay=-0.1),
-    dict(max_delay="0.5"), dict(max_delay=True), dict(timeout=math.inf), dict(timeout=math.nan), dict(timeout=0),
-    dict(timeout=-1), dict(channel=-1), dict(channel=0.5),
+    dict(max_delay="0.5"), dict(max_delay=True), dict(timeout=math.inf),
+    dict(timeout=math.nan), dict(timeout=0), dict(timeout=-1), dict(channel=-1),
+    dict(channel=0.5),
 ])
 def test_the_api_refuses_the_same_numbers_before_scoring(folders, arguments):
     import sqeval

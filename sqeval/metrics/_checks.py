@@ -63,10 +63,10 @@ def require_headroom(x: np.ndarray, *, name: str, metric: str) -> None:
     if np.any(log_energy > np.log10(MAX_ENERGY)):
         raise MetricError(
             f"{name} is too loud for {metric}: its energy Σx² ≈ "
-            f"1e{float(np.max(log_energy)):.0f} is above {MAX_ENERGY:.0e}, so close to float64's largest number (1.8e308) that "
-            "its energies and spectra overflow to inf. Check the file's scaling (float audio "
-            "is expected in [−1, 1]: was a gain applied twice, or a dB value used as a "
-            "factor?).")
+            f"1e{float(np.max(log_energy)):.0f} is above {MAX_ENERGY:.0e}, so close to "
+            "float64's largest number (1.8e308) that its energies and spectra overflow to "
+            "inf. Check the file's scaling (float audio is expected in [−1, 1]: was a gain "
+            "applied twice, or a dB value used as a factor?).")
 
 
 def as_pair(reference, estimate, *, estimate_may_be_silent: bool = False, same_length: bool = True,
