@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import numbers
 import os
 import re
 import sys
@@ -67,6 +68,32 @@ def check_jobs(jobs: int, force: bool = False, scheduler: str | None = None) -> 
     return None
 
 
+def _finite(value, option: str, *, positive: bool, what: str) -> float:
+    """``value`` as a float when it is a finite number ≥ 0 (> 0 when ``positive``), else a
+    :class:`UsageError` naming ``option``. inf and nan pass the command line's range
+    checks (``--max-delay inf`` once made every file fail in its worker, then exit 1 as
+    a gate), so each number is checked here, once, for the CLI and the API alike."""
+    number = float(value) if isinstance(value, numbers.Real) else math.nan  # "0.5": no
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0 or (
+            positive and number == 0):
+        raise UsageError(f"{option} takes a finite number of seconds "
+                         f"{'> 0' if positive else '≥ 0'} ({what}); got {value!r}")
+    return number
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """``timeout`` when it is None or a finite number of seconds > 0.
+
+    Raises:
+        UsageError: nan, inf, 0, a negative number, or not a number (to score without a
+            limit, give none).
+    """
+    if timeout is None:
+        return None
+    return _finite(timeout, "--timeout", positive=True,
+                   what="the time a file may take; leave it out for no limit")
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a run will do: ``(job, file name)`` tasks and the scoring options."""
@@ -84,6 +111,8 @@ def plan(reference, estimates=None, *, noisy=None, metrics: str | None = None,
     Arguments as :func:`score`. Raises :class:`UsageError` or
     :class:`~sqeval.sources.PairingError` (both ``ValueError``) for what cannot run.
     """
+    max_delay = _finite(max_delay, "--max-delay", positive=False,
+                        what="the largest delay --align searches")
     inputs = _inputs(reference, estimates, noisy, no_reference)
     specs, named = _specs(metrics, "dnsmos" if no_reference else "core")
     channels = channel_policy(channel, mix)
@@ -122,8 +151,10 @@ def run(planned: Plan, *, jobs: int = 0, cache=None, timeout: float | None = Non
     """Score a :class:`Plan`. ``cache`` is a :class:`~sqeval.cache.ResultCache`, a path to
     one, or None; a cache that cannot be used (locked, read-only, damaged) is reported
     with a ``RuntimeWarning`` and the run goes on without it. Raises
-    :class:`~sqeval.runner.Interrupted` on Ctrl-C (finished rows kept) and
-    :class:`~sqeval.runner.SchedulerError` for an unusable Dask scheduler."""
+    :class:`~sqeval.runner.Interrupted` on Ctrl-C (finished rows kept),
+    :class:`~sqeval.runner.SchedulerError` for an unusable Dask scheduler, and
+    :class:`UsageError` for a ``timeout`` that is not a finite number > 0."""
+    timeout = check_timeout(timeout)
     store = _open_cache(cache)
     n_jobs = jobs or default_jobs()
     isolate = _workers_can_start(n_jobs, scheduler)
@@ -158,10 +189,10 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
             :data:`JOBS_PER_CORE` per core needs ``force_jobs=True``.
         cache: a results database (path) reused across runs, or None.
         key: a regex that finds each file's id in its relative path.
-        align, max_delay: remove a constant delay (≤ ``max_delay`` s) before the
-            sample-aligned metrics.
+        align, max_delay: remove a constant delay (≤ ``max_delay`` s, a finite number
+            ≥ 0) before the sample-aligned metrics.
         channel, mix: multichannel policy (``channel=K``, or ``mix="mono"``).
-        timeout: give up on a file after this many seconds.
+        timeout: give up on a file after this many seconds (finite, > 0), or None.
         scheduler: a Dask scheduler address, or ``"local"``.
 
     Returns:
@@ -181,6 +212,7 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
         (['file', 'system', 'si_snr', 'error'], 8, ['enh'])
     """
     crowded = check_jobs(jobs, force_jobs, scheduler)
+    check_timeout(timeout)  # before pairing, as the command line does
     planned = plan(reference, estimates, noisy=noisy, metrics=metrics, key=key, align=align,
                    max_delay=max_delay, channel=channel, mix=mix, no_reference=no_reference)
     if crowded is not None:
@@ -455,6 +487,10 @@ def channel_policy(channel: int | None, mix: str | None) -> ChannelPolicy:
     combination."""
     if mix is not None and mix != "mono":
         raise UsageError(f"--mix takes 'mono'; got {mix!r}")
+    if channel is not None and (isinstance(channel, bool) or not isinstance(
+            channel, numbers.Integral) or channel < 0):
+        # a negative K would fail every multichannel file in its worker, not the run
+        raise UsageError(f"--channel takes a channel number K ≥ 0 (0-based); got {channel!r}")
     if mix is not None and channel is not None:
         raise UsageError("give --channel K or --mix mono, not both")
     return ChannelPolicy(channel=channel, mix=mix == "mono")

@@ -85,7 +85,8 @@ def check_gate_targets(gates: list[Gate], metrics: list[str], systems: list[str]
 
     Raises:
         GateError: a gate on a metric the run does not compute, on a system it does not
-            have, or a ``delta.`` gate without the noisy inputs; the message says the fix.
+            have, a ``delta.`` gate without the noisy inputs, or a gate on the clean
+            references' row with an intrusive metric; the message says the fix.
     """
     for gate in gates:
         if gate.metric not in metrics:
@@ -93,6 +94,17 @@ def check_gate_targets(gates: list[Gate], metrics: list[str], systems: list[str]
                 f"gate {gate.text!r} needs {gate.metric}, which this run does not compute "
                 f"(metrics: {', '.join(metrics)}); add it, e.g. --metrics "
                 f"{','.join([*metrics, gate.metric])}, or remove the gate")
+        if gate.system == CLEAN and REGISTRY[gate.metric].intrusive:
+            # The clean row is the reference scored against itself: an intrusive metric is
+            # n/a on every file, so the gate would fail "no file scored" after the whole run.
+            usable = [name for name in metrics if not REGISTRY[name].intrusive]
+            example = (f", e.g. '{CLEAN}:{usable[0]}>=3'" if usable else
+                       " (such as dnsmos_ovrl, with --metrics ...,dnsmos)")
+            raise GateError(
+                f"gate {gate.text!r}: the '{CLEAN}' row is the clean references, which only "
+                f"the non-intrusive metrics score; {gate.metric} compares with the reference "
+                f"itself, so it is n/a there and the gate could never pass. Gate '{CLEAN}' on "
+                f"a non-intrusive metric{example}, or gate the enhanced systems")
         if gate.system is not None and gate.system not in systems:
             raise GateError(f"gate {gate.text!r}: no system named {gate.system!r} in this run "
                             f"(systems: {', '.join(systems)})")
@@ -152,14 +164,59 @@ CONFIG_KEYS = ("gates", "allow_missing")  # every key a config file may hold
 
 
 def find_config(start: Path) -> Path | None:
-    """``sqeval.toml``, or a ``pyproject.toml`` with ``[tool.sqeval]``, in ``start`` or above."""
+    """``sqeval.toml``, or a ``pyproject.toml`` with ``[tool.sqeval]``, in ``start`` or above.
+
+    Raises:
+        GateError: a ``sqeval.toml`` or ``pyproject.toml`` on the way that cannot be read,
+            is not valid TOML, or has a ``tool`` that is not a table; the message names
+            the file.
+    """
     for folder in [start, *start.parents]:
-        if (folder / "sqeval.toml").is_file():
-            return folder / "sqeval.toml"
+        candidate = folder / "sqeval.toml"
+        if _is_file(candidate):
+            return candidate
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and "sqeval" in _load_toml(pyproject).get("tool", {}):
+        # A pyproject.toml that cannot be read (or parsed) is an error even when it may
+        # not be sqeval's: sqeval cannot tell whether it holds [tool.sqeval], and skipping
+        # it would run without the gates it might hold, so CI would pass ungated. The
+        # message says how to stop the search before it (a sqeval.toml below it).
+        if _is_file(pyproject) and "sqeval" in _tool_table(_load_toml(pyproject), pyproject):
             return pyproject
     return None
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a config file to read; a broken link or a folder that cannot be
+    looked into is an error, not a config that is not there (that would drop its gates)."""
+    try:
+        if path.is_file():
+            return True
+        dangling = path.is_symlink()
+    except OSError as error:
+        raise GateError(f"{path}: cannot tell whether this config file exists "
+                        f"({error.strerror or error}); sqeval looks for sqeval.toml and "
+                        "pyproject.toml from the working directory upwards") from None
+    if dangling:
+        raise GateError(f"{path}: a link to a file that does not exist; sqeval would read "
+                        "its gates from it. Fix or remove the link")
+    return False
+
+
+def _tool_table(data: dict, path: Path) -> dict:
+    """The ``tool`` table of a pyproject.toml (empty when it has none)."""
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise GateError(f"{path}: 'tool' must be a table ([tool.sqeval] for sqeval's "
+                        f"settings); got {_kind(tool)}")
+    return tool
+
+
+def _kind(value) -> str:
+    """What a TOML value is, in words, for a message."""
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+             list: "an array", dict: "a table"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)),
+                f"a {type(value).__name__}")
 
 
 def _load_toml(path: Path) -> dict:
@@ -168,7 +225,17 @@ def _load_toml(path: Path) -> dict:
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except OSError as error:
+        # a pyproject.toml may not be sqeval's: say how to stop the search before it
+        other = (", or put a sqeval.toml (it may be empty) in a folder below it to stop the "
+                 "search there" if path.name == "pyproject.toml" else "")
+        raise GateError(
+            f"{path}: cannot read this config file ({error.strerror or error}); sqeval reads "
+            "its gates from sqeval.toml, or [tool.sqeval] in pyproject.toml, found from the "
+            f"working directory upwards. Make it readable{other}") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise GateError(f"{path}: not valid TOML ({error})") from None
 
@@ -177,17 +244,18 @@ def load_config(path: Path | None) -> GateConfig:
     """Gates and ``allow_missing`` from a config file (``[tool.sqeval]`` in pyproject).
 
     Raises:
-        GateError: invalid TOML, an unknown key, wrong types, or a gate that does not
-            parse; the message names the file and the key.
+        GateError: the file cannot be read, invalid TOML, an unknown key, wrong types, or
+            a gate that does not parse; the message names the file and the key.
     """
     if path is None:
         return GateConfig([], None, None)
     data = _load_toml(path)
     in_pyproject = path.name == "pyproject.toml"
-    table = data.get("tool", {}).get("sqeval", {}) if in_pyproject else data
+    table = _tool_table(data, path).get("sqeval", {}) if in_pyproject else data
     where = f"{path}{' [tool.sqeval]' if in_pyproject else ''}"
     if not isinstance(table, dict):
-        raise GateError(f"{path}: 'tool.sqeval' must be a table ([tool.sqeval])")
+        raise GateError(f"{path}: 'tool.sqeval' must be a table ([tool.sqeval]); got "
+                        f"{_kind(table)}")
     for key in table:
         if key not in CONFIG_KEYS:
             close = difflib.get_close_matches(key.replace("-", "_"), CONFIG_KEYS, n=1)
@@ -195,11 +263,16 @@ def load_config(path: Path | None) -> GateConfig:
             raise GateError(f"{where}: unknown key {key!r}; {hint}the keys are "
                             f"{', '.join(CONFIG_KEYS)} (a typo would silently turn gates off)")
     gates = table.get("gates", [])
-    if not isinstance(gates, list) or not all(isinstance(g, str) for g in gates):
-        raise GateError(f"{where}: 'gates' must be a list of strings like \"pesq_wb>=3.0\"")
+    if not isinstance(gates, list):
+        raise GateError(f"{where}: 'gates' must be a list of strings like \"pesq_wb>=3.0\"; "
+                        f"got {_kind(gates)}")
+    for item in gates:
+        if not isinstance(item, str):
+            raise GateError(f"{where}: 'gates' must be a list of strings like "
+                            f"\"pesq_wb>=3.0\"; it holds {_kind(item)}")
     allow = table.get("allow_missing")
     if allow is not None and not isinstance(allow, bool):
-        raise GateError(f"{where}: 'allow_missing' must be true or false")
+        raise GateError(f"{where}: 'allow_missing' must be true or false; got {_kind(allow)}")
     try:
         parsed = [parse_gate(g) for g in gates]
     except GateError as error:

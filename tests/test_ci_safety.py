@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import stat
 import subprocess
@@ -98,6 +99,55 @@ def test_a_gate_on_a_metric_not_computed_is_refused_before_scoring(folders):
     assert result.exit_code == 2 and "--noisy" in result.stderr
 
 
+@pytest.mark.parametrize("option", [
+    ["--align", "--max-delay", "inf"], ["--max-delay", "inf"], ["--timeout", "inf"],
+    ["--timeout", "nan"], ["--align", "--max-delay=-1"], ["--align", "--max-delay", "nan"],
+])
+def test_a_number_option_that_is_not_finite_is_refused_before_scoring(folders, option):
+    """--max-delay inf once made every file fail in its worker (OverflowError), and then
+    the gate failed: exit 1 for a usage error."""
+    result = run("score", folders / "clean", folders / "enh", "-m", "snr", *option,
+                 "--gate", "snr>=-100", "--csv", folders / "o.csv")
+    assert result.exit_code == 2, result.output
+    named = next(o.split("=")[0] for o in option if o.startswith(("--max", "--time")))
+    assert named in result.stderr  # the option is named
+    assert not (folders / "o.csv").exists()  # nothing was scored
+
+
+@pytest.mark.parametrize("arguments", [
+    dict(align=True, max_delay=math.inf), dict(max_delay=math.nan), dict(max_delay=-0.1),
+    dict(max_delay="0.5"), dict(max_delay=True), dict(timeout=math.inf),
+    dict(timeout=math.nan), dict(timeout=0), dict(timeout=-1), dict(channel=-1),
+    dict(channel=0.5),
+])
+def test_the_api_refuses_the_same_numbers_before_scoring(folders, arguments):
+    import sqeval
+    from sqeval.api import UsageError
+
+    with pytest.raises(UsageError, match="--max-delay|--timeout|--channel"):
+        sqeval.score(folders / "clean", folders / "enh", metrics="snr", jobs=1, **arguments)
+
+
+def test_a_gate_on_the_clean_row_with_an_intrusive_metric_is_refused_before_scoring(folders):
+    """The clean references scored against themselves have every intrusive metric n/a: the
+    gate used to fail 'no file scored' (exit 1) after scoring the whole run."""
+    result = run("score", folders / "clean", folders / "enh", "-m", "snr,dnsmos_ovrl",
+                 "--gate", "clean:snr>=0", "--csv", folders / "o.csv")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert "'clean:snr>=0'" in message and "non-intrusive" in message
+    assert "clean:dnsmos_ovrl>=3" in message  # the gate that does work
+    assert not (folders / "o.csv").exists()
+    from sqeval.gates import check_gate_targets, parse_gate
+
+    systems = ["clean", "enh"]
+    check_gate_targets([parse_gate("clean:dnsmos_ovrl>=3")], ["snr", "dnsmos_ovrl"], systems)
+    for text in ("clean:delta.snr>=0", "clean:stoi.p10>=0.9"):
+        with pytest.raises(ValueError, match="only the non-intrusive metrics"):
+            check_gate_targets([parse_gate(text)], ["snr", "stoi", "dnsmos_ovrl"],
+                               [*systems, "noisy"])
+
+
 @pytest.mark.parametrize("text, words", [
     ('gate = ["snr>=1"]\n', ["unknown key 'gate'", "did you mean 'gates'"]),
     ("allow-missing = true\n", ["unknown key 'allow-missing'", "'allow_missing'"]),
@@ -121,6 +171,77 @@ def test_a_typo_under_tool_sqeval_in_pyproject_is_refused(folders):
     (folders / "pyproject.toml").write_text('[tool.sqeval]\ngate = ["snr>=100"]\n')
     result = run("score", folders / "clean", folders / "enh", "-m", "snr")
     assert result.exit_code == 2 and "[tool.sqeval]" in result.stderr
+
+
+@pytest.mark.parametrize("text, words", [
+    ("tool = 5\n", ["'tool' must be a table", "got an integer"]),
+    ('tool = "sqeval"\n', ["'tool' must be a table", "got a string"]),
+    ('tool = ["sqeval"]\n', ["'tool' must be a table", "got an array"]),
+    ("[tool]\nsqeval = 5\n", ["'tool.sqeval' must be a table", "got an integer"]),
+    ('[[tool.sqeval]]\ngates = ["snr>=1"]\n', ["'tool.sqeval' must be a table"]),
+    ("[tool.sqeval]\ngates = [1]\n", ["[tool.sqeval]", "list of strings", "an integer"]),
+    ('[tool.sqeval]\ngates = [["snr>=1"]]\n', ["list of strings", "an array"]),
+    ('[tool.sqeval]\ngates = [{a = "snr>=1"}]\n', ["list of strings", "a table"]),
+    ("[tool.sqeval]\ngates = {a = 1}\n", ["'gates' must be a list", "a table"]),
+    ("[tool.sqeval]\nallow_missing = 1\n", ["'allow_missing' must be true or false"]),
+    ("[tool.sqeval]\nallow_missing = [true]\n", ["'allow_missing' must be true or false"]),
+    ("[tool.sqeval\n", ["not valid TOML"]),
+    (b"[tool.sqeval]\ngates = ['\xff']\n", ["not valid TOML"]),
+])
+def test_a_pyproject_of_the_wrong_shape_exits_2_naming_the_file(folders, monkeypatch, text,
+                                                               words):
+    """Wrong types anywhere on the way to [tool.sqeval] were exit 4 (TypeError,
+    AttributeError); they are usage errors."""
+    project = folders / "project"
+    project.mkdir()
+    path = project / "pyproject.toml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    monkeypatch.chdir(project)
+    result = run("score", folders / "clean", folders / "enh", "-m", "snr")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert str(path) in message and "internal error" not in message
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize("name", ["sqeval.toml", "pyproject.toml"])
+@pytest.mark.parametrize("where", ["here", "above"])
+def test_a_config_file_that_cannot_be_read_exits_2_naming_it(folders, monkeypatch, name,
+                                                             where):
+    """An unreadable sqeval.toml, or pyproject.toml in a parent folder (sqeval's or not: it
+    cannot tell), was exit 4 (PermissionError); it is a usage error that says the fix."""
+    import pathlib
+
+    (folders / "project" / "sub").mkdir(parents=True)
+    path = folders / "project" / name
+    path.write_text('[tool.black]\nline-length = 99\n' if name == "pyproject.toml"
+                    else 'gates = ["snr>=0"]\n')
+    open_ = pathlib.Path.open
+
+    def unreadable(self, *args, **kwargs):  # as chmod 000 without root's capabilities
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return open_(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", unreadable)
+    monkeypatch.chdir(folders / "project" / ("sub" if where == "above" else ""))
+    result = run("score", folders / "clean", folders / "enh", "-m", "snr")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert f"{path}: cannot read this config file (Permission denied)" in message
+    assert "Make it readable" in message
+    if name == "pyproject.toml":  # it may not be sqeval's: how to run without it
+        assert "put a sqeval.toml (it may be empty) in a folder below it" in message
+        (folders / "project" / "sub" / "sqeval.toml").write_text("")
+        monkeypatch.chdir(folders / "project" / "sub")
+        assert run("score", folders / "clean", folders / "enh", "-m", "snr").exit_code == 0
+
+
+def test_a_dangling_link_named_sqeval_toml_is_not_taken_for_no_config(folders):
+    (folders / "sqeval.toml").symlink_to(folders / "gone.toml")
+    result = run("score", folders / "clean", folders / "enh", "-m", "snr")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
 
 
 # Outputs that would destroy something --------------------------------------------------

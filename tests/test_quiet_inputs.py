@@ -96,3 +96,69 @@ def test_pesq_failures_inside_the_c_code_become_sentences(golden, monkeypatch):
     monkeypatch.setattr(pesq, "pesq", nan_score)
     with pytest.raises(MetricError, match="PESQ's C code gave no score"):
         m.pesq_wb(reference=golden[0], estimate=golden[1], fs=16000)
+
+
+CLASSIC = ["seg_snr", "fw_seg_snr", "llr", "wss", "csig", "cbak", "covl"]
+# Every metric whose arithmetic sums energies: too loud for float64 is an error, too.
+ENERGY_BASED = ["snr", "si_snr", "si_sdr", "osi_snr", "sdr", "stoi", "estoi", *CLASSIC]
+
+
+@pytest.mark.parametrize("gain", [1e-160, 1e-310])  # 1e-310: subnormal samples
+@pytest.mark.parametrize("name", [*CLASSIC, "osi_snr"])
+def test_energies_that_underflow_give_too_quiet_not_a_value(golden, name, gain):
+    """At 1e-310 every frame energy underflowed to 0: seg_snr gave −10 dB as if it were a
+    value, LLR called the frames digitally silent, OSI-SNR the pair orthogonal."""
+    s, e = golden[0], golden[1]
+    with pytest.raises(MetricError, match="too quiet"):
+        value(name, s * gain, e * gain)
+
+
+@pytest.mark.parametrize("name", ENERGY_BASED)
+def test_energies_that_overflow_give_too_loud_with_the_reason(golden, name):
+    """At 1e160 the energies overflow to inf: STOI said 'too short', the classic measures
+    'frames digitally silent', SDR raised ValueError, the SNR family gave NaN."""
+    s, e = golden[0], golden[1]
+    for reference, estimate in ((s * 1e160, e * 1e160), (s, e * 1e160)):
+        with pytest.raises(MetricError, match="too loud .*Check the file's scaling"):
+            value(name, reference, estimate)
+
+
+@pytest.mark.parametrize("name", ENERGY_BASED)
+def test_a_loud_pair_within_float64s_range_keeps_its_value(golden, name):
+    s, e = golden[0], golden[1]
+    assert value(name, s * 1e100, e * 1e100) == pytest.approx(value(name, s, e), rel=1e-9)
+
+
+def test_extreme_levels_through_the_scorer_give_reasons(tmp_path, golden):
+    from typer.testing import CliRunner
+
+    from sqeval.cli import app
+
+    s, e, rate, _ = golden
+    for name, gain in (("ok", 1.0), ("quiet", 1e-310), ("loud", 1e160)):
+        write(tmp_path / "clean" / f"{name}.wav", s * gain, rate, "DOUBLE")
+        write(tmp_path / "enh" / f"{name}.wav", e * gain, rate, "DOUBLE")
+    out = tmp_path / "o.csv"
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "clean"), str(tmp_path / "enh"),
+                                      "--csv", str(out), "--jobs", "1", "--no-cache", "-m",
+                                      ",".join(ENERGY_BASED)])
+    assert result.exit_code == 3, result.output
+    import pandas as pd
+
+    rows = pd.read_csv(out).set_index("file")
+    assert not isinstance(rows.loc["ok.wav", "error"], str)  # an ordinary pair: no error
+    for file, words in (("quiet.wav", "too quiet"), ("loud.wav", "too loud")):
+        reasons = dict(part.split(": ", 1) for part in rows.loc[file, "error"].split("; "))
+        for name in ENERGY_BASED:
+            assert np.isnan(rows.loc[file, name]), (file, name)
+            assert words in reasons[name], (file, name, reasons[name])
+
+
+@pytest.mark.parametrize("gain, words", [(1e-310, "too quiet"), (1e-40, "too quiet"),
+                                         (1e160, "too loud")])
+def test_dnsmos_refuses_levels_its_float32_input_cannot_hold(golden, gain, words):
+    """At 1e-310 the float32 samples were zeros, and DNSMOS rated silence as the file."""
+    from sqeval.metrics.dnsmos import dnsmos
+
+    with pytest.raises(MetricError, match=f"{words} for DNSMOS"):
+        dnsmos(estimate=golden[1] * gain, fs=16000)

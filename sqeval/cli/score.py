@@ -13,7 +13,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeRemainingColumn)
 from rich.text import Text
 
-from ..api import Results, check_jobs, compile_group_by, plan, run
+from ..api import Results, check_jobs, check_timeout, compile_group_by, plan, run
 from ..cache import DEFAULT_PATH, CacheUnusable, ResultCache
 from ..gates import (GateError, check_gate_targets, check_gates, check_gates_apply, find_config,
                      load_config, merge_gates, parse_gate)
@@ -102,6 +102,7 @@ def score_command(
                        no_reference=no_reference)
         pattern = compile_group_by(group_by)
         crowded = check_jobs(jobs, force_jobs, scheduler)
+        check_timeout(timeout)  # nan and inf pass the option's min=
     except ValueError as error:  # UsageError, PairingError: what cannot make a run
         abort(str(error))
     if crowded is not None:

@@ -41,7 +41,36 @@ def as_signal(x, *, name: str) -> np.ndarray:
     return array
 
 
-def as_pair(reference, estimate, *, estimate_may_be_silent: bool = False, same_length: bool = True):
+# Σx² above this is too close to float64's largest number (1.8e308): a spectrum's power
+# (up to N·Σx² in a bin), the sums and products of energies overflow to inf, and the
+# metrics then said "too short", "frames digitally silent" or "unexpected ValueError"
+# (at 1e160 amplitude). 1e290 leaves a factor of 1e18 for them; a float file in [−1, 1]
+# has Σx² below its number of samples.
+MAX_ENERGY = 1e290
+
+
+def require_headroom(x: np.ndarray, *, name: str, metric: str) -> None:
+    """Raise :class:`MetricError` when the energy ``Σx²`` of any item of ``x`` is above
+    :data:`MAX_ENERGY` (computed without overflowing: the samples are divided by their
+    peak first, only when the peak could be that loud)."""
+    peak = np.max(np.abs(x), axis=-1)
+    with np.errstate(over="ignore"):  # inf is the answer: too loud to skip the check
+        if np.all(peak * peak * x.shape[-1] <= MAX_ENERGY):  # Σx² ≤ N·peak²: ordinary input
+            return
+    with np.errstate(divide="ignore"):
+        scale = np.where(peak > 0, peak, 1.0)[..., None]
+        log_energy = 2 * np.log10(peak) + np.log10(np.sum((x / scale) ** 2, axis=-1))
+    if np.any(log_energy > np.log10(MAX_ENERGY)):
+        raise MetricError(
+            f"{name} is too loud for {metric}: its energy Σx² ≈ "
+            f"1e{float(np.max(log_energy)):.0f} is above {MAX_ENERGY:.0e}, so close to "
+            "float64's largest number (1.8e308) that its energies and spectra overflow to "
+            "inf. Check the file's scaling (float audio is expected in [−1, 1]: was a gain "
+            "applied twice, or a dB value used as a factor?).")
+
+
+def as_pair(reference, estimate, *, estimate_may_be_silent: bool = False, same_length: bool = True,
+            headroom_for: str | None = None):
     """Validate a (reference, estimate) pair and return both as float64 arrays.
 
     Args:
@@ -49,10 +78,13 @@ def as_pair(reference, estimate, *, estimate_may_be_silent: bool = False, same_l
         estimate: processed signal; same shape as ``reference`` when ``same_length``.
         estimate_may_be_silent: whether an all-zero estimate still has a defined value.
         same_length: whether the metric compares samples one to one.
+        headroom_for: the metric's name, for a metric whose energies would overflow:
+            then both signals must have an energy below :data:`MAX_ENERGY`.
 
     Raises:
         MetricError: shapes differ, samples are not finite, the reference is silent,
-            or the estimate is silent where the metric is undefined for it.
+            the estimate is silent where the metric is undefined for it, or (with
+            ``headroom_for``) a signal is too loud.
     """
     reference = as_signal(reference, name="reference")
     estimate = as_signal(estimate, name="estimate")
@@ -70,6 +102,9 @@ def as_pair(reference, estimate, *, estimate_may_be_silent: bool = False, same_l
         raise MetricError(
             "estimate is silent (all samples zero); this metric is undefined for a silent estimate."
         )
+    if headroom_for is not None:
+        require_headroom(reference, name="reference", metric=headroom_for)
+        require_headroom(estimate, name="estimate", metric=headroom_for)
     return reference, estimate
 
 

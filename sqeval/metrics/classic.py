@@ -57,6 +57,13 @@ K_MAX, K_LOCMAX = 20.0, 1.0  # Klatt's WSS constants
 # constants decide the values (fw_seg_snr drifted at 1e-10, wss to "perfect" at 1e-7).
 MIN_FRAME_RMS = 1e-6
 SEG_SNR_RESOLUTION_DB = 1e-6  # seg_snr is an error when its ε moves the mean by more
+# Below this energy of a signal's loudest windowed frame, products of its samples fall
+# toward float64's smallest normal number (2.2e-308) and lose their digits: at 1e-310
+# amplitude every frame energy was 0, seg_snr gave −10 dB as if it were a value and LLR
+# called the frames digitally silent (the LLR drifts from an amplitude of about 1e-155).
+# tiny/eps² (4.5e-277) keeps two mantissas of margin; a frame holding one last bit of
+# 16-bit audio is over 1e260 times louder.
+MIN_FRAME_ENERGY = np.finfo(np.float64).tiny / EPS**2
 # 25 critical bands (centre, bandwidth in Hz) and their filter shape, as in composite.m.
 CENTRES = np.array([
     50.0, 120.0, 190.0, 260.0, 330.0, 400.0, 470.0, 540.0, 617.372, 703.378, 798.717,
@@ -304,6 +311,20 @@ def _level_error(energy: np.ndarray, length: int) -> MetricError | None:
         "signals, band levels floored at −100 dB) decide the values. Check the files' level.")
 
 
+def _require_resolvable(energy: np.ndarray) -> None:
+    """Raise :class:`MetricError` when a signal's loudest frame energy (``energy``:
+    ``(2, ..., frames)``, reference then estimate) is under :data:`MIN_FRAME_ENERGY`."""
+    loudest = np.max(energy, axis=-1)
+    for name, level in zip(("reference", "estimate"), loudest):
+        if np.any(level < MIN_FRAME_ENERGY):
+            raise MetricError(
+                f"{name} is too quiet for the classic measures: its loudest frame has energy "
+                f"Σx² = {float(np.min(level)):.3g}, below {MIN_FRAME_ENERGY:.3g}, where the "
+                "products of its samples underflow float64 (smallest normal number 2.2e-308) "
+                "and lose their digits. Check the file's level (a float file scaled by a tiny "
+                "factor?).")
+
+
 def _value(result, name: str):
     """A member of a family result, raising its :class:`MetricError` if it has one."""
     value = result[name]
@@ -326,14 +347,15 @@ def classic_measures(*, reference, estimate, fs: int) -> dict[str, float | np.nd
 
     Raises:
         NotApplicableError: ``fs`` below 8 kHz.
-        MetricError: shapes differ, non-finite samples, a silent signal, or fewer than
-            two frames.
+        MetricError: shapes differ, non-finite samples, a silent signal, fewer than
+            two frames, or a signal too quiet or too loud for float64's range.
     """
     rate = classic_rate(int(fs))
-    s, s_hat = as_pair(reference, estimate)
+    s, s_hat = as_pair(reference, estimate, headroom_for="the classic measures")
     if rate != int(fs):
         s, s_hat = resample(s, int(fs), rate), resample(s_hat, int(fs), rate)
     frames = _per_frame(s, s_hat, rate)
+    _require_resolvable(frames["energy"])
     quiet = _level_error(frames["energy"], _framing(rate)[0])
     return {
         "seg_snr": _seg_snr(frames["seg_snr"]),

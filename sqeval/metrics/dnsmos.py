@@ -180,11 +180,13 @@ def dnsmos(*, estimate, fs: int) -> dict[str, float | np.ndarray]:
     16 kHz with librosa's default resampler, as the DNS Challenge's script does).
 
     Raises:
-        MetricError: the extra is not installed, non-finite samples, or a silent signal.
+        MetricError: the extra is not installed, non-finite samples, a silent signal, or
+            one whose peak is outside float32's normal range (the models' input).
     """
     x = as_signal(estimate, name="estimate")
     if not np.any(x, axis=-1).all():
         raise MetricError("the signal is silent (all samples zero); DNSMOS rates speech")
+    _require_float32_range(x)
     _sessions()  # says which package of the extra is missing, if one is
     if int(fs) != RATE:
         x = _to_16k(x, int(fs))  # as dnsmos_local.py
@@ -192,6 +194,25 @@ def dnsmos(*, estimate, fs: int) -> dict[str, float | np.ndarray]:
     results = [_one(item) for item in flat]
     return {name: as_output(np.reshape([r[name] for r in results], x.shape[:-1]))
             for name in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")}
+
+
+def _require_float32_range(x: np.ndarray) -> None:
+    """Raise :class:`MetricError` when a signal's peak is outside what the models' float32
+    input holds: at 1e-310 the samples became zeros and DNSMOS rated that silence as if
+    it were the file (at 1e160 they became inf)."""
+    peak = np.max(np.abs(x), axis=-1)
+    low, high = np.finfo(np.float32).tiny, np.finfo(np.float32).max
+    if np.any(peak < low):
+        raise MetricError(
+            f"the signal is too quiet for DNSMOS: its peak |x| = {float(np.min(peak)):.3g} is "
+            f"below {low:.3g}, float32's smallest normal number, and the models take float32 "
+            "samples, so they would rate (near) silence. Check the file's level (a float file "
+            "scaled by a tiny factor?).")
+    if np.any(peak > high):
+        raise MetricError(
+            f"the signal is too loud for DNSMOS: its peak |x| = {float(np.max(peak)):.3g} is "
+            f"above {high:.3g}, float32's largest number, and the models take float32 samples. "
+            "Check the file's scaling (float audio is expected in [−1, 1]).")
 
 
 def _member(name: str):

@@ -72,7 +72,7 @@ def sdr(*, reference, estimate, filter_length: int = FILTER_LENGTH):
         >>> sdr(reference=s, estimate=echo) > 100  # filtering within 512 taps is not error
         True
     """
-    s, s_hat = as_pair(reference, estimate)
+    s, s_hat = as_pair(reference, estimate, headroom_for="SDR")
     if filter_length < 1:
         raise MetricError(f"filter_length must be ≥ 1; got {filter_length}.")
     taps = filter_length

@@ -56,7 +56,7 @@ def snr(*, reference, estimate):
         >>> round(snr(reference=s, estimate=1.1 * s), 6)
         20.0
     """
-    s, s_hat = as_pair(reference, estimate, estimate_may_be_silent=True)
+    s, s_hat = as_pair(reference, estimate, estimate_may_be_silent=True, headroom_for="SNR")
     energy = block_sum(_energy, s)
     require_energy(energy, name="reference", metric="SNR")  # the estimate may be any level
     return as_output(to_db(energy, block_sum(lambda s, e: _energy(e - s), s, s_hat)))
@@ -101,7 +101,7 @@ def si_sdr(*, reference, estimate):
         >>> round(si_sdr(reference=s, estimate=3 * (s + n)), 6)
         20.0
     """
-    s, s_hat = as_pair(reference, estimate)
+    s, s_hat = as_pair(reference, estimate, headroom_for="SI-SDR")
     return as_output(_scale_invariant(s, s_hat))
 
 
@@ -121,7 +121,7 @@ def si_snr(*, reference, estimate):
         >>> round(si_snr(reference=s + 5, estimate=s + n - 2), 6)
         20.0
     """
-    s, s_hat = as_pair(reference, estimate)
+    s, s_hat = as_pair(reference, estimate, headroom_for="SI-SNR")
     s_mean, s_hat_mean = s.mean(axis=-1), s_hat.mean(axis=-1)
     if _any_constant(s, s_mean) or _any_constant(s_hat, s_hat_mean):
         raise MetricError("a signal is constant (all samples equal); SI-SNR removes the mean, "
@@ -155,14 +155,15 @@ def osi_snr(*, reference, estimate):
         >>> round(osi_snr(reference=s, estimate=s + n), 6)  # 10·log10(1 + 100)
         20.043214
     """
-    s, s_hat = as_pair(reference, estimate)
+    s, s_hat = as_pair(reference, estimate, headroom_for="OSI-SNR")
+    estimate_energy = _inner(s_hat, s_hat)
+    # the levels first: a product that underflowed to 0 is not orthogonality
+    require_energy(_inner(s, s), name="reference", metric="OSI-SNR")
+    require_energy(estimate_energy, name="estimate", metric="OSI-SNR")
     correlation = _inner(s, s_hat)
     if np.any(correlation == 0):
         raise MetricError("estimate is orthogonal to the reference (⟨s, ŝ⟩ = 0), so OSI-SNR's "
                           "scale λ = ‖ŝ‖²/⟨s, ŝ⟩ is undefined.")
-    estimate_energy = _inner(s_hat, s_hat)
-    require_energy(_inner(s, s), name="reference", metric="OSI-SNR")
-    require_energy(estimate_energy, name="estimate", metric="OSI-SNR")
     scale = estimate_energy / correlation
 
     def target_and_residual(s, s_hat):

@@ -198,7 +198,7 @@ def intelligibility(*, reference, estimate, fs: int) -> dict[str, float | np.nda
             whose loudest frame is under :data:`MIN_FRAME_NORM`, or fewer than 30 frames
             of speech.
     """
-    s, s_hat = as_pair(reference, estimate)
+    s, s_hat = as_pair(reference, estimate, headroom_for="STOI/ESTOI")
     flat_s, flat_e = s.reshape(-1, s.shape[-1]), s_hat.reshape(-1, s.shape[-1])
     values, quiet = {"stoi": [], "estoi": []}, None
     for a, b in zip(flat_s, flat_e):
