@@ -200,7 +200,7 @@ def _require_float32_range(x: np.ndarray) -> None:
     """Raise :class:`MetricError` when a signal's peak is outside what the models' float32
     input holds: at 1e-310 the samples became zeros and DNSMOS rated that silence as if
     it were the file (at 1e160 they became inf)."""
-    peak = np.max(np.abs(x), axis=-1)
+    peak = np.maximum(np.max(x, axis=-1), -np.min(x, axis=-1))  # |x|'s max, no copy
     low, high = np.finfo(np.float32).tiny, np.finfo(np.float32).max
     if np.any(peak < low):
         raise MetricError(
