@@ -126,8 +126,8 @@ def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
     Raises:
         AudioError: unreadable or empty file, not a regular file or larger than
             :data:`MAX_AUDIO_BYTES`, more samples than a 16-bit file of that size holds
-            (a compressed file that would decode to gigabytes), multichannel without a policy, a channel that does
-            not exist, or NaN/Inf samples.
+            (a compressed file that would decode to gigabytes), multichannel without a
+            policy, a channel that does not exist, or NaN/Inf samples.
     """
     import soundfile
 

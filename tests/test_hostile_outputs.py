@@ -19,6 +19,7 @@ import sqeval.cli as cli
 import sqeval.outputs as outputs
 from sqeval.cli import app
 from sqeval.cli import score as score_module
+from sqeval.cli.common import terminate_as_interrupt
 
 from conftest import write
 
@@ -150,7 +151,7 @@ def test_sigterm_stops_any_command_as_ctrl_c_does(monkeypatch):
 
     monkeypatch.setattr(sanity_cli, "run_cases", terminated)
     assert cli.run(["sanity", "-m", "snr"]) == 130
-    assert signal.getsignal(signal.SIGTERM) is not cli._terminate_as_interrupt  # restored
+    assert signal.getsignal(signal.SIGTERM) is not terminate_as_interrupt  # restored
 
 
 def test_a_fifo_output_without_a_reader_is_an_error_after_the_other_outputs(folders,

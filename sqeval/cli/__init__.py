@@ -16,7 +16,7 @@ import traceback
 import typer
 import typer.core
 
-from .common import DEBUG, ExitCode, silence_stdout
+from .common import DEBUG, ExitCode, silence_stdout, terminate_as_interrupt
 from .compare import compare_command
 from .metrics import metrics_command
 from .plot import plot_command
@@ -65,7 +65,7 @@ def run(argv: list[str] | None = None) -> int:
     saved = sys.stdout, sys.stderr
     sys.stdout = sys.stdout if sys.stdout is not None else open(os.devnull, "w")  # ``>&-``
     sys.stderr = _Tolerant(sys.stderr if sys.stderr is not None else open(os.devnull, "w"))
-    previous = _on_sigterm(_terminate_as_interrupt)
+    previous = _on_sigterm(terminate_as_interrupt)
     try:
         return _run(argv)
     finally:
@@ -93,10 +93,6 @@ class _Tolerant:
 
     def __getattr__(self, name):  # isatty, fileno, encoding ...: the stream's own
         return getattr(self._stream, name)
-
-
-def _terminate_as_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops a command as Ctrl-C does
 
 
 def _on_sigterm(handler):

@@ -45,6 +45,12 @@ def stderr_console() -> Console:
     return console if console.is_terminal else Console(stderr=True, highlight=False, width=140)
 
 
+def terminate_as_interrupt(signum, frame) -> None:
+    """The SIGTERM handler of every command: it stops as Ctrl-C does (exit 130, finished
+    results kept)."""
+    raise KeyboardInterrupt
+
+
 def silence_stdout() -> None:
     """Point stdout at the null device (its reader went away, or it cannot be written),
     so that nothing written later, up to the flush at exit, fails again."""

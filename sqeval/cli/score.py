@@ -27,7 +27,8 @@ from ..results import Row, printable
 from ..scoring import REFERENCE_ITSELF
 from ..stats import sections
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, cache_files, check_outputs,
-                     print_to_stdout, stderr_console, stdout_console)
+                     print_to_stdout, stderr_console, stdout_console,
+                     terminate_as_interrupt)
 
 MAX_NOTES = 20  # notes (not errors) printed before pointing to --json
 MAX_FAILURES = 20  # failed rows printed before pointing to the CSV/JSON
@@ -212,10 +213,6 @@ def _open_cache(path: Optional[Path]):
         return None
 
 
-def _terminate_as_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: cleanly, keeping results
-
-
 def _score_with_progress(planned, jobs: int, cache_path, scheduler: Optional[str] = None,
                          timeout: Optional[float] = None,
                          partial_csv: Optional[Path] = None) -> tuple[Results, bool]:
@@ -223,7 +220,7 @@ def _score_with_progress(planned, jobs: int, cache_path, scheduler: Optional[str
     without one, or when it failed during the run)."""
     console = stderr_console()
     cache = _open_cache(cache_path)
-    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    previous = signal.signal(signal.SIGTERM, terminate_as_interrupt)
     try:
         with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("files"), RateColumn(), TimeRemainingColumn(), console=console,

@@ -67,9 +67,9 @@ def _band_edges() -> np.ndarray:
     bands = _band_matrix()
     starts = bands.argmax(axis=1)
     ends = starts + bands.sum(axis=1).astype(int)
-    if not (np.array_equal(starts[1:], ends[:-1]) and np.array_equal(
-            bands, np.stack([np.isin(np.arange(bands.shape[1]), np.arange(a, b))
-                             for a, b in zip(starts, ends)]).astype(bands.dtype))):
+    bins = np.arange(bands.shape[1])
+    ranges = (bins >= starts[:, None]) & (bins < ends[:, None])
+    if not (np.array_equal(bands, ranges) and np.array_equal(starts[1:], ends[:-1])):
         raise RuntimeError("pystoi's one-third-octave bands are not adjacent ranges of bins")
     return np.append(starts, ends[-1])
 
