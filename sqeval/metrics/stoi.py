@@ -140,24 +140,37 @@ def _envelopes(x: np.ndarray, speech: np.ndarray) -> np.ndarray:
 
 
 def _band_envelopes(s: np.ndarray, s_hat: np.ndarray, fs: int):
-    """One-third-octave envelopes (bands × frames) of both, after silent-frame removal."""
-    from pystoi.utils import resample_oct
+    """One-third-octave envelopes (bands × frames) of both, after silent-frame removal.
 
-    if fs != RATE:
-        s, s_hat = resample_oct(s, RATE, fs), resample_oct(s_hat, RATE, fs)
+    One signal at a time: the reference is resampled to 10 kHz, reduced to its envelopes
+    (a few percent of its size) and released before the estimate is resampled, so a long
+    file holds one 10 kHz copy at a time, not two (the values are the same either way).
+    """
+    s = _at_stoi_rate(s, fs)
     norms = _frame_norms(s)
     if np.max(norms, initial=0.0) < MIN_FRAME_NORM:
         raise _too_quiet("reference", np.max(norms, initial=0.0), "STOI/ESTOI")
     speech = _speech_frames(norms)
-    envelopes = np.stack([_envelopes(s, speech), _envelopes(s_hat, speech)])  # (2, frames, bands)
-    if envelopes.shape[1] < SEGMENT:
+    clean = _envelopes(s, speech)  # (frames, bands)
+    del s
+    if clean.shape[0] < SEGMENT:
         raise MetricError(f"too short for STOI/ESTOI: fewer than {SEGMENT} frames of speech "
                           "(384 ms) remain after removing silent frames")
+    s_hat = _at_stoi_rate(s_hat, fs)
+    envelopes = np.stack([clean, _envelopes(s_hat, speech)])  # (2, frames, bands)
     # ESTOI normalises without ε, so only STOI needs the estimate to be loud enough
     loudest = np.max(_frame_norms(s_hat)[speech], initial=0.0)  # both have the same frames
+    del s_hat
     quiet = _too_quiet("estimate", loudest, "STOI") if loudest < MIN_FRAME_NORM else None
     # (2, segments, bands, SEGMENT): every run of 30 consecutive frames
     return np.lib.stride_tricks.sliding_window_view(envelopes, SEGMENT, axis=1), quiet
+
+
+def _at_stoi_rate(x: np.ndarray, fs: int) -> np.ndarray:
+    """``x`` at 10 kHz, resampled as pystoi does (its port of MATLAB's ``resample``)."""
+    from pystoi.utils import resample_oct
+
+    return x if fs == RATE else resample_oct(x, RATE, fs)
 
 
 def _normalise(x: np.ndarray, axis: int) -> np.ndarray:
