@@ -167,7 +167,21 @@ def run(planned: Plan, *, jobs: int = 0, cache=None, timeout: float | None = Non
             store.close()
     names = [spec.name for spec in planned.options.metrics]
     present = [name for name in planned.options.systems if any(r.system == name for r in rows)]
-    return Results(rows, names, present, current_provenance())
+    return Results(rows, names, present, {**current_provenance(),
+                                          "audio": audio_sources(planned)})
+
+
+def audio_sources(planned: Plan) -> dict[str, dict[str, str]]:
+    """File → {system → its audio file, absolute}, and ``clean`` → its reference: where
+    the run found each file, so that a report built later from the saved CSV can play
+    them (``provenance["audio"]``)."""
+    sources = {}
+    for job, name in planned.tasks:
+        paths = {} if job.clean is None else {CLEAN: os.path.abspath(job.clean)}
+        paths.update({system: os.path.abspath(path) for system, path in job.estimates.items()
+                      if system not in job.problems})
+        sources[name] = paths
+    return sources
 
 
 def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
@@ -276,7 +290,7 @@ class Results:
         ``group_by`` (a regex with named groups) also per condition."""
         pattern = compile_group_by(group_by)
         # the statistics need only the names: a saved CSV may hold a column sqeval lacks
-        specs = [REGISTRY.get(name) or _Column(name) for name in self.metrics]
+        specs = [REGISTRY.get(name) or Column(name) for name in self.metrics]
         stream = io.StringIO()
         CsvWriter(stream).writerows(summary_rows(
             sections(self.rows, specs, self.systems, pattern),
@@ -306,8 +320,9 @@ def _read_csv(source, **options):
 
 
 @dataclass(frozen=True)
-class _Column:
-    """A metric column of a saved run that this sqeval's registry does not know."""
+class Column:
+    """A metric column of a saved run that this sqeval's registry does not know (the
+    statistics need only its name)."""
 
     name: str
 

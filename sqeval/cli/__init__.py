@@ -20,6 +20,7 @@ from .common import DEBUG, ExitCode, silence_stdout, terminate_as_interrupt
 from .compare import compare_command
 from .metrics import metrics_command
 from .plot import plot_command
+from .report import report_command
 from .sanity import sanity_command
 from .score import score_command
 
@@ -44,6 +45,7 @@ app.command("metrics")(metrics_command)
 app.command("sanity")(sanity_command)
 app.command("compare")(compare_command)
 app.command("plot")(plot_command)
+app.command("report")(report_command)
 
 # The click Typer runs on: its own copy in newer Typers, the click package in older ones.
 _click = getattr(typer.core, "_click", None)

@@ -26,9 +26,11 @@ from ..runner import Interrupted, SchedulerError
 from ..results import Row, printable
 from ..scoring import REFERENCE_ITSELF
 from ..stats import sections
+from ..report.html import Page
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, cache_files, check_outputs,
                      print_to_stdout, stderr_console, stdout_console,
                      terminate_as_interrupt)
+from .report import HTML_WORST, check_html, write_html
 
 MAX_NOTES = 20  # notes (not errors) printed before pointing to --json
 MAX_FAILURES = 20  # failed rows printed before pointing to the CSV/JSON
@@ -77,6 +79,14 @@ def score_command(
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Summary (and gates) as "
                                             "Markdown, e.g. for a CI job page."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Gates as JUnit XML."),
+    html_path: Optional[Path] = typer.Option(
+        None, "--html", help="A self-contained HTML report: summary, figures, the per-file "
+        "table, and the worst files to hear and see (needs sqeval[plot])."),
+    html_worst: int = typer.Option(HTML_WORST, "--html-worst", min=0, help="Worst files per "
+                                   "system in the HTML report (0: none)."),
+    html_metric: Optional[str] = typer.Option(
+        None, "--html-metric", help="The metric that ranks the worst files; default pesq_wb, "
+        "else the first metric."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Regex with named groups "
                                            "taken from each file path, e.g. '_(?P<snr>-?\\d+)dB'."),
     cache_path: Path = typer.Option(DEFAULT_PATH, "--cache", help="Results database: a rerun "
@@ -111,7 +121,8 @@ def score_command(
     options = planned.options
     gates, allow, config = _gates(gate, allow_missing)
     outputs = {"--csv": csv_path, "--json": json_path, "--summary-csv": summary_csv,
-               "--latex": latex, "--markdown": markdown, "--junit": junit}
+               "--latex": latex, "--markdown": markdown, "--junit": junit, "--html": html_path}
+    worst_by = check_html(html_path, [spec.name for spec in options.metrics], html_metric)
     try:
         check_gate_targets(gates, [spec.name for spec in options.metrics], list(options.systems))
         check_gates_apply(gates, list(options.systems))
@@ -122,6 +133,8 @@ def score_command(
                   with_meta=("--csv", "--summary-csv"))
     results_, cached = _score_with_progress(planned, jobs, None if no_cache else cache_path,
                                             scheduler, timeout, csv_path)
+    results_.provenance.update(gates=[g.text for g in gates], allow_missing=allow,
+                               group_by=group_by)
     rows, names = results_.rows, results_.systems
     all_sections = sections(rows, list(options.metrics), names, pattern)
     results = check_gates(gates, rows, names) if gates else []
@@ -129,7 +142,10 @@ def score_command(
     # The files first: a stdout that breaks while the tables print loses nothing else.
     unwritten = _write_outputs(results_, options, all_sections, pattern, results, incomplete,
                                allow, dict(csv=csv_path, json=json_path, summary=summary_csv,
-                                           latex=latex, markdown=markdown, junit=junit))
+                                           latex=latex, markdown=markdown, junit=junit,
+                                           html=html_path),
+                               Page(all_sections, results, allow, html_worst, worst_by,
+                                    group_by))
     stdout_problem = print_to_stdout(
         lambda: _print_report(rows, options, names, all_sections, results))
     _print_problems(stderr_console(), rows, [spec.name for spec in options.metrics], json_path,
@@ -263,7 +279,7 @@ def _print_report(rows, options, systems, sections, results) -> None:
 
 
 def _write_outputs(scored: Results, options, sections, pattern, results, incomplete, allow,
-                   paths) -> list[str]:
+                   paths, page: Page) -> list[str]:
     """Write every output asked for; one that fails does not stop the others. Returns
     ``path: reason`` for each output that could not be written."""
     metrics, rows = list(options.metrics), scored.rows
@@ -290,7 +306,8 @@ def _write_outputs(scored: Results, options, sections, pattern, results, incompl
     writers = {"csv": csv_file, "json": json_file, "summary": summary_file,
                "latex": text_file(lambda: latex_tables(sections, metrics)),
                "markdown": markdown,
-               "junit": text_file(lambda: junit_xml(results, incomplete, allow))}
+               "junit": text_file(lambda: junit_xml(results, incomplete, allow)),
+               "html": lambda path: write_html(path, scored, page)}
     unwritten = []
     for key, write in writers.items():
         if paths[key] is not None:
