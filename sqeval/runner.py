@@ -14,6 +14,8 @@ import threading
 import time
 from collections import deque
 from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import Callable, Iterator
 
 from . import scoring
@@ -428,6 +430,31 @@ def _dask_client(scheduler: str, n_jobs: int):
         raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler} ({error})") from None
 
 
+def absolute(job: Job) -> Job:
+    """``job`` with every path made absolute here, on the client. A Dask worker runs in
+    its own working directory, often on another machine that sees the data on a shared
+    file system at the same path: a relative path would name another file there."""
+    return replace(job, clean=None if job.clean is None else Path(os.path.abspath(job.clean)),
+                   estimates={name: Path(os.path.abspath(path))
+                              for name, path in job.estimates.items()})
+
+
+def score_on_dask_worker(job: Job, name: str, options: ScoreOptions, known) -> list[Row]:
+    """:func:`~sqeval.scoring.score_job` on a Dask worker; a file it could not read names
+    the worker, whose view of the file system is the one to check."""
+    rows = scoring.score_job(job, name, options, known)
+    try:
+        from dask.distributed import get_worker
+
+        where = get_worker().address
+    except (ImportError, ValueError):  # not on a worker (called directly)
+        return rows
+    for row in rows:
+        if row.file_error is not None and row.system not in job.problems:
+            row.file_error += f" (on Dask worker {where})"
+    return rows
+
+
 def _run_dask(items, options, n_jobs, scheduler) -> Iterator[tuple[int, list[Row]]]:
     """The jobs on a Dask cluster, at most twice as many in flight as it has workers."""
     client, cluster = _dask_client(scheduler, n_jobs)  # says so when dask is missing
@@ -439,7 +466,8 @@ def _run_dask(items, options, n_jobs, scheduler) -> Iterator[tuple[int, list[Row
 
         def submit_next() -> None:
             for index, (job, name), known in queue:
-                future = client.submit(scoring.score_job, job, name, options, known, pure=False)
+                future = client.submit(score_on_dask_worker, absolute(job), name, options,
+                                       known, pure=False)
                 pending[future] = (index, job, name)
                 stream.add(future)
                 return

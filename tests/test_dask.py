@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import subprocess
 import sys
+import time
 
+import pytest
 from typer.testing import CliRunner
 
 from sqeval.cli import app
@@ -42,3 +47,72 @@ def test_scheduler_errors_say_what_to_do(tmp_path, golden, monkeypatch):
     missing = runner.invoke(app, [*args, "--scheduler", "local", "--no-cache"])
     assert missing.exit_code == 2 and "pip install 'sqeval[dask]'" in " ".join(
         missing.stderr.split())
+
+
+def _start(command: list[str], cwd, log) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture()
+def real_cluster(tmp_path):
+    """A scheduler and two worker processes on loopback, started as `dask scheduler` and
+    `dask worker` are, from a directory that is not the client's; its address."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    address_file = elsewhere / "scheduler.json"
+    log = open(elsewhere / "cluster.log", "w")
+    processes = [_start([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
+                         "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
+                         str(address_file)], elsewhere, log)]
+    try:
+        deadline = time.monotonic() + 60
+        while not address_file.exists() or not address_file.read_text().strip():
+            assert time.monotonic() < deadline, (elsewhere / "cluster.log").read_text()
+            time.sleep(0.2)
+        time.sleep(0.2)
+        address = json.loads(address_file.read_text())["address"]
+        for k in range(2):
+            folder = elsewhere / f"worker{k}"
+            folder.mkdir()
+            processes.append(_start([sys.executable, "-m", "distributed.cli.dask_worker",
+                                     address, "--nthreads", "1", "--nworkers", "1",
+                                     "--no-dashboard", "--local-directory", str(folder)],
+                                    folder, log))
+        from dask.distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+def test_a_real_cluster_whose_workers_run_elsewhere_gives_the_local_csv(
+        tmp_path, golden, real_cluster, monkeypatch):
+    s, e, rate, _ = golden
+    data = tmp_path / "data"
+    for k in range(3):
+        write(data / "clean" / f"f{k}.wav", s, rate)
+        write(data / "noisy" / f"f{k}.wav", e, rate)
+        write(data / "enh" / f"f{k}.wav", s + (k + 1) * (e - s) / 5, rate)
+    monkeypatch.chdir(data)  # relative paths, as a user types them
+    base = ["score", "clean", "enh", "--noisy", "noisy", "--metrics", "snr,sdr,stoi,pesq_wb",
+            "--no-cache"]
+    local = runner.invoke(app, [*base, "--jobs", "1", "--csv", "local.csv"])
+    remote = runner.invoke(app, [*base, "--scheduler", real_cluster, "--csv", "dask.csv"])
+    assert local.exit_code == 0 and remote.exit_code == 0, remote.output
+    assert (data / "dask.csv").read_bytes() == (data / "local.csv").read_bytes()
+    (data / "enh" / "f1.wav").write_bytes(b"RIFF, but not a WAV file")
+    broken = runner.invoke(app, [*base, "--scheduler", real_cluster, "--csv", "broken.csv"])
+    assert broken.exit_code == 3, broken.output
+    rows = {(r["file"], r["system"]): r["error"] for r in csv.DictReader(open(data / "broken.csv"))}
+    assert rows["f1.wav", "enh"].startswith("unreadable audio")
+    assert f"(on Dask worker {real_cluster.rsplit(':', 1)[0]}:" in rows["f1.wav", "enh"]
+    assert rows["f0.wav", "enh"] == rows["f2.wav", "noisy"] == ""
