@@ -167,8 +167,10 @@ def run(planned: Plan, *, jobs: int = 0, cache=None, timeout: float | None = Non
             store.close()
     names = [spec.name for spec in planned.options.metrics]
     present = [name for name in planned.options.systems if any(r.system == name for r in rows)]
-    return Results(rows, names, present, {**current_provenance(),
-                                          "audio": audio_sources(planned)})
+    channels = planned.options.channels
+    return Results(rows, names, present, {
+        **current_provenance(), "audio": audio_sources(planned),
+        "channels": {"channel": channels.channel, "mix": channels.mix}})
 
 
 def audio_sources(planned: Plan) -> dict[str, dict[str, str]]:

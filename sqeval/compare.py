@@ -28,6 +28,7 @@ import numpy as np
 
 from .metrics import REGISTRY
 from .report.summary import fmt
+from .results import plural
 from .stats import Paired, describe_difference, paired_difference, wilcoxon_p
 
 KEY = ["file", "system"]
@@ -176,7 +177,7 @@ def problems(d: Difference) -> list[str]:
     out = []
     if d.present_in != BOTH:
         rows = d.only_baseline if d.present_in == BASELINE else d.only_candidate
-        out.append(f"is only in the {d.present_in} ({rows} rows)")
+        out.append(f"is only in the {d.present_in} ({plural(rows, 'row')})")
     elif d.n == 0:
         out.append("has no file scored in both (n = 0)")
     if d.candidate_failed:

@@ -59,6 +59,16 @@ class Row:
         return "; ".join(f"{name}: {reasons[name]}" for name in metric_names if name in reasons)
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``n`` and the word, singular for one.
+
+    Example:
+        >>> plural(1, "file"), plural(3, "file"), plural(0, "reason", "reasons")
+        ('1 file', '3 files', '0 reasons')
+    """
+    return f"{n} {word if n == 1 else words or word + 's'}"
+
+
 def printable(text: str) -> str:
     r"""``text`` safe to print on a terminal: control characters (ESC, newline, ...) and
     bytes that were not valid UTF-8 in a file name shown as backslash escapes.

@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 from . import scoring
 from .cache import ResultCache, cache_settings, file_keys
 from .pairing import Job
-from .results import Row
+from .results import Row, plural
 from .scoring import Known, ScoreOptions, failed_row
 
 
@@ -30,7 +30,7 @@ class Interrupted(Exception):
     are those of the finished jobs, in order."""
 
     def __init__(self, done: int, total: int, rows: list | None = None):
-        super().__init__(f"interrupted after {done} of {total} files")
+        super().__init__(f"interrupted after {done} of {plural(total, 'file')}")
         self.done, self.total, self.rows = done, total, rows or []
 
 

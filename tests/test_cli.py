@@ -49,7 +49,7 @@ def test_score_writes_the_design_csv_and_exits_0(pair_folders, golden):
     result = run("score", pair_folders / "clean", pair_folders / "enhanced", "--noisy",
                  pair_folders / "noisy", "--csv", out, "--jobs", 1)
     assert result.exit_code == 0, result.output
-    assert "noisy (1 files)" in result.stdout and "enhanced (1 files)" in result.stdout
+    assert "noisy (1 file)" in result.stdout and "enhanced (1 file)" in result.stdout
     assert "Δ vs noisy" in result.stdout
     with open(out, encoding="utf-8") as stream:
         assert stream.readline().strip() == ",".join(["file", "system", *NAMES, "error"])

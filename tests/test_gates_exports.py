@@ -214,7 +214,7 @@ def test_compare_candidate_worse_in_pesq_exits_1(results_csv, tmp_path):
     result = run("compare", results_csv, worse, "--max-drop", "pesq_wb=0.05")
     assert result.exit_code == 1
     assert "enh.pesq_wb dropped by 0.100" in result.stderr
-    assert "1 rows only in the baseline" in result.stderr and "c_10dB.wav [enh]" in result.stderr
+    assert "1 row only in the baseline" in result.stderr and "c_10dB.wav [enh]" in result.stderr
     assert run("compare", results_csv, worse, "--max-drop", "pesq_wb=0.2").exit_code == 0
     # lower-is-better metrics drop when they rise: direction from the registry
     from sqeval.compare import Difference
@@ -305,4 +305,4 @@ def test_names_with_square_brackets_are_printed_as_written(tmp_path, golden):
     result = run("score", tmp_path / "clean", f"[bold]sys={tmp_path / 'out'}", "--metrics",
                  "snr", "--jobs", 1, "--gate", "[bold]sys:snr>=99")
     assert result.exit_code == 1
-    assert "[bold]sys (1 files)" in result.stdout and "[bold]sys:snr>=99" in result.stdout
+    assert "[bold]sys (1 file)" in result.stdout and "[bold]sys:snr>=99" in result.stdout

@@ -542,3 +542,86 @@ def test_values_no_axis_can_hold_leave_out_the_figures_not_the_page():
     assert "No figures: si_snr is 1e+308" in text and "<svg" not in text
     assert said and said[0].startswith("the page has no figures: si_snr is 1e+308")
     assert len(body_rows(_Page(text), "id", "files-table")) == 2
+
+
+# --- what an adversarial pass found -------------------------------------------------------
+
+@pytest.mark.parametrize("rate, seconds, embedded", [(44100, 50, 48000), (192000, 3, 48000),
+                                                     (1000, 2, 8000), (22050, 2, 24000)])
+def test_rates_opus_lacks_are_resampled_to_embed(tmp_path, rate, seconds, embedded):
+    """Ogg Vorbis at these rates once crashed libsndfile (a segfault at 44.1 kHz past 47 s)."""
+    from sqeval.report import media
+
+    x = 0.3 * np.sin(np.arange(rate * seconds) / 7)
+    path = write(tmp_path / "a.wav", np.stack([x, 0 * x], axis=1), rate)
+    clip = media.load_clip("clean", str(path), channel=1)
+    assert clip.problem is None and clip.rate == embedded
+    assert f"resampled from {rate} Hz to {embedded} Hz to embed it" in clip.notes
+    assert "channel 1 of 2, as scored" in clip.notes
+    assert clip.audio_uri.startswith("data:audio/ogg;base64,")
+    assert np.max(clip.power) < -100  # channel 1 is silent: the scored channel is shown
+    assert clip.power.shape[1] <= media.MAX_COLUMNS + 1
+
+
+def test_a_name_that_is_not_utf8_still_gets_its_figures():
+    rows = [Row("a.wav", "sys\udcff", values={"si_snr": 1.0}),
+            Row("b.wav", "sys\udcff", values={"si_snr": 2.0})]
+    text, said = build_page(_results(rows, ["si_snr"]),
+                            Page(sections(rows, [REGISTRY["si_snr"]], ["sys\udcff"]), worst=0))
+    assert said == [] and '<figure id="fig-distribution"><svg' in text
+    assert "sys\\xff" in text
+
+
+def test_the_default_ranking_metric_is_one_with_values():
+    from sqeval.report.html import worst_metric
+
+    rows = [Row("a.wav", "enh", values={"pesq_wb": math.nan, "stoi": 0.5})]
+    assert worst_metric(["stoi", "pesq_wb"], None, rows) == "stoi"
+    assert worst_metric(["stoi", "pesq_wb"], None) == "pesq_wb"
+    assert worst_metric(["stoi", "pesq_wb"], "pesq_wb", rows) == "pesq_wb"
+
+
+@pytest.mark.parametrize("damage", [
+    {"audio": {"de_babble_0dB.wav": ["x"]}}, {"audio": {"de_babble_0dB.wav": {"clean": 3}}},
+    {"audio": "x"}, {"gates": 5}, {"gates": "si_snr>0"}, {"gates": ["si_snr>>1"]},
+    {"gates": ["stoi>0"]}, {"versions": ["a"]}, {"time": None}, {"allow_missing": "no"},
+    {"group_by": "("}, {"channels": {"channel": "x"}}])
+def test_a_damaged_meta_json_loses_fields_not_the_page(moved_run, damage):
+    meta = Path(f"{moved_run / 'r.csv'}.meta.json")
+    data = json.loads(meta.read_text())
+    data.update(damage)
+    meta.write_text(json.dumps(data))
+    result = run("report", moved_run / "r.csv", "-o", moved_run / "p.html")
+    assert result.exit_code == 0, result.output
+    assert len(body_rows(_Page((moved_run / "p.html").read_text()), "id", "files-table")) == 4
+    if set(damage) & {"gates", "allow_missing", "group_by"}:
+        assert "r.csv.meta.json: " in " ".join(result.output.split())
+
+
+def test_report_never_writes_over_the_audio_it_plays(moved_run):
+    audio = moved_run / "data" / "clean" / "nl_fan_10dB.wav"
+    before = audio.read_bytes()
+    (moved_run / "c.html").symlink_to(audio)
+    result = run("report", moved_run / "r.csv", "-o", moved_run / "c.html")
+    assert result.exit_code == 2 and audio.read_bytes() == before
+
+
+def test_a_text_snr_group_keeps_the_box_plots(moved_run):
+    result = run("report", moved_run / "r.csv", "-o", moved_run / "p.html", "--group-by",
+                 "^(?P<snr>[a-z]+)_")
+    assert result.exit_code == 0, result.output
+    text = (moved_run / "p.html").read_text()
+    assert '<figure id="fig-distribution"><svg' in text and "no input SNR to plot against" in text
+
+
+def test_without_gates_failed_files_make_the_verdict_incomplete():
+    rows = [Row("a.wav", "enh", values={"si_snr": math.nan}, file_error="unreadable")]
+    assert '<span class="verdict fail" id="verdict">INCOMPLETE</span>' in _page(
+        _results(rows, ["si_snr"]), worst=0)
+
+
+def test_the_html_options_need_html(moved_run):
+    data = moved_run / "data"
+    for option in (("--html-worst", 3), ("--html-metric", "si_snr")):
+        result = run("score", data / "clean", data / "enhanced", "-m", "si_snr", *option)
+        assert result.exit_code == 2 and "give --html FILE with them" in result.output

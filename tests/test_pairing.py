@@ -303,7 +303,7 @@ def test_a_single_pair_prints_the_table_and_its_row_is_the_folder_row(corpus):
     result = run("score", corpus / "clean" / "a.wav", corpus / "sysA" / "a.wav",
                  "--metrics", "snr,stoi", "--jobs", 1)
     assert result.exit_code == 0, result.output
-    assert "sysA (1 files)" in result.stdout and "stoi" in result.stdout  # named by its folder
+    assert "sysA (1 file)" in result.stdout and "stoi" in result.stdout  # named by its folder
     single = score_csv(corpus / "clean" / "a.wav", corpus / "sysA" / "a.wav",
                        out=corpus / "one.csv")
     assert single.splitlines() == folders.splitlines()[:2]  # the header and the a.wav row

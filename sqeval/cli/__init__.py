@@ -28,24 +28,48 @@ app = typer.Typer(
     name="sqeval",
     help="Evaluate speech enhancement: score folders of outputs against clean references.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain help, as click writes it: rich markup would eat every word in square brackets
+    # ("sqeval[dask]", "[tool.sqeval]"), and its panels cut examples at 80 columns.
+    rich_markup_mode=None,
 )
+
+
+def _show_version(shown: bool) -> None:
+    if shown:
+        from .. import __version__
+
+        print(f"sqeval {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _root(debug: bool = typer.Option(
-        False, "--debug", help="On an internal error (exit 4), print the traceback.")) -> None:
+        False, "--debug", help="On an internal error (exit 4), print the traceback."),
+          version: bool = typer.Option(False, "--version", is_eager=True,
+                                       callback=_show_version,
+                                       help="Print sqeval's version and exit.")) -> None:
     """Evaluate speech enhancement: score folders of outputs against clean references."""
     DEBUG["on"] = DEBUG["on"] or debug
 
 
-app.command("score")(score_command)
-app.command("metrics")(metrics_command)
-app.command("sanity")(sanity_command)
-app.command("compare")(compare_command)
-app.command("plot")(plot_command)
-app.command("report")(report_command)
+# Newer Typers label each argument in --help with its Python type ("REFERENCE <str>",
+# "ENHANCED <list[str]>"): noise to a user, so arguments show their names alone.
+if hasattr(typer.core.TyperArgument, "display_type_rich"):  # pragma: no branch
+    typer.core.TyperArgument.display_type_rich = lambda self, ctx: None
+
+# One line each in `sqeval --help` (click would cut the docstrings' first sentences).
+app.command("score", short_help="Score enhanced files against clean references.")(
+    score_command)
+app.command("metrics", short_help="List the metrics: unit, range, rates, source.")(
+    metrics_command)
+app.command("sanity", short_help="Show each metric on canonical cases; check them.")(
+    sanity_command)
+app.command("compare", short_help="Compare two runs file by file; gate on drops.")(
+    compare_command)
+app.command("plot", short_help="Draw box plots and improvement from a CSV.")(plot_command)
+app.command("report", short_help="Build the HTML report of a saved run.")(report_command)
 
 # The click Typer runs on: its own copy in newer Typers, the click package in older ones.
 _click = getattr(typer.core, "_click", None)

@@ -16,7 +16,7 @@ from ..report.files import write_atomically
 from ..report.summary import (COMPARE_CAPTION, COMPARE_COLUMNS, compare_junit, compare_markdown,
                               difference_cells)
 from ..report.table import Table, escape
-from ..results import printable
+from ..results import plural, printable
 from .common import (ExitCode, abort, check_outputs, print_to_stdout, stderr_console,
                      stdout_console)
 
@@ -25,28 +25,34 @@ MAX_LINES = 20  # unpaired rows listed before a count
 
 
 def compare_command(
-    baseline: Path = typer.Argument(..., help="Per-file CSV of the baseline run."),
+    baseline: Path = typer.Argument(..., metavar="BASELINE",
+                                    help="Per-file CSV of the baseline run."),
     candidate: Optional[Path] = typer.Argument(
-        None, help="Per-file CSV of the candidate run; omit it to compare two systems of "
-        "BASELINE (--baseline-system and --candidate-system)."),
-    max_drop: List[str] = typer.Option([], "--max-drop", help="METRIC=AMOUNT: exit 1 when the "
-                                       "candidate's mean is worse by more than AMOUNT for any "
-                                       "system (direction from the registry), or when a "
-                                       "system cannot be compared in full. Repeatable."),
+        None, metavar="CANDIDATE",
+        help="Per-file CSV of the candidate run; omit it to compare two systems of BASELINE "
+             "(--baseline-system and --candidate-system)."),
+    max_drop: List[str] = typer.Option(
+        [], "--max-drop", metavar="METRIC=AMOUNT",
+        help="METRIC=AMOUNT: exit 1 when the candidate's mean is worse by more than AMOUNT for "
+             "any system (direction from the registry), or when a system cannot be compared in "
+             "full. Repeatable."),
     baseline_system: Optional[str] = typer.Option(
-        None, "--baseline-system", help="Compare this system of the baseline with "
+        None, "--baseline-system", metavar="NAME", help="Compare this system of the baseline with "
         "--candidate-system (default: the same name), and no other."),
     candidate_system: Optional[str] = typer.Option(
-        None, "--candidate-system", help="The system of the candidate to compare with "
-        "--baseline-system (default: the same name)."),
-    system: List[str] = typer.Option([], "--system", help="BASELINE=CANDIDATE: compare the "
-                                     "baseline's system BASELINE with the candidate's "
-                                     "CANDIDATE, e.g. a renamed model. Repeatable; only the "
-                                     "systems named are compared."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="The max drops as JUnit XML: "
-                                         "a test case per system and metric."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", help="The table and the "
-                                            "verdicts as Markdown, e.g. for a CI job page."),
+        None, "--candidate-system", metavar="NAME",
+        help="The system of the candidate to compare with --baseline-system (default: the same "
+             "name)."),
+    system: List[str] = typer.Option(
+        [], "--system", metavar="BASELINE=CANDIDATE",
+        help="BASELINE=CANDIDATE: compare the baseline's system BASELINE with the candidate's "
+             "CANDIDATE, e.g. a renamed model. Repeatable; only the systems named are compared."),
+    junit: Optional[Path] = typer.Option(
+        None, "--junit", metavar="FILE",
+        help="The max drops as JUnit XML: a test case per system and metric."),
+    markdown: Optional[Path] = typer.Option(
+        None, "--markdown", metavar="FILE",
+        help="The table and the verdicts as Markdown, e.g. for a CI job page."),
 ) -> None:
     """Paired comparison by (file, system): mean difference (candidate − baseline) with a
     95 % CI (Student-t, as score's Δ vs noisy) and the Wilcoxon signed-rank p-value, per
@@ -174,7 +180,7 @@ def _report_unpaired(differences, only_base, only_cand) -> None:
     for system, side in alone.items():
         rows = len([key for key in (only_base if side == "baseline" else only_cand)
                     if key[1] == system])
-        console.print(printable(f"system {system}: {rows} rows only in the {side} (not "
+        console.print(printable(f"system {system}: {plural(rows, 'row')} only in the {side} (not "
                                 "compared)"), markup=False, soft_wrap=True)
     if alone:
         console.print("  to compare systems of different names: --baseline-system BASELINE "
@@ -183,7 +189,7 @@ def _report_unpaired(differences, only_base, only_cand) -> None:
     for label, keys in (("only in the baseline", only_base), ("only in the candidate", only_cand)):
         keys = [key for key in keys if key[1] not in alone]
         if keys:
-            console.print(f"{len(keys)} rows {label} (not compared):")
+            console.print(f"{plural(len(keys), 'row')} {label} (not compared):")
             for file, system in keys[:MAX_LINES]:
                 console.print(printable(f"  {file} [{system}]"), markup=False)
             if len(keys) > MAX_LINES:

@@ -16,12 +16,18 @@ FORMATS = (".png", ".svg", ".pdf")
 
 
 def plot_command(
-    results: Path = typer.Argument(..., help="Per-file CSV of `sqeval score --csv`."),
-    output: Path = typer.Option(..., "--output", "-o", help="Figure file: .png, .svg or .pdf."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", "-m", help="Comma-separated names; "
-                                          "default: every metric in the CSV."),
-    group_by: Optional[str] = typer.Option(None, "--group-by", help="Regex whose group 'snr' "
-                                           "gives each file's input SNR."),
+    results: Path = typer.Argument(
+        ..., metavar="RESULTS",
+        help="Per-file CSV of `sqeval score --csv`."),
+    output: Path = typer.Option(
+        ..., "--output", "-o", metavar="FILE",
+        help="Figure file: .png, .svg or .pdf."),
+    metrics: Optional[str] = typer.Option(
+        None, "--metrics", "-m", metavar="NAMES",
+        help="Comma-separated names; default: every metric in the CSV."),
+    group_by: Optional[str] = typer.Option(
+        None, "--group-by", metavar="REGEX",
+        help="Regex whose group 'snr' gives each file's input SNR."),
 ) -> None:
     """Box plots per metric and system; with the noisy system (its snr) or a --group-by
     'snr' group, also the improvement over noisy against the input SNR."""

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..report.html import DEFAULT_WORST, Page, ReportError, build_page, worst_metric
-from ..results import printable
+from ..results import plural, printable
 from .common import abort, check_outputs, stderr_console
 
 HTML_WORST = DEFAULT_WORST
@@ -17,11 +17,16 @@ NEEDS_PLOT = ("the HTML report draws its figures with matplotlib, which is not i
               "pip install 'sqeval[plot]' (from a clone: pip install '.[plot]')")
 
 
-def check_html(path: Optional[Path], metrics: list[str], chosen: Optional[str]) -> Optional[str]:
+def check_html(path: Optional[Path], metrics: list[str], chosen: Optional[str],
+               worst: Optional[int] = None) -> None:
     """Before any work: the report can be made (matplotlib is there, ``chosen`` is a metric
-    of the run); the metric that ranks the worst files. Aborts (exit 2) otherwise."""
+    of the run). Aborts (exit 2) otherwise, and for --html-worst or --html-metric given
+    without --html (``worst``: the --html-worst given, None if not)."""
     if path is None:
-        return None
+        if chosen is not None or worst is not None:
+            abort("--html-worst and --html-metric shape the HTML report: give --html FILE "
+                  "with them")
+        return
     if path.suffix.lower() not in (".html", ".htm"):
         abort(f"{path}: the report is an HTML page; give a name ending in .html")
     try:
@@ -29,7 +34,7 @@ def check_html(path: Optional[Path], metrics: list[str], chosen: Optional[str]) 
     except ImportError:
         abort(NEEDS_PLOT)
     try:
-        return worst_metric(metrics, chosen)
+        worst_metric(metrics, chosen)
     except ReportError as error:
         abort(str(error))
 
@@ -50,49 +55,106 @@ def write_html(path: Path, results, page: Page) -> None:
 
 
 def report_command(
-    results: Path = typer.Argument(..., help="Per-file CSV of `sqeval score --csv` (its "
-                                   ".meta.json beside it gives the provenance, the gates "
-                                   "and where the audio is)."),
-    output: Path = typer.Option(..., "--output", "-o", help="The HTML page to write."),
-    worst: int = typer.Option(HTML_WORST, "--html-worst", min=0, help="Worst files per system "
-                              "to hear and see (0: none)."),
-    metric: Optional[str] = typer.Option(None, "--html-metric", help="The metric that ranks "
-                                         "the worst files; default pesq_wb, else the first."),
-    group_by: Optional[str] = typer.Option(None, "--group-by", help="Regex with named groups "
-                                           "from each file path (default: the run's)."),
+    results: Path = typer.Argument(
+        ..., metavar="RESULTS",
+        help="Per-file CSV of `sqeval score --csv` (its .meta.json beside it gives the "
+             "provenance, the gates and where the audio is)."),
+    output: Path = typer.Option(
+        ..., "--output", "-o", metavar="FILE",
+        help="The HTML page to write."),
+    worst: int = typer.Option(
+        HTML_WORST, "--html-worst", metavar="N", min=0,
+        help="Worst files per system to hear and see (0: none)."),
+    metric: Optional[str] = typer.Option(
+        None, "--html-metric", metavar="METRIC",
+        help="The metric that ranks the worst files; default pesq_wb, else the first."),
+    group_by: Optional[str] = typer.Option(
+        None, "--group-by", metavar="REGEX",
+        help="Regex with named groups from each file path (default: the run's)."),
 ) -> None:
     """Build the HTML report of a saved run: summary, figures, per-file table, worst files."""
     from ..api import Column, UsageError, compile_group_by, read_results
-    from ..gates import GateError, check_gate_targets, check_gates, parse_gate
     from ..metrics import REGISTRY
+    from ..report.html import saved_provenance
     from ..stats import sections
 
-    check_outputs({"--output": output}, [results, Path(f"{results}.meta.json")])
+    meta_path = Path(f"{results}.meta.json")
+    check_outputs({"--output": output}, [results, meta_path])
     try:
         saved = read_results(results)
     except UsageError as error:
         abort(str(error))
     meta = saved.provenance
-    group_by = group_by if group_by is not None else _text(meta.get("group_by"))
+    notes: list[str] = []
+    check_outputs({"--output": output}, [  # nor over the audio the page plays
+        Path(path) for paths in (saved_provenance(meta).get("audio") or {}).values()
+        for path in paths.values()])
+    if group_by is None:
+        group_by = _saved_group_by(meta, meta_path, notes)
     try:
         pattern = compile_group_by(group_by)
-        gates = [parse_gate(text) for text in meta.get("gates") or [] if isinstance(text, str)]
-        check_gate_targets(gates, saved.metrics, saved.systems)
-    except (UsageError, GateError) as error:
-        abort(f"{results}.meta.json: {error}" if isinstance(error, GateError) else str(error))
-    chosen = check_html(output, saved.metrics, metric)
+    except UsageError as error:
+        abort(str(error))
+    check_html(output, saved.metrics, metric)
+    gates, allow = _saved_gates(meta, meta_path, saved, notes)
     specs = [REGISTRY.get(name) or Column(name) for name in saved.metrics]
     page = Page(sections(saved.rows, specs, saved.systems, pattern),
-                check_gates(gates, saved.rows, saved.systems) if gates else [],
-                bool(meta.get("allow_missing")), worst, chosen, group_by)
+                check_gates_of(gates, saved), allow, worst, metric, group_by)
+    console = stderr_console()
+    for note in notes:
+        console.print(f"note: {printable(note)}", markup=False, soft_wrap=True)
     try:
         write_html(output, saved, page)
     except OSError as error:
         abort(f"could not write {output}: {error.strerror or error}")
-    stderr_console().print(f"wrote {printable(str(output))} ({len(saved.rows)} rows)",
-                           markup=False)
+    console.print(f"wrote {printable(str(output))} ({plural(len(saved.rows), 'row')})",
+                  markup=False)
 
 
-def _text(value) -> Optional[str]:
-    return value if isinstance(value, str) else None
+def check_gates_of(gates, saved) -> list:
+    from ..gates import check_gates
 
+    return check_gates(gates, saved.rows, saved.systems) if gates else []
+
+
+def _saved_group_by(meta: dict, meta_path: Path, notes: list) -> Optional[str]:
+    """The run's --group-by, when it is a usable regex; else None, with a note."""
+    from ..api import UsageError, compile_group_by
+
+    value = meta.get("group_by")
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise UsageError(f"not text but {type(value).__name__}")
+        compile_group_by(value)
+        return value
+    except UsageError as error:
+        notes.append(f"{meta_path}: its group_by cannot be used ({error}); the page has no "
+                     "per-condition tables (give --group-by to make them)")
+        return None
+
+
+def _saved_gates(meta: dict, meta_path: Path, saved, notes: list):
+    """The run's gates and --allow-missing, as far as they still apply to the CSV; what
+    cannot be used is left out of the page with a note (the page is made regardless)."""
+    from ..gates import GateError, check_gate_targets, parse_gate
+
+    allow = meta.get("allow_missing")
+    if allow is not None and not isinstance(allow, bool):
+        notes.append(f"{meta_path}: allow_missing is {allow!r}, not true or false; taken as "
+                     "false")
+    texts = meta.get("gates")
+    if texts is None:
+        return [], allow is True
+    if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+        notes.append(f"{meta_path}: its gates are not a list of texts; the page shows none")
+        return [], allow is True
+    try:
+        gates = [parse_gate(text) for text in texts]
+        check_gate_targets(gates, saved.metrics, saved.systems)
+    except GateError as error:
+        notes.append(f"{meta_path}: its gates cannot be checked against the CSV ({error}); "
+                     "the page shows none")
+        return [], allow is True
+    return gates, allow is True

@@ -27,18 +27,23 @@ BUILT_IN = "speech.wav (built in)"
 
 def sanity_command(
     clean: Optional[Path] = typer.Option(
-        None, "--clean", help="A clean file, or a folder of them. Default: a built-in 3 s "
-        "speech clip."),
+        None, "--clean", metavar="FILE",
+        help="A clean file, or a folder of them. Default: a built-in 3 s speech clip."),
     noisy: Optional[Path] = typer.Option(
-        None, "--noisy", help="The noisy file (or folder, paired by name) for --clean; the "
+        None, "--noisy", metavar="FILE", help="The noisy file (or folder, paired by name) for "
+        "--clean; the "
         "noise is noisy − clean. Default: white noise at 5 dB SNR."),
     metrics: Optional[str] = typer.Option(
-        None, "--metrics", "-m", help="Comma-separated metric and group names, or 'all'; "
-        "default: the core group."),
+        None, "--metrics", "-m", metavar="NAMES",
+        help="Comma-separated metric and group names, or 'all'; default: the core group."),
     losses: bool = typer.Option(False, "--losses", help="Also show the loss forms of "
                                 "sqeval.losses for every case."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write file,case,values,error."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write cases and properties."),
+    csv_path: Optional[Path] = typer.Option(
+        None, "--csv", metavar="FILE",
+        help="Write file,case,values,error."),
+    json_path: Optional[Path] = typer.Option(
+        None, "--json", metavar="FILE",
+        help="Write cases and properties."),
     channel: Optional[int] = CHANNEL_OPTION,
     mix: Optional[str] = MIX_OPTION,
 ) -> None:

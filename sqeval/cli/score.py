@@ -19,11 +19,11 @@ from ..gates import (GateError, check_gate_targets, check_gates, check_gates_app
                      load_config, merge_gates, parse_gate)
 from ..provenance import write_meta
 from ..report.files import document, write_atomically, write_csv, write_json
-from ..report.summary import (gates_markdown, junit_xml, latex_tables, markdown_tables,
-                              write_summary_csv)
+from ..report.summary import (LATEX_STYLES, gates_markdown, junit_xml, latex_tables,
+                              markdown_tables, write_summary_csv)
 from ..report.table import gates_table, print_tables, section_table
 from ..runner import Interrupted, SchedulerError
-from ..results import Row, printable
+from ..results import Row, plural, printable
 from ..scoring import REFERENCE_ITSELF
 from ..stats import sections
 from ..report.html import Page
@@ -50,59 +50,83 @@ def score_command(
         False, "--no-reference", help="There are no clean files: score every source given "
         "(REFERENCE included) with the non-intrusive metrics alone (DNSMOS)."),
     noisy: Optional[str] = typer.Option(
-        None, "--noisy", help="Noisy inputs (a source as ENHANCED): scored as system 'noisy' "
-        "and the baseline for the improvement column and delta. gates."),
+        None, "--noisy", metavar="SOURCE",
+        help="Noisy inputs (a source as ENHANCED): scored as system 'noisy', the baseline of "
+             "the improvement column and of delta.* gates."),
     key: Optional[str] = typer.Option(
-        None, "--key", help="Regex that finds each file's id in its relative path (in a "
-        "list: the path as written): its group 'key', else its first group, else the whole "
-        "match; e.g. 'fileid_(\\d+)'."),
+        None, "--key", metavar="REGEX",
+        help="Regex that finds each file's id in its relative path (in a list: the path as "
+             "written): its group 'key', else its first group, else the whole match; e.g. "
+             "'fileid_(\\d+)'."),
     metrics: Optional[str] = typer.Option(
-        None, "--metrics", "-m", help="Comma-separated metric and group names (core, classic, "
-        "dnsmos), or 'all' (see `sqeval metrics`); default: core, or dnsmos with "
-        "--no-reference. A metric named alone that does not apply at a file's rate counts "
-        "as a failure."),
-    jobs: int = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes; 0 = all cores."),
+        None, "--metrics", "-m", metavar="NAMES",
+        help="Comma-separated metric and group names (core, classic, dnsmos), or 'all' (see "
+             "`sqeval metrics`); default: core, or dnsmos with --no-reference. A metric named "
+             "alone that does not apply at a file's rate counts as a failure."),
+    jobs: int = typer.Option(
+        0, "--jobs", "-j", metavar="N", min=0,
+        help="Worker processes; 0 = all cores."),
     force_jobs: bool = typer.Option(False, "--force-jobs", help="Start more than 4 worker "
                                     "processes per core when --jobs asks for them."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Per-file CSV (+ .meta.json)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Rows, notes, summary and "
-                                             "provenance as JSON."),
-    gate: List[str] = typer.Option([], "--gate", "-g", help="Quality gate, e.g. 'pesq_wb>=3', "
-                                   "'stoi.median>=0.9', 'delta.pesq_wb>=0.3', 'sysA:si_snr.p10>=5'. "
-                                   "Repeatable; also read from sqeval.toml / [tool.sqeval]."),
+    csv_path: Optional[Path] = typer.Option(
+        None, "--csv", metavar="FILE",
+        help="Per-file CSV (+ .meta.json)."),
+    json_path: Optional[Path] = typer.Option(
+        None, "--json", metavar="FILE",
+        help="Rows, notes, summary and provenance as JSON."),
+    gate: List[str] = typer.Option(
+        [], "--gate", "-g", metavar="EXPR",
+        help="Quality gate, e.g. 'pesq_wb>=3', 'stoi.median>=0.9', 'delta.pesq_wb>=0.3', "
+             "'sysA:si_snr.p10>=5'. Repeatable; also read from sqeval.toml / [tool.sqeval]."),
     allow_missing: Optional[bool] = typer.Option(
         None, "--allow-missing/--no-allow-missing", help="With gates: files that could not be "
         "scored do not fail the run (the gates still see only scored files)."),
-    summary_csv: Optional[Path] = typer.Option(None, "--summary-csv", help="Per system and "
-                                               "metric statistics as CSV (+ .meta.json)."),
-    latex: Optional[Path] = typer.Option(None, "--latex", help="booktabs table(s) for papers."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Summary (and gates) as "
-                                            "Markdown, e.g. for a CI job page."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Gates as JUnit XML."),
+    summary_csv: Optional[Path] = typer.Option(
+        None, "--summary-csv", metavar="FILE",
+        help="Per system and metric statistics as CSV (+ .meta.json)."),
+    latex: Optional[Path] = typer.Option(
+        None, "--latex", metavar="FILE",
+        help="booktabs table(s) for papers."),
+    latex_style: str = typer.Option(
+        "mean-ci", "--latex-style", metavar="STYLE",
+        help="What --latex puts in a cell: mean, mean-ci (mean ± 95 % CI half-width) or "
+             "mean-std (mean ± standard deviation)."),
+    markdown: Optional[Path] = typer.Option(
+        None, "--markdown", metavar="FILE",
+        help="Summary (and gates) as Markdown, e.g. for a CI job page."),
+    junit: Optional[Path] = typer.Option(
+        None, "--junit", metavar="FILE",
+        help="Gates as JUnit XML."),
     html_path: Optional[Path] = typer.Option(
-        None, "--html", help="A self-contained HTML report: summary, figures, the per-file "
-        "table, and the worst files to hear and see (needs sqeval[plot])."),
-    html_worst: int = typer.Option(HTML_WORST, "--html-worst", min=0, help="Worst files per "
-                                   "system in the HTML report (0: none)."),
+        None, "--html", metavar="FILE",
+        help="A self-contained HTML report: summary, figures, the per-file table, and the worst "
+             "files to hear and see (needs sqeval[plot])."),
+    html_worst: Optional[int] = typer.Option(
+        None, "--html-worst", metavar="N", min=0,
+        help=f"Worst files per system in the HTML report (0: none; default {HTML_WORST})."),
     html_metric: Optional[str] = typer.Option(
-        None, "--html-metric", help="The metric that ranks the worst files; default pesq_wb, "
-        "else the first metric."),
-    group_by: Optional[str] = typer.Option(None, "--group-by", help="Regex with named groups "
-                                           "taken from each file path, e.g. '_(?P<snr>-?\\d+)dB'."),
-    cache_path: Path = typer.Option(DEFAULT_PATH, "--cache", help="Results database: a rerun "
-                                    "computes only what is missing (keyed by file content)."),
+        None, "--html-metric", metavar="METRIC",
+        help="The metric that ranks the worst files; default pesq_wb, else the first metric."),
+    group_by: Optional[str] = typer.Option(
+        None, "--group-by", metavar="REGEX",
+        help="Regex with named groups taken from each file path, e.g. '_(?P<snr>-?\\d+)dB'."),
+    cache_path: Path = typer.Option(
+        DEFAULT_PATH, "--cache", metavar="PATH",
+        help="Results database: a rerun computes only what is missing (keyed by file content)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor store results."),
     timeout: Optional[float] = typer.Option(
-        None, "--timeout", min=0.001, help="Give up on a file after this many seconds (it gets "
-        "an error row; the run goes on)."),
+        None, "--timeout", metavar="SECONDS", min=0.001,
+        help="Give up on a file after this many seconds (it gets an error row; the run goes on)."),
     scheduler: Optional[str] = typer.Option(
-        None, "--scheduler", help="Run the per-file jobs on a Dask cluster: tcp://HOST:PORT, or "
-        "'local' for a LocalCluster of --jobs workers (needs sqeval[dask])."),
+        None, "--scheduler", metavar="ADDRESS",
+        help="Run the per-file jobs on a Dask cluster: tcp://HOST:PORT, or 'local' for a "
+             "LocalCluster of --jobs workers (needs sqeval[dask])."),
     align: bool = typer.Option(False, "--align", help="Estimate a constant delay per file by "
                                "cross-correlation and remove it before the sample-aligned "
                                "metrics (PESQ aligns itself); the delay is reported per file."),
-    max_delay: float = typer.Option(0.5, "--max-delay", min=0.0, help="Largest delay searched "
-                                    "by --align, in seconds."),
+    max_delay: float = typer.Option(
+        0.5, "--max-delay", metavar="SECONDS", min=0.0,
+        help="Largest delay searched by --align, in seconds."),
     channel: Optional[int] = CHANNEL_OPTION,
     mix: Optional[str] = MIX_OPTION,
 ) -> None:
@@ -122,7 +146,10 @@ def score_command(
     gates, allow, config = _gates(gate, allow_missing)
     outputs = {"--csv": csv_path, "--json": json_path, "--summary-csv": summary_csv,
                "--latex": latex, "--markdown": markdown, "--junit": junit, "--html": html_path}
-    worst_by = check_html(html_path, [spec.name for spec in options.metrics], html_metric)
+    check_html(html_path, [spec.name for spec in options.metrics], html_metric,
+               html_worst)
+    if latex_style not in LATEX_STYLES:
+        abort(f"--latex-style takes {', '.join(LATEX_STYLES)}; got {latex_style!r}")
     try:
         check_gate_targets(gates, [spec.name for spec in options.metrics], list(options.systems))
         check_gates_apply(gates, list(options.systems))
@@ -144,8 +171,9 @@ def score_command(
                                allow, dict(csv=csv_path, json=json_path, summary=summary_csv,
                                            latex=latex, markdown=markdown, junit=junit,
                                            html=html_path),
-                               Page(all_sections, results, allow, html_worst, worst_by,
-                                    group_by))
+                               Page(all_sections, results, allow,
+                                    HTML_WORST if html_worst is None else html_worst,
+                                    html_metric, group_by), latex_style)
     stdout_problem = print_to_stdout(
         lambda: _print_report(rows, options, names, all_sections, results))
     _print_problems(stderr_console(), rows, [spec.name for spec in options.metrics], json_path,
@@ -255,7 +283,8 @@ def _score_with_progress(planned, jobs: int, cache_path, scheduler: Optional[str
         if partial_csv is not None and stop.rows:
             try:
                 write_csv(partial_csv, stop.rows, [spec.name for spec in planned.options.metrics])
-                console.print(f"{printable(str(partial_csv))} holds the {len(stop.rows)} rows "
+                held = plural(len(stop.rows), "row")
+                console.print(f"{printable(str(partial_csv))} holds the {held} "
                               "finished so far.", markup=False)
             except OSError as error:
                 console.print(f"could not write {printable(str(partial_csv))}: "
@@ -279,42 +308,62 @@ def _print_report(rows, options, systems, sections, results) -> None:
 
 
 def _write_outputs(scored: Results, options, sections, pattern, results, incomplete, allow,
-                   paths, page: Page) -> list[str]:
-    """Write every output asked for; one that fails does not stop the others. Returns
+                   paths, page: Page, latex_style: str = "mean-ci") -> list[str]:
+    """Write every output asked for; one that fails does not stop the others. Says on
+    stderr what each one written holds (``wrote results.csv (50 rows)``). Returns
     ``path: reason`` for each output that could not be written."""
     metrics, rows = list(options.metrics), scored.rows
+    n_rows = plural(len(rows), "row")
+    n_tables = plural(len(sections), "table")
 
     def csv_file(path):
         write_atomically(path, lambda stream: stream.write(scored.csv_text()))
-        write_meta(path, scored.provenance)
+        meta = write_meta(path, scored.provenance)
+        return n_rows + (f"; provenance in {printable(str(meta))}" if meta else "")
 
     def json_file(path):
         data = document(rows, metrics, sections[0].summaries)
         data["provenance"] = scored.provenance
         write_json(path, data)
+        return n_rows
 
     def summary_file(path):
         write_summary_csv(path, sections, list(pattern.groupindex) if pattern else [])
-        write_meta(path, scored.provenance)
+        meta = write_meta(path, scored.provenance)
+        lines = plural(sum(len(section.summaries) for section in sections), "line")
+        return lines + (f"; provenance in {printable(str(meta))}" if meta else "")
 
-    def text_file(make):
-        return lambda path: write_atomically(path, lambda stream: stream.write(make()))
+    def text_file(make, what):
+        def write(path):
+            write_atomically(path, lambda stream: stream.write(make()))
+            return what
+        return write
 
     markdown = text_file(lambda: "## sqeval\n\n" + (
         ("### quality gates\n\n" + gates_markdown(results) + "\n") if results else "")
-        + markdown_tables(sections, metrics))
+        + markdown_tables(sections, metrics), n_tables)
+
+    def html_file(path):
+        write_html(path, scored, page)
+        return n_rows
+
     writers = {"csv": csv_file, "json": json_file, "summary": summary_file,
-               "latex": text_file(lambda: latex_tables(sections, metrics)),
+               "latex": text_file(lambda: latex_tables(sections, metrics, latex_style), n_tables),
                "markdown": markdown,
-               "junit": text_file(lambda: junit_xml(results, incomplete, allow)),
-               "html": lambda path: write_html(path, scored, page)}
+               "junit": text_file(lambda: junit_xml(results, incomplete, allow),
+                                  plural(len(results), "gate check")),
+               "html": html_file}
     unwritten = []
+    console = stderr_console()
     for key, write in writers.items():
         if paths[key] is not None:
             try:
-                write(paths[key])
+                what = write(paths[key])
             except OSError as error:
                 unwritten.append(f"{printable(str(paths[key]))}: {error.strerror or error}")
+            else:
+                console.print(f"wrote {printable(str(paths[key]))} ({what})", markup=False,
+                              soft_wrap=True)
     return unwritten
 
 
@@ -322,7 +371,7 @@ def _print_problems(console: Console, rows: list[Row], names: list[str], json_pa
                     csv_path=None) -> None:
     failed = [row for row in rows if row.failed]
     if failed:
-        console.print(f"[bold red]{len(failed)} of {len(rows)} rows could not be fully "
+        console.print(f"[bold red]{len(failed)} of {plural(len(rows), 'row')} could not be fully "
                       "scored:[/bold red]")
         for row in failed[:MAX_FAILURES]:
             console.print(printable(f"  {row.file} [{row.system}]: {row.error_text(names)}"),
@@ -336,7 +385,8 @@ def _print_problems(console: Console, rows: list[Row], names: list[str], json_pa
     not_applicable = sum(1 for row in rows if not row.failed and any(
         reason != REFERENCE_ITSELF for reason in row.not_applicable.values()))
     if not_applicable:
-        console.print(f"{not_applicable} rows have metrics that do not apply at their rate "
+        console.print(f"{plural(not_applicable, 'row')} {'has' if not_applicable == 1 else 'have'} "
+                      "metrics that do not apply at their rate "
                       "(left empty; reason in the CSV error column).")
     notes = [(row, note) for row in rows for note in row.notes]
     if notes:  # what was done to the signals: information, not failures

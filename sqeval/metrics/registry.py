@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 from .classic import (cbak, classic_measures, classic_rate, composite, covl, csig, fw_seg_snr,
@@ -108,6 +108,8 @@ class MetricSpec:
             ``"dnsmos"``; ``--metrics`` takes group names too.
         package: the installed distribution whose code or model computes the values
             (``None``: sqeval's own numpy code); its version is part of the provenance.
+        display: the name a paper prints (``"SI-SNR"``, ``"PESQ (WB)"``), used by the
+            LaTeX and Markdown tables and the plots; see :attr:`title`.
     """
 
     name: str
@@ -130,6 +132,12 @@ class MetricSpec:
     intrusive: bool = True
     group: str = "core"
     package: str | None = None
+    display: str = ""
+
+    @property
+    def title(self) -> str:
+        """The display name, or the column name when there is none."""
+        return self.display or self.name
 
     @property
     def higher_is_better(self) -> bool:
@@ -329,8 +337,19 @@ def _dnsmos() -> list[MetricSpec]:
     ]
 
 
-REGISTRY: dict[str, MetricSpec] = {spec.name: spec for spec in (*_core(), *_classic(),
-                                                                *_dnsmos())}
+# The names papers print: the column names stay as they are (CSV, gates, --metrics).
+DISPLAY_NAMES = {
+    "snr": "SNR", "si_snr": "SI-SNR", "si_sdr": "SI-SDR", "osi_snr": "OSI-SNR", "sdr": "SDR",
+    "stoi": "STOI", "estoi": "ESTOI", "pesq_wb": "PESQ (WB)", "pesq_nb": "PESQ (NB)",
+    "mc_mse": "MC-MSE", "rel_entropy": "Rel. entropy", "seg_snr": "SegSNR",
+    "fw_seg_snr": "fwSegSNR", "llr": "LLR", "wss": "WSS", "csig": "CSIG", "cbak": "CBAK",
+    "covl": "COVL", "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK",
+    "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_p808": "DNSMOS P.808",
+}
+
+REGISTRY: dict[str, MetricSpec] = {
+    spec.name: replace(spec, display=DISPLAY_NAMES.get(spec.name, spec.display))
+    for spec in (*_core(), *_classic(), *_dnsmos())}
 
 
 GROUPS = {

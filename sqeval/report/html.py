@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..metrics import REGISTRY
 from ..outputs import utf8_safe
-from ..results import CLEAN, NOISY, Row, csv_cell
+from ..results import CLEAN, NOISY, Row, csv_cell, plural
 from ..stats import CI_METHOD, Section
 from .summary import fmt
 
@@ -41,17 +41,52 @@ def esc(text) -> str:
     return html.escape(utf8_safe(str(text)), quote=True)
 
 
-def worst_metric(metrics: list[str], chosen: str | None) -> str | None:
+def worst_metric(metrics: list[str], chosen: str | None, rows=None) -> str | None:
     """The metric that ranks the worst files: ``chosen`` (which must be a column), else
-    ``pesq_wb`` when present, else the first metric; None without metrics."""
+    ``pesq_wb``, else the first metric; with ``rows``, the default is the first of these
+    that has a value in some row (``pesq_wb`` does not apply below 16 kHz). None without
+    metrics.
+
+    Raises:
+        ReportError: ``chosen`` is not a metric of the run.
+    """
     if chosen is not None:
         if chosen not in metrics:
             raise ReportError(f"--html-metric {chosen!r} is not a metric of this run "
                               f"({', '.join(metrics) or 'none'})")
         return chosen
-    if DEFAULT_METRIC in metrics:
-        return DEFAULT_METRIC
-    return metrics[0] if metrics else None
+    order = ([DEFAULT_METRIC] if DEFAULT_METRIC in metrics else []) + [
+        m for m in metrics if m != DEFAULT_METRIC]
+    if rows is not None:
+        scored = [m for m in order if any(not math.isnan(r.values.get(m, math.nan))
+                                          for r in rows)]
+        order = scored or order
+    return order[0] if order else None
+
+
+def saved_provenance(meta) -> dict:
+    """The fields of a run's provenance the page shows, each of the type it should have
+    (a damaged ``.meta.json`` loses the fields it damaged, not the page): text fields as
+    text, ``versions`` as {name: version}, ``audio`` as {file: {system: path}},
+    ``channels`` as {"channel": int or None, "mix": bool}."""
+    meta = meta if isinstance(meta, dict) else {}
+    out = {key: meta[key] for key in ("command", "time", "sqeval_version", "python")
+           if isinstance(meta.get(key), str)}
+    versions = meta.get("versions")
+    if isinstance(versions, dict):
+        out["versions"] = {str(k): v for k, v in versions.items() if isinstance(v, str)}
+    audio = meta.get("audio")
+    if isinstance(audio, dict):
+        out["audio"] = {file: {system: path for system, path in paths.items()
+                               if isinstance(path, str)}
+                        for file, paths in audio.items() if isinstance(paths, dict)}
+    channels = meta.get("channels")
+    if isinstance(channels, dict):
+        channel = channels.get("channel")
+        out["channels"] = {"channel": channel if isinstance(channel, int)
+                           and not isinstance(channel, bool) else None,
+                           "mix": channels.get("mix") is True}
+    return out
 
 
 @dataclass
@@ -63,7 +98,7 @@ class Page:
     gate_results: list = field(default_factory=list)
     allow_missing: bool = False
     worst: int = DEFAULT_WORST
-    metric: str | None = None
+    metric: str | None = None  # --html-metric, checked by worst_metric; None: the default
     group_by: str | None = None
 
 
@@ -74,10 +109,12 @@ def build_page(results, page: Page) -> tuple[str, list[str]]:
     Needs matplotlib (check it first: the page says it is missing in place of figures).
     """
     said: list[str] = []
+    results = _with_provenance(results, saved_provenance(results.provenance))
     figures, why_not = _figures(_frame(results), results.metrics, page.group_by)
     if why_not:
         said.append(f"the page has no figures: {why_not}")
-    worst, missing = _worst_files(results, page)
+    metric = worst_metric(results.metrics, page.metric, results.rows)
+    worst, missing = _worst_files(results, page, metric)
     if missing:
         said.append(missing)
     body = [
@@ -90,6 +127,14 @@ def build_page(results, page: Page) -> tuple[str, list[str]]:
         _failures(results),
     ]
     return _document(body), said
+
+
+def _with_provenance(results, provenance: dict):
+    from copy import copy
+
+    checked = copy(results)
+    checked.provenance = provenance
+    return checked
 
 
 # --- the page around the sections -------------------------------------------------------
@@ -109,7 +154,9 @@ th{background:#f6f6f6;position:sticky;top:0}td.t,th.t{text-align:left}
 .verdict{display:inline-block;padding:2px 10px;border-radius:4px;font-weight:600;color:#fff}
 .pass{background:#1a7f37}.fail{background:#cf222e}.none{background:#6e7781}
 td.err,#files-table td:last-child{white-space:normal;min-width:300px;text-align:left}
-#files-table td:nth-child(-n+2),#files-table th:nth-child(-n+2),#files-table th:last-child{text-align:left}td.bad{color:#cf222e}td.na{color:#6e7781}td.best{font-weight:700}
+#files-table td:nth-child(-n+2),#files-table th:nth-child(-n+2),
+#files-table th:last-child{text-align:left}
+td.bad{color:#cf222e}td.na{color:#6e7781}td.best{font-weight:700}
 .why{font-size:11px;display:inline-block;max-width:220px;white-space:nowrap;overflow:hidden;
 text-overflow:ellipsis;vertical-align:bottom;text-align:left}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px}dt{color:#555}dd{margin:0}
@@ -119,7 +166,8 @@ figure{margin:0}.clips{display:grid;grid-template-columns:repeat(3,minmax(0,1fr)
 .clip audio{width:100%;max-width:360px}.gone{color:#cf222e}.worst{border:1px solid #ddd;
 border-radius:6px;padding:8px 12px;margin:10px 0}svg{max-width:100%;height:auto}
 #controls{margin:6px 0}#controls[hidden]{display:none}th button{all:unset;cursor:pointer}
-th button::after{content:" \\2195";color:#999}th[aria-sort=ascending] button::after{content:" \\2191"}
+th button::after{content:" \\2195";color:#999}
+th[aria-sort=ascending] button::after{content:" \\2191"}
 th[aria-sort=descending] button::after{content:" \\2193"}
 """
 
@@ -130,9 +178,11 @@ var body=table.tBodies[0],rows=Array.prototype.slice.call(body.rows);
 var controls=document.getElementById('controls');controls.hidden=false;
 var system=document.getElementById('system-filter'),text=document.getElementById('text-filter');
 var count=document.getElementById('shown');
+function text_of(r){return Array.prototype.map.call(r.cells,function(c){
+return c.textContent;}).join('\t').toLowerCase();}
 function filter(){var s=system.value,q=text.value.toLowerCase(),n=0;
 rows.forEach(function(r){var show=(!s||r.cells[1].textContent===s)&&
-(!q||r.textContent.toLowerCase().indexOf(q)>=0);r.hidden=!show;if(show)n++;});
+(!q||text_of(r).indexOf(q)>=0);r.hidden=!show;if(show)n++;});
 count.textContent=n+' of '+rows.length+' rows';}
 system.addEventListener('change',filter);text.addEventListener('input',filter);
 var heads=table.tHead.rows[0].cells;
@@ -195,7 +245,7 @@ def _header(results, page: Page) -> str:
         ("dependencies", esc(versions or "unknown")),
         ("files", f'<span id="n-files">{files}</span> file{"s" if files != 1 else ""}, '
                   f"{len(results.systems)} system{'s' if len(results.systems) != 1 else ''} "
-                  f"({esc(', '.join(results.systems))}), {len(results.rows)} rows"),
+                  f"({esc(', '.join(results.systems))}), {plural(len(results.rows), 'row')}"),
         ("failures", f'<span id="n-failed">{len(failed)}</span> row'
                      f"{'s' if len(failed) != 1 else ''} not fully scored"
                      + (' (<a href="#failures">list</a>)' if failed else "")),
@@ -207,10 +257,14 @@ def _header(results, page: Page) -> str:
 
 def _verdict(results, page: Page) -> str:
     """The run's verdict as a badge: as the exit code of ``sqeval score`` decides it."""
-    if not page.gate_results:
-        return '<span class="verdict none" id="verdict">no gates</span>'
-    failed_gates = [r for r in page.gate_results if not r.passed]
     incomplete = any(row.failed for row in results.rows)
+    if not page.gate_results:
+        if incomplete:
+            return ('<span class="verdict fail" id="verdict">INCOMPLETE</span> no gates; some '
+                    'files could not be scored (exit code 3; see <a href="#failures">'
+                    "Failures</a>)")
+        return '<span class="verdict none" id="verdict">no gates</span> every file scored'
+    failed_gates = [r for r in page.gate_results if not r.passed]
     if failed_gates:
         why = f"{len(failed_gates)} of {len(page.gate_results)} gate checks failed"
     elif incomplete and not page.allow_missing:
@@ -233,7 +287,7 @@ def _gates(page: Page) -> str:
                                                                else ""))
         lines.append(f'<tr><td class="t"><code>{esc(r.gate.text)}</code></td>'
                      f'<td class="t">{esc(r.system)}</td>{_number(r.observed)}'
-                     f"<td>{esc(r.gate.op)} {esc(f'{r.gate.threshold:g}')}</td>"
+                     f"<td>{esc(r.gate.op)} {esc(repr(r.gate.threshold))}</td>"
                      f'<td class="t">{verdict}</td></tr>')
     head = ('<tr><th class="t">gate</th><th class="t">system</th><th>observed</th>'
             '<th>threshold</th><th class="t">verdict</th></tr>')
@@ -334,8 +388,11 @@ def _figures(frame, metrics: list[str], group_by: str | None) -> tuple[str, str 
         return _section("figures", "<p>No rows to plot.</p>"), None
     try:
         boxes, improvement, why_not = report_figures(frame, metrics, group_by)
-    except PlotError as error:  # values no axis can hold, a --group-by whose snr is text
+    except PlotError as error:  # values no axis can hold
         return _section("figures", f'<p class="gone">No figures: {esc(error)}</p>'), str(error)
+    except Exception as error:  # a figure is not worth the page: say why it is missing
+        reason = f"matplotlib could not draw them ({type(error).__name__}: {error})"
+        return _section("figures", f'<p class="gone">No figures: {esc(reason)}</p>'), reason
     parts = ["<h3>Distribution per metric and system</h3>",
              f'<figure id="fig-distribution">{boxes}</figure>',
              "<h3>Improvement over noisy against the input SNR</h3>"]
@@ -394,11 +451,10 @@ def _files_table(results) -> str:
 
 # --- 6. worst files -----------------------------------------------------------------------
 
-def _worst_files(results, page: Page) -> tuple[str, str | None]:
+def _worst_files(results, page: Page, metric: str | None) -> tuple[str, str | None]:
     """The section, and a message for the terminal when audio could not be found."""
     from . import media
 
-    metric = page.metric
     if metric is None or page.worst == 0:
         why = "no metric to rank files by" if metric is None else "--html-worst 0"
         return _section("worst", f"<p>Not shown: {why}.</p>"), None
@@ -406,7 +462,7 @@ def _worst_files(results, page: Page) -> tuple[str, str | None]:
     higher = spec.higher_is_better if spec else True
     audio = (results.provenance or {}).get("audio")
     systems = [s for s in results.systems if s not in (NOISY, CLEAN)] or list(results.systems)
-    parts = [f"<p>For each system, the {page.worst} files with the "
+    parts = [f"<p>For each system, the {plural(page.worst, 'file')} with the "
              f"{'lowest' if higher else 'highest'} <code>{esc(metric)}</code> "
              f"({'higher' if higher else 'lower'} is better"
              f"{'' if spec else '; not a metric sqeval knows: taken as higher is better'}). "
@@ -416,7 +472,7 @@ def _worst_files(results, page: Page) -> tuple[str, str | None]:
              f"files. At most the first {media.MAX_CLIP_S:g} s of a file is embedded.</p>"]
     if not isinstance(audio, dict):
         reason = ("the run did not record where its audio is (no .meta.json beside the CSV, "
-                  "or one written by an sqeval before 0.4)")
+                  "or one without the audio paths: written by an sqeval before 0.4)")
         parts.append(f'<p class="gone" id="no-audio">No players: {esc(reason)}.</p>')
         missing = f"the page has no audio players: {reason}"
     else:
@@ -426,7 +482,7 @@ def _worst_files(results, page: Page) -> tuple[str, str | None]:
     by_key = {(row.file, row.system): row for row in results.rows}
     for system in systems:
         ranked = sorted((row for row in results.rows if row.system == system
-                         and math.isfinite(row.values.get(metric, math.nan))),
+                         and not math.isnan(row.values.get(metric, math.nan))),
                         key=lambda r: (r.values[metric] if higher else -r.values[metric], r.file))
         parts.append(f"<h3>{esc(system)}</h3>")
         if not ranked:
@@ -434,7 +490,7 @@ def _worst_files(results, page: Page) -> tuple[str, str | None]:
         for row in ranked[:page.worst]:
             parts.append(_worst_file(row, results, by_key, audio, cache, gone))
     if gone:
-        missing = (f"the audio of {len(gone)} file(s) could not be read, so the page has no "
+        missing = (f"{plural(len(gone), 'audio file')} could not be read, so the page has no "
                    f"players for them (first: {gone[0]})")
     return _section("worst", "".join(parts)), missing
 
@@ -449,6 +505,7 @@ def _worst_file(row: Row, results, by_key, audio, cache, gone: list) -> str:
     if not isinstance(audio, dict):
         return head + "</div>"
     paths = audio.get(row.file) or {}
+    policy = (results.provenance or {}).get("channels") or {}
     labels = [label for label in (CLEAN, NOISY) if label in paths and label != row.system]
     labels.append(row.system)
     clips = []
@@ -458,7 +515,8 @@ def _worst_file(row: Row, results, by_key, audio, cache, gone: list) -> str:
             clips.append(media.Clip(label, "", problem="not recorded by the run"))
             continue
         if path not in cache:
-            cache[path] = media.load_clip(label, path)
+            cache[path] = media.load_clip(label, path, policy.get("channel"),
+                                          bool(policy.get("mix")))
         clip = cache[path]
         clips.append(media.Clip(label, clip.path, clip.rate, clip.seconds, clip.file_seconds,
                                 clip.audio_uri, clip.power, clip.problem, clip.notes))
@@ -475,7 +533,8 @@ def _worst_file(row: Row, results, by_key, audio, cache, gone: list) -> str:
         cells.append(
             f'<figure class="clip" data-label="{esc(clip.label)}">'
             f"<figcaption>{esc(clip.label)}</figcaption>"
-            f'<img alt="spectrogram of {esc(clip.label)}" src="{media.spectrogram_uri(clip, scale)}">'
+            f'<img alt="spectrogram of {esc(clip.label)}" '
+            f'src="{media.spectrogram_uri(clip, scale)}">'
             f'<audio controls preload="metadata" data-seconds="{clip.seconds!r}" '
             f'src="{clip.audio_uri}"></audio>{notes}</figure>')
     return head + f'<div class="clips">{"".join(cells)}</div></div>'
@@ -490,7 +549,7 @@ def _failures(results) -> str:
     lines = "".join(f'<tr><td class="t">{esc(r.file)}</td><td class="t">{esc(r.system)}</td>'
                     f'<td class="err">{esc(r.error_text(results.metrics))}</td></tr>'
                     for r in failed)
-    return _section("failures", f"<p>{len(failed)} row(s) could not be fully scored.</p>"
+    return _section("failures", f"<p>{plural(len(failed), 'row')} could not be fully scored.</p>"
                     '<table id="failures-table"><thead><tr><th class="t">file</th>'
                     '<th class="t">system</th><th class="t">reason</th></tr></thead>'
                     f"<tbody>{lines}</tbody></table>")

@@ -11,7 +11,7 @@ import math
 from xml.etree import ElementTree
 
 from ..metrics import REGISTRY, Direction, MetricSpec
-from ..results import NOISY, CsvWriter
+from ..results import NOISY, CsvWriter, plural
 from ..stats import CI_METHOD, Section, summary_rows
 from .files import write_atomically
 
@@ -38,8 +38,16 @@ def write_summary_csv(path, sections: list[Section], group_names: list[str]) -> 
         summary_rows(sections, group_names)))
 
 
-def _cells(section: Section, metrics: list[MetricSpec]):
-    """system → metric → (text, bold), with the best non-noisy mean per metric in bold."""
+LATEX_STYLES = {  # --latex-style: what a cell holds besides the mean
+    "mean": "mean",
+    "mean-ci": "mean ± 95 % CI half-width",
+    "mean-std": "mean ± standard deviation",
+}
+
+
+def _cells(section: Section, metrics: list[MetricSpec], style: str = "mean-ci"):
+    """system → metric → (text, bold), with the best non-noisy mean per metric in bold;
+    ``style`` (a key of :data:`LATEX_STYLES`) says what follows the mean."""
     systems = list(dict.fromkeys(m.system for m in section.summaries))
     by = {(m.system, m.metric): m for m in section.summaries}
     cells = {system: {} for system in systems}
@@ -50,8 +58,9 @@ def _cells(section: Section, metrics: list[MetricSpec]):
         for system in systems:
             stats = by[system, spec.name].stats
             text = fmt(stats.mean)
-            if not math.isnan(stats.ci_high):
-                text += f" ± {fmt(stats.ci_high - stats.mean)}"
+            spread = {"mean-ci": stats.ci_high - stats.mean, "mean-std": stats.std}.get(style)
+            if spread is not None and not math.isnan(spread):
+                text += f" ± {fmt(spread)}"
             cells[system][spec.name] = (text, best is not None and system != NOISY
                                         and fmt(stats.mean) == fmt(best))
     return cells
@@ -64,14 +73,17 @@ def _latex_escape(text: str) -> str:
     return text
 
 
-def latex_tables(sections: list[Section], metrics: list[MetricSpec]) -> str:
-    """A booktabs table per condition: mean ± 95 % CI half-width, best system in bold."""
-    out = ["% sqeval: mean ± 95 % CI half-width over scored files; best system per metric "
+def latex_tables(sections: list[Section], metrics: list[MetricSpec],
+                 style: str = "mean-ci") -> str:
+    """A booktabs table per condition, a column per metric under its display name (SI-SNR,
+    PESQ (WB), ...): the mean, ± the 95 % CI half-width or the standard deviation as
+    ``style`` says (:data:`LATEX_STYLES`); the best system in bold."""
+    out = [f"% sqeval: {LATEX_STYLES[style]} over scored files; best system per metric "
            "in bold (the noisy input excluded). Needs \\usepackage{booktabs}."]
     arrows = {Direction.HIGHER: r"$\uparrow$", Direction.LOWER: r"$\downarrow$"}
-    header = " & ".join(f"{_latex_escape(s.name)} {arrows[s.direction]}" for s in metrics)
+    header = " & ".join(f"{_latex_escape(s.title)} {arrows[s.direction]}" for s in metrics)
     for section in sections:
-        cells = _cells(section, metrics)
+        cells = _cells(section, metrics, style)
         out += [f"% {section.label}", "\\begin{tabular}{l" + "c" * len(metrics) + "}",
                 "\\toprule", f"System & {header} \\\\", "\\midrule"]
         for system, row in cells.items():
@@ -82,13 +94,14 @@ def latex_tables(sections: list[Section], metrics: list[MetricSpec]) -> str:
     return "\n".join(out)
 
 
-def markdown_tables(sections: list[Section], metrics: list[MetricSpec]) -> str:
-    """A Markdown table per condition, same numbers as the LaTeX tables."""
+def markdown_tables(sections: list[Section], metrics: list[MetricSpec],
+                    style: str = "mean-ci") -> str:
+    """A Markdown table per condition, same numbers and names as the LaTeX tables."""
     out = []
     for section in sections:
-        cells = _cells(section, metrics)
+        cells = _cells(section, metrics, style)
         out += [f"### {section.label}", "",
-                "| system | " + " | ".join(f"{s.name} {s.direction.arrow}"
+                "| system | " + " | ".join(f"{s.title} {s.direction.arrow}"
                                           for s in metrics) + " |",
                 "|---|" + "---:|" * len(metrics)]
         for system, row in cells.items():
@@ -127,7 +140,8 @@ def junit_xml(results, incomplete: dict[str, int], allow_missing: bool) -> str:
                                       name="every file scored")
         if n_failed and not allow_missing:
             failures += 1
-            message = f"{n_failed} file(s) could not be scored (see the CSV error column)"
+            message = (f"{plural(n_failed, 'file')} could not be scored (see the CSV error "
+                       "column)")
             ElementTree.SubElement(case, "failure", message=message).text = message
     completeness.set("failures", str(failures))
     ElementTree.indent(root)

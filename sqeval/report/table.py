@@ -12,7 +12,7 @@ from rich.markup import escape as escape_markup
 from rich.table import Table as RichTable
 
 from ..metrics import MetricSpec
-from ..results import NOISY, printable
+from ..results import NOISY, plural, printable
 from ..stats import CI_METHOD, MetricSummary, Summary
 from .summary import _cells, fmt
 
@@ -59,7 +59,7 @@ def system_table(system: str, summaries: list[MetricSummary], metrics: list[Metr
     """Mean, std, 95 % CI, scored and failed counts per metric; delta over noisy if any.
     The caption says how the CIs are computed (the same way as in ``sqeval compare``)."""
     caption = f"95% CI: {CI_METHOD}" + ("; Δ: per file, system − noisy" if with_delta else "")
-    table = Table(title=f"{escape(system)} ({n_rows} files)", title_justify="left",
+    table = Table(title=f"{escape(system)} ({plural(n_rows, 'file')})", title_justify="left",
                   caption=caption, caption_justify="left")
     table.add_column("metric")
     for header in ("mean", "std", "95% CI", "n", "failed"):
