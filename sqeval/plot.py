@@ -24,7 +24,7 @@ def _pyplot():
         import matplotlib
     except ImportError:
         raise PlotError("sqeval plot needs matplotlib, which is not installed: "
-                        "pip install 'sqeval[plot]'") from None
+                        "pip install '.[plot]' in sqeval's source folder (the plot extra)") from None
     matplotlib.use("Agg")  # files only; no display needed
     import matplotlib.pyplot as plt
 
@@ -88,13 +88,22 @@ def plot_results(frame, metrics: list[str], output: Path, group_by: str | None =
     if frame.empty:
         raise PlotError("the CSV holds no rows (only its header line); nothing to plot")
     _check_range(frame, metrics)
-    systems = list(dict.fromkeys(frame["system"]))
+    systems = _plotted_systems(frame, metrics)
     snr = input_snr(frame, group_by)
     enhanced = [s for s in systems if s not in (NOISY, CLEAN)]
     with_snr = snr is not None and NOISY in systems and enhanced
     # for this figure only, not the caller's others
     with plt.rc_context(_style()):
         _draw(plt, frame, metrics, output, systems, enhanced, snr if with_snr else None)
+
+
+def _plotted_systems(frame, metrics: list[str]) -> list[str]:
+    """The systems in order, but those without a value of any of ``metrics`` (the clean
+    references' rows when only intrusive metrics are plotted): no empty box for them."""
+    systems = list(dict.fromkeys(frame["system"]))
+    values = frame[metrics].astype(float).to_numpy()
+    scored = set(frame["system"][np.isfinite(values).any(axis=1)])
+    return [s for s in systems if s in scored] or systems
 
 
 def _grid(figure, n_panels: int, blocks: int = 1):
@@ -123,7 +132,7 @@ def _draw(plt, frame, metrics, output, systems, enhanced, snr) -> None:
     for k, metric in enumerate(metrics):
         _boxes(blocks[0][k], frame, metric, systems)
         if with_snr:
-            _improvement(blocks[1][k], frame, metric, enhanced, snr)
+            _improvement(blocks[1][k], frame, metric, enhanced, snr, order=systems)
     try:
         figure.tight_layout()
         figure.savefig(output, dpi=300)
@@ -183,11 +192,12 @@ def _has_tick_labels() -> bool:
     return "tick_labels" in inspect.signature(matplotlib.axes.Axes.boxplot).parameters
 
 
-def _improvement(axis, frame, metric, systems, snr, rasterized: bool = False) -> None:
+def _improvement(axis, frame, metric, systems, snr, rasterized: bool = False,
+                 order: list[str] | None = None) -> None:
     """Improvement over noisy (system − noisy, per file) against the file's input SNR; each
-    system in the colour of its box."""
+    system in the colour of its box (its place in ``order``, the boxes' systems)."""
     noisy = _by_file(frame, NOISY, metric)
-    order = list(dict.fromkeys(frame["system"]))
+    order = order or list(dict.fromkeys(frame["system"]))
     for system in systems:
         pairs = paired_difference(noisy, _by_file(frame, system, metric)).scored()
         x = np.array([snr.get(file, np.nan) for file in pairs.keys], dtype=float)
@@ -217,7 +227,7 @@ def report_figures(frame, metrics: list[str], group_by: str | None = None):
     """
     _pyplot()  # the extra's message when matplotlib is missing
     _check_range(frame, metrics)
-    systems = list(dict.fromkeys(frame["system"]))
+    systems = _plotted_systems(frame, metrics)
     enhanced = [s for s in systems if s not in (NOISY, CLEAN)]
     boxes = _grid_svg(metrics, lambda axis, metric: _boxes(axis, frame, metric, systems),
                       salt="boxes")
@@ -232,7 +242,8 @@ def report_figures(frame, metrics: list[str], group_by: str | None = None):
         return boxes, None, "no input SNR to plot against: score the snr metric with --noisy, " \
             "or give --group-by with a group named snr"
     improvement = _grid_svg(metrics, lambda axis, metric: _improvement(
-        axis, frame, metric, enhanced, snr, rasterized=True), salt="improvement")
+        axis, frame, metric, enhanced, snr, rasterized=True, order=systems),
+        salt="improvement")
     return boxes, improvement, None
 
 

@@ -45,7 +45,7 @@ def test_scheduler_errors_say_what_to_do(tmp_path, golden, monkeypatch):
         unreachable.stderr.split())
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     missing = runner.invoke(app, [*args, "--scheduler", "local", "--no-cache"])
-    assert missing.exit_code == 2 and "pip install 'sqeval[dask]'" in " ".join(
+    assert missing.exit_code == 2 and "pip install '.[dask]'" in " ".join(
         missing.stderr.split())
 
 

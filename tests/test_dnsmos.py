@@ -173,4 +173,4 @@ def test_a_missing_extra_is_a_usage_error_that_says_how_to_install(tmp_path, gol
     write(tmp_path / "x" / "a.wav", golden[0], golden[2])
     result = runner.invoke(app, ["score", "--no-reference", str(tmp_path / "x")])
     assert result.exit_code == 2
-    assert "pip install 'sqeval[dnsmos]'" in result.output and "speechmos" in result.output
+    assert "pip install '.[dnsmos]'" in result.output and "speechmos" in result.output

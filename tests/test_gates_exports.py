@@ -266,7 +266,7 @@ def test_plot_without_matplotlib_says_which_extra(results_csv, tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
     result = run("plot", results_csv, "-o", tmp_path / "f.png")
     assert result.exit_code == 2
-    assert "pip install 'sqeval[plot]'" in " ".join(result.stderr.split())
+    assert "pip install '.[plot]'" in " ".join(result.stderr.split())
 
 
 def test_plot_input_errors_exit_2_with_the_reason(tmp_path):

@@ -271,7 +271,7 @@ def test_the_html_options_are_checked_before_any_scoring(moved_run, monkeypatch)
                  ("report", moved_run / "r.csv", "-o", moved_run / "x.html")):
         result = run(*args)
         assert result.exit_code == 2, result.output
-        assert "pip install 'sqeval[plot]'" in " ".join(result.output.split())
+        assert "pip install '.[plot]' in sqeval's source folder" in " ".join(result.output.split())
     assert not (moved_run / "x.html").exists()
     assert not (moved_run / ".sqeval-cache").exists()  # nothing was scored
 

@@ -14,7 +14,7 @@ from .common import abort, check_outputs, stderr_console
 
 HTML_WORST = DEFAULT_WORST
 NEEDS_PLOT = ("the HTML report draws its figures with matplotlib, which is not installed: "
-              "pip install 'sqeval[plot]' (from a clone: pip install '.[plot]')")
+              "pip install '.[plot]' in sqeval's source folder (the plot extra)")
 
 
 def check_html(path: Optional[Path], metrics: list[str], chosen: Optional[str],

@@ -267,7 +267,8 @@ def _score_with_progress(planned, jobs: int, cache_path, scheduler: Optional[str
     previous = signal.signal(signal.SIGTERM, terminate_as_interrupt)
     try:
         with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("files"), RateColumn(), TimeRemainingColumn(), console=console,
+                      TextColumn("files"), RateColumn(), TextColumn("ETA"),
+                      TimeRemainingColumn(), console=console,
                       transient=True, disable=not console.is_terminal) as progress:
             bar = progress.add_task("scoring", total=len(planned.tasks))
             scored = run(planned, jobs=jobs, cache=cache, scheduler=scheduler, timeout=timeout,

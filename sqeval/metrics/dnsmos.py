@@ -27,7 +27,7 @@ Challenge's ``dnsmos_local.py`` and of ``speechmos.dnsmos``:
 Models (speechmos 0.0.1.1's ``dnsmos_models/``, the DNS Challenge's DNSMOS): P.835
 ``sig_bak_ovr.onnx`` (sha256 ``269fbebd…``) and P.808 ``model_v8.onnx`` (``9246480c…``).
 
-Needs the optional extra ``pip install 'sqeval[dnsmos]'`` (speechmos, onnxruntime,
+Needs the optional extra ``dnsmos`` (``pip install '.[dnsmos]'`` in sqeval's folder) (speechmos, onnxruntime,
 soxr; and librosa, which speechmos's reference code uses).
 
 References
@@ -55,7 +55,8 @@ HOP_SECONDS = 1
 SIG_POLY = (-0.08397278, 1.22083953, 0.0052439)
 BAK_POLY = (-0.13166888, 1.60915514, -0.39604546)
 OVRL_POLY = (-0.06766283, 1.11546468, 0.04602535)
-INSTALL_HINT = "DNSMOS needs the optional extra: pip install 'sqeval[dnsmos]'"
+INSTALL_HINT = ("DNSMOS needs the optional extra dnsmos: pip install '.[dnsmos]' in "
+                "sqeval's source folder")
 
 
 def missing_backend() -> str | None:

@@ -355,7 +355,7 @@ REGISTRY: dict[str, MetricSpec] = {
 GROUPS = {
     "core": "the default set",
     "classic": "Loizou's measures as pysepm computes them (VoiceBank-DEMAND tables)",
-    "dnsmos": "DNSMOS P.835 and P.808, non-intrusive (pip install 'sqeval[dnsmos]')",
+    "dnsmos": "DNSMOS P.835 and P.808, non-intrusive (the dnsmos extra: pip install '.[dnsmos]')",
 }
 
 
