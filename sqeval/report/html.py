@@ -165,6 +165,7 @@ figure{margin:0}.clips{display:grid;grid-template-columns:repeat(3,minmax(0,1fr)
 .clip figcaption{font-weight:600}.clip img{width:100%;max-width:360px;display:block}
 .clip audio{width:100%;max-width:360px}.gone{color:#cf222e}.worst{border:1px solid #ddd;
 border-radius:6px;padding:8px 12px;margin:10px 0}svg{max-width:100%;height:auto}
+#figures svg{width:100%;max-width:1100px}
 #controls{margin:6px 0}#controls[hidden]{display:none}th button{all:unset;cursor:pointer}
 th button::after{content:" \\2195";color:#999}
 th[aria-sort=ascending] button::after{content:" \\2191"}
