@@ -24,7 +24,8 @@ def _pyplot():
         import matplotlib
     except ImportError:
         raise PlotError("sqeval plot needs matplotlib, which is not installed: "
-                        "pip install '.[plot]' in sqeval's source folder (the plot extra)") from None
+                        "pip install '.[plot]' in sqeval's source folder (the plot "
+                        "extra)") from None
     matplotlib.use("Agg")  # files only; no display needed
     import matplotlib.pyplot as plt
 

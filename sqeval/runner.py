@@ -418,7 +418,8 @@ def _dask_client(scheduler: str, n_jobs: int):
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise SchedulerError("--scheduler needs dask.distributed, which is not installed: "
-                             "pip install '.[dask]' in sqeval's source folder (the dask extra)") from None
+                             "pip install '.[dask]' in sqeval's source folder (the dask "
+                             "extra)") from None
     if scheduler == "local":
         with single_threaded_children():
             cluster = LocalCluster(n_workers=n_jobs, threads_per_worker=1, processes=True,

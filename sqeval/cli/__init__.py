@@ -45,11 +45,13 @@ def _show_version(shown: bool) -> None:
 
 
 @app.callback()
-def _root(debug: bool = typer.Option(
+def _root(
+    debug: bool = typer.Option(
         False, "--debug", help="On an internal error (exit 4), print the traceback."),
-          version: bool = typer.Option(False, "--version", is_eager=True,
-                                       callback=_show_version,
-                                       help="Print sqeval's version and exit.")) -> None:
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_show_version,
+        help="Print sqeval's version and exit."),
+) -> None:
     """Evaluate speech enhancement: score folders of outputs against clean references."""
     DEBUG["on"] = DEBUG["on"] or debug
 

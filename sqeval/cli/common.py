@@ -117,7 +117,8 @@ def abort(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
 
 
 CHANNEL_OPTION = typer.Option(
-    None, "--channel", metavar="K", min=0, help="Score channel K (0-based) of multichannel files.")
+    None, "--channel", metavar="K", min=0,
+    help="Score channel K (0-based) of multichannel files.")
 MIX_OPTION = typer.Option(
     None, "--mix", metavar="mono",
     help="'mono': average the channels of multichannel files.")

@@ -27,8 +27,8 @@ Challenge's ``dnsmos_local.py`` and of ``speechmos.dnsmos``:
 Models (speechmos 0.0.1.1's ``dnsmos_models/``, the DNS Challenge's DNSMOS): P.835
 ``sig_bak_ovr.onnx`` (sha256 ``269fbebd…``) and P.808 ``model_v8.onnx`` (``9246480c…``).
 
-Needs the optional extra ``dnsmos`` (``pip install '.[dnsmos]'`` in sqeval's folder) (speechmos, onnxruntime,
-soxr; and librosa, which speechmos's reference code uses).
+Needs the optional extra ``dnsmos`` (``pip install '.[dnsmos]'`` in sqeval's folder):
+speechmos, onnxruntime, soxr; and librosa, which speechmos's reference code uses.
 
 References
 ----------
