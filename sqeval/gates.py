@@ -122,6 +122,32 @@ class GateResult:
     reason: str = ""  # why it failed without a number
 
 
+MISSING_FAILS = "some files could not be scored (--allow-missing gates on the scored files only)"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A run's verdict, the one its exit code says: ``FAIL`` (a gate failed, or files
+    could not be scored under gates without --allow-missing), ``INCOMPLETE`` (files could
+    not be scored, no gates), ``PASS`` (gates, all hold) or ``OK`` (no gates, all scored)."""
+
+    outcome: str
+    reason: str
+
+
+def run_verdict(results: list[GateResult], incomplete: bool, gated: bool,
+                allow_missing: bool) -> Verdict:
+    """The verdict of a run with gate ``results``; ``incomplete``: some row failed."""
+    failed = [r for r in results if not r.passed]
+    if failed:
+        return Verdict("FAIL", f"{len(failed)} of {len(results)} gate checks failed")
+    if incomplete and gated and not allow_missing:
+        return Verdict("FAIL", MISSING_FAILS)
+    if incomplete and not gated:
+        return Verdict("INCOMPLETE", "no gates; some files could not be scored")
+    return Verdict("PASS", "every gate holds") if gated else Verdict("OK", "every file scored")
+
+
 def check_gates(gates: list[Gate], rows: list[Row], systems: list[str]) -> list[GateResult]:
     """Every gate against every system it applies to, in the order given."""
     noisy = [row for row in rows if row.system == NOISY]

@@ -15,8 +15,9 @@ from rich.text import Text
 
 from ..api import Results, check_jobs, check_timeout, compile_group_by, plan, run
 from ..cache import DEFAULT_PATH, CacheUnusable, ResultCache
-from ..gates import (GateError, check_gate_targets, check_gates, check_gates_apply, find_config,
-                     load_config, merge_gates, parse_gate)
+from ..gates import (MISSING_FAILS, GateError, check_gate_targets, check_gates,
+                     check_gates_apply, find_config, load_config, merge_gates, parse_gate,
+                     run_verdict)
 from ..provenance import write_meta
 from ..report.files import document, write_atomically, write_csv, write_json
 from ..report.summary import (LATEX_STYLES, gates_markdown, junit_xml, latex_tables,
@@ -208,15 +209,11 @@ def _inputs(planned, sources: list, config: Optional[Path], cache_path: Optional
 
 
 def _exit_code(results, incomplete: bool, gated: bool, allow_missing: bool) -> ExitCode:
-    if any(not r.passed for r in results):
-        return ExitCode.GATE_FAILED
-    if incomplete and gated and not allow_missing:
-        stderr_console().print("[bold red]gated run failed:[/bold red] some files could not "
-                               "be scored (--allow-missing gates on the scored files only)")
-        return ExitCode.GATE_FAILED
-    if incomplete and not gated:
-        return ExitCode.INCOMPLETE
-    return ExitCode.OK
+    verdict = run_verdict(results, incomplete, gated, allow_missing)
+    if verdict.reason == MISSING_FAILS:
+        stderr_console().print(f"[bold red]gated run failed:[/bold red] {MISSING_FAILS}")
+    return {"FAIL": ExitCode.GATE_FAILED, "INCOMPLETE": ExitCode.INCOMPLETE}.get(
+        verdict.outcome, ExitCode.OK)
 
 
 def _gates(given: list[str], allow_missing: Optional[bool]):

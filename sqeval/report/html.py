@@ -257,22 +257,16 @@ def _header(results, page: Page) -> str:
 
 
 def _verdict(results, page: Page) -> str:
-    """The run's verdict as a badge: as the exit code of ``sqeval score`` decides it."""
-    incomplete = any(row.failed for row in results.rows)
-    if not page.gate_results:
-        if incomplete:
-            return ('<span class="verdict fail" id="verdict">INCOMPLETE</span> no gates; some '
-                    'files could not be scored (exit code 3; see <a href="#failures">'
-                    "Failures</a>)")
-        return '<span class="verdict none" id="verdict">no gates</span> every file scored'
-    failed_gates = [r for r in page.gate_results if not r.passed]
-    if failed_gates:
-        why = f"{len(failed_gates)} of {len(page.gate_results)} gate checks failed"
-    elif incomplete and not page.allow_missing:
-        why = "some files could not be scored (--allow-missing gates on the scored files only)"
-    else:
-        return '<span class="verdict pass" id="verdict">PASS</span> every gate holds'
-    return f'<span class="verdict fail" id="verdict">FAIL</span> {esc(why)}'
+    """The run's verdict as a badge: the one the exit code of ``sqeval score`` says."""
+    from ..gates import run_verdict
+
+    verdict = run_verdict(page.gate_results, any(row.failed for row in results.rows),
+                          bool(page.gate_results), page.allow_missing)
+    css = {"FAIL": "fail", "INCOMPLETE": "fail", "PASS": "pass"}.get(verdict.outcome, "none")
+    failures = (' (see <a href="#failures">Failures</a>)'
+                if verdict.outcome == "INCOMPLETE" else "")
+    return (f'<span class="verdict {css}" id="verdict">{verdict.outcome}</span> '
+            f"{esc(verdict.reason)}{failures}")
 
 
 # --- 2. gates -----------------------------------------------------------------------------
