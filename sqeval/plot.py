@@ -67,8 +67,7 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
            "#000000")
 PAPER_STYLE = {"font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7,
                "xtick.labelsize": 6.5, "ytick.labelsize": 6.5, "legend.fontsize": 6,
-               "axes.linewidth": 0.6, "lines.linewidth": 0.9,
-               "axes.prop_cycle": None}  # set below, from PALETTE
+               "axes.linewidth": 0.6, "lines.linewidth": 0.9}
 
 
 def _style() -> dict:

@@ -277,8 +277,9 @@ def test_the_html_options_are_checked_before_any_scoring(moved_run, monkeypatch)
 
 
 def test_report_refuses_to_write_over_its_own_csv(moved_run):
+    before = (moved_run / "r.csv").read_bytes()
     result = run("report", moved_run / "r.csv", "-o", moved_run / "r.csv")
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and (moved_run / "r.csv").read_bytes() == before
 
 
 # --- pages built from rows ----------------------------------------------------------------

@@ -74,6 +74,7 @@ def report_command(
 ) -> None:
     """Build the HTML report of a saved run: summary, figures, per-file table, worst files."""
     from ..api import Column, UsageError, compile_group_by, read_results
+    from ..gates import check_gates
     from ..metrics import REGISTRY
     from ..report.html import saved_provenance
     from ..stats import sections
@@ -99,7 +100,7 @@ def report_command(
     gates, allow = _saved_gates(meta, meta_path, saved, notes)
     specs = [REGISTRY.get(name) or Column(name) for name in saved.metrics]
     page = Page(sections(saved.rows, specs, saved.systems, pattern),
-                check_gates_of(gates, saved), allow, worst, metric, group_by)
+                check_gates(gates, saved.rows, saved.systems), allow, worst, metric, group_by)
     console = stderr_console()
     for note in notes:
         console.print(f"note: {printable(note)}", markup=False, soft_wrap=True)
@@ -109,12 +110,6 @@ def report_command(
         abort(f"could not write {output}: {error.strerror or error}")
     console.print(f"wrote {printable(str(output))} ({plural(len(saved.rows), 'row')})",
                   markup=False)
-
-
-def check_gates_of(gates, saved) -> list:
-    from ..gates import check_gates
-
-    return check_gates(gates, saved.rows, saved.systems) if gates else []
 
 
 def _saved_group_by(meta: dict, meta_path: Path, notes: list) -> Optional[str]:

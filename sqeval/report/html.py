@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..metrics import REGISTRY
 from ..outputs import utf8_safe
@@ -110,7 +110,7 @@ def build_page(results, page: Page) -> tuple[str, list[str]]:
     """
     said: list[str] = []
     results = _with_provenance(results, saved_provenance(results.provenance))
-    figures, why_not = _figures(_frame(results), results.metrics, page.group_by)
+    figures, why_not = _figures(results.to_frame(), results.metrics, page.group_by)
     if why_not:
         said.append(f"the page has no figures: {why_not}")
     metric = worst_metric(results.metrics, page.metric, results.rows)
@@ -119,7 +119,7 @@ def build_page(results, page: Page) -> tuple[str, list[str]]:
         said.append(missing)
     body = [
         _header(results, page),
-        _gates(page),
+        _gates(results, page),
         _summary(results, page),
         figures,
         _files_table(results),
@@ -234,7 +234,7 @@ def _header(results, page: Page) -> str:
     meta = results.provenance or {}
     files = len({row.file for row in results.rows})
     failed = [row for row in results.rows if row.failed]
-    verdict = _verdict(results, page)
+    verdict = _verdict(results, page, "verdict")
     versions = ", ".join(f"{name} {version}" for name, version in
                          (meta.get("versions") or {}).items() if version)
     items = [
@@ -256,8 +256,9 @@ def _header(results, page: Page) -> str:
     return _section("header", f"<dl>{rows}</dl>")
 
 
-def _verdict(results, page: Page) -> str:
-    """The run's verdict as a badge: the one the exit code of ``sqeval score`` says."""
+def _verdict(results, page: Page, anchor: str = "") -> str:
+    """The run's verdict as a badge: the one the exit code of ``sqeval score`` says
+    (``anchor``: the badge's id, for the one in the header)."""
     from ..gates import run_verdict
 
     verdict = run_verdict(page.gate_results, any(row.failed for row in results.rows),
@@ -265,13 +266,14 @@ def _verdict(results, page: Page) -> str:
     css = {"FAIL": "fail", "INCOMPLETE": "fail", "PASS": "pass"}.get(verdict.outcome, "none")
     failures = (' (see <a href="#failures">Failures</a>)'
                 if verdict.outcome == "INCOMPLETE" else "")
-    return (f'<span class="verdict {css}" id="verdict">{verdict.outcome}</span> '
+    badge_id = f' id="{anchor}"' if anchor else ""
+    return (f'<span class="verdict {css}"{badge_id}>{verdict.outcome}</span> '
             f"{esc(verdict.reason)}{failures}")
 
 
 # --- 2. gates -----------------------------------------------------------------------------
 
-def _gates(page: Page) -> str:
+def _gates(results, page: Page) -> str:
     if not page.gate_results:
         return _section("gates", "<p>No gates were set (<code>--gate</code>, or "
                                  "<code>sqeval.toml</code>).</p>")
@@ -286,14 +288,10 @@ def _gates(page: Page) -> str:
                      f'<td class="t">{verdict}</td></tr>')
     head = ('<tr><th class="t">gate</th><th class="t">system</th><th>observed</th>'
             '<th>threshold</th><th class="t">verdict</th></tr>')
-    return _section("gates", f'<p>Run: {_verdict_of(page)}</p><table id="gates-table">'
+    passed = sum(r.passed for r in page.gate_results)
+    return _section("gates", f"<p>{passed} of {len(page.gate_results)} gate checks pass. Run: "
+                             f'{_verdict(results, page)}</p><table id="gates-table">'
                              f"<thead>{head}</thead><tbody>{''.join(lines)}</tbody></table>")
-
-
-def _verdict_of(page: Page) -> str:
-    passed = all(r.passed for r in page.gate_results)
-    return (f"{sum(r.passed for r in page.gate_results)} of {len(page.gate_results)} gate "
-            f"checks pass{'' if passed else '; the run fails'}")
 
 
 # --- 3. summary ---------------------------------------------------------------------------
@@ -366,14 +364,6 @@ def _interval(low: float, high: float) -> str:
 
 
 # --- 4. figures ---------------------------------------------------------------------------
-
-def _frame(results):
-    import pandas as pd
-
-    columns = {"file": [r.file for r in results.rows], "system": [r.system for r in results.rows]}
-    columns.update({name: [r.values[name] for r in results.rows] for name in results.metrics})
-    return pd.DataFrame(columns)
-
 
 def _figures(frame, metrics: list[str], group_by: str | None) -> tuple[str, str | None]:
     """The section, and why it has no figures (None when it has them)."""
@@ -512,9 +502,7 @@ def _worst_file(row: Row, results, by_key, audio, cache, gone: list) -> str:
         if path not in cache:
             cache[path] = media.load_clip(label, path, policy.get("channel"),
                                           bool(policy.get("mix")))
-        clip = cache[path]
-        clips.append(media.Clip(label, clip.path, clip.rate, clip.seconds, clip.file_seconds,
-                                clip.audio_uri, clip.power, clip.problem, clip.notes))
+        clips.append(replace(cache[path], label=label))
     scale = media.colour_scale(clips)
     cells = []
     for clip in clips:
