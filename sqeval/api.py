@@ -146,22 +146,27 @@ def plan(reference, estimates=None, *, noisy=None, metrics: str | None = None,
 
 
 def run(planned: Plan, *, jobs: int = 0, cache=None, timeout: float | None = None,
-        scheduler: str | None = None,
+        scheduler: str | None = None, isolate: bool = False,
         on_done: Callable[[int], None] | None = None) -> "Results":
     """Score a :class:`Plan`. ``cache`` is a :class:`~sqeval.cache.ResultCache`, a path to
     one, or None; a cache that cannot be used (locked, read-only, damaged) is reported
     with a ``RuntimeWarning`` and the run goes on without it. Raises
     :class:`~sqeval.runner.Interrupted` on Ctrl-C (finished rows kept),
     :class:`~sqeval.runner.SchedulerError` for an unusable Dask scheduler, and
-    :class:`UsageError` for a ``timeout`` that is not a finite number > 0."""
+    :class:`UsageError` for a ``timeout`` that is not a finite number > 0.
+
+    A few short files (:func:`~sqeval.runner.small_run`) are scored in this process,
+    unless ``isolate`` (or a ``timeout``) asks for worker processes: then a crash in a C
+    extension costs only its file. In this process, such a crash ends the program."""
     timeout = check_timeout(timeout)
     store = _open_cache(cache)
     n_jobs = jobs or default_jobs()
-    isolate = _workers_can_start(n_jobs, scheduler)
+    workers = _workers_can_start(n_jobs, scheduler)
     try:
-        rows = score_jobs(planned.tasks, planned.options, n_jobs if isolate else 1,
+        rows = score_jobs(planned.tasks, planned.options, n_jobs if workers else 1,
                           on_done=on_done, cache=store, scheduler=scheduler,
-                          isolate=isolate, timeout=timeout)
+                          isolate=(True if isolate else None) if workers else False,
+                          timeout=timeout)
     finally:
         if store is not None and store is not cache:
             store.close()
@@ -190,7 +195,8 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
           jobs: int = 0, cache=None, key: str | None = None, align: bool = False,
           max_delay: float = 0.5, channel: int | None = None, mix: str | None = None,
           timeout: float | None = None, scheduler: str | None = None,
-          no_reference: bool = False, force_jobs: bool = False) -> "Results":
+          no_reference: bool = False, force_jobs: bool = False,
+          isolate: bool = False) -> "Results":
     """Score every estimate against its reference, file by file.
 
     Args:
@@ -210,6 +216,9 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
         channel, mix: multichannel policy (``channel=K``, or ``mix="mono"``).
         timeout: give up on a file after this many seconds (finite, > 0), or None.
         scheduler: a Dask scheduler address, or ``"local"``.
+        isolate: score every file in a worker process, even a few short ones (which are
+            otherwise scored in this process, where a crash in a C extension would end
+            the program; see :func:`run`).
 
     Returns:
         :class:`Results`; ``to_frame()`` equals ``sqeval score --csv`` cell for cell.
@@ -235,7 +244,8 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
         import warnings
 
         warnings.warn(f"sqeval: {crowded}", RuntimeWarning, stacklevel=2)
-    return run(planned, jobs=jobs, cache=cache, timeout=timeout, scheduler=scheduler)
+    return run(planned, jobs=jobs, cache=cache, timeout=timeout, scheduler=scheduler,
+               isolate=isolate)
 
 
 def _open_cache(cache):

@@ -49,7 +49,7 @@ class SchedulerError(RuntimeError):
 def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int = 0,
                on_done: Callable[[int], None] | None = None,
                cache: ResultCache | None = None, scheduler: str | None = None,
-               isolate: bool = True, timeout: float | None = None) -> list[Row]:
+               isolate: bool | None = True, timeout: float | None = None) -> list[Row]:
     """Score ``(job, display name)`` tasks on ``n_jobs`` processes (0 = all cores).
 
     With a ``cache``, outcomes found for the same file contents are reused (a job whose
@@ -63,9 +63,12 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
 
     ``scheduler`` (``"tcp://HOST:PORT"``, or ``"local"`` for a new LocalCluster of
     ``n_jobs`` workers) runs the jobs on a Dask cluster instead of local processes.
-    ``isolate`` (the default) runs every job in a worker process, even with one job, so a
-    crash costs only its file; ``isolate=False`` with ``n_jobs=1`` scores in this process.
-    ``timeout`` gives up on a file after that many seconds.
+    ``isolate=True`` (the default) runs every job in a worker process, even with one job,
+    so a crash costs only its file; ``isolate=False`` with ``n_jobs=1`` scores in this
+    process; ``isolate=None`` scores in this process when the jobs left to compute are
+    few and short (:func:`small_run`) and there is no ``timeout``, since starting a worker
+    costs more than scoring them, and on workers otherwise. ``timeout`` gives up on a file
+    after that many seconds.
 
     Raises:
         Interrupted: on Ctrl-C (or SIGTERM, in the CLI); what finished is already in the
@@ -89,6 +92,10 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
                 pending.append(index)
         n_jobs = min(n_jobs or default_jobs(), max(len(pending), 1))
         items = [(i, tasks[i], known[i]) for i in pending]
+        if isolate is None:
+            isolate = scheduler is not None or timeout is not None or not small_run(
+                [tasks[i][0] for i in pending])
+            n_jobs = n_jobs if isolate else 1
         runner = (_run_dask(items, options, n_jobs, scheduler) if scheduler and items
                   else _run(items, options, n_jobs, isolate, timeout))
         for index, rows in runner:
@@ -104,6 +111,30 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
         if runner is not None:
             runner.close()  # its workers stop, wherever it was stopped
     return [row for rows in results for row in rows]
+
+
+IN_PROCESS_FILES = 4  # at most this many files to compute ...
+IN_PROCESS_SECONDS = 30.0  # ... with at most this much audio to score, all systems together
+
+
+def small_run(jobs: list[Job]) -> bool:
+    """Whether scoring ``jobs`` in this process beats starting worker processes: at most
+    :data:`IN_PROCESS_FILES` files and :data:`IN_PROCESS_SECONDS` of audio to score. A
+    worker takes about half a second to start (its own Python, numpy, scipy and pesq);
+    scoring a 4 s pair takes a tenth of that. Read from the files' headers; a header that
+    cannot be read makes the run not small (its worker reports the error)."""
+    if len(jobs) > IN_PROCESS_FILES:
+        return False
+    import soundfile
+
+    seconds = 0.0
+    for job in jobs:
+        for path in job.estimates.values():
+            try:
+                seconds += soundfile.info(str(path)).duration
+            except Exception:  # noqa: BLE001 - any unreadable header: let a worker read it
+                return False
+    return seconds <= IN_PROCESS_SECONDS
 
 
 def _fully_known(job: Job, known: Known, options: ScoreOptions) -> bool:

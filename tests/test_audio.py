@@ -78,3 +78,50 @@ def test_resample_is_resample_poly_with_the_reduced_ratio(source, target, up, do
     assert y.shape == (2, -(-x.shape[-1] * up // down))
     assert np.array_equal(y, resample_poly(x, up, down, axis=-1))
     assert resample(x, source, source) is x  # nothing to do: the same array
+
+
+@pytest.mark.parametrize("source, target", [(16000, 8000), (16000, 10000), (48000, 16000),
+                                            (44100, 16000), (22050, 16000), (11025, 16000),
+                                            (8000, 16000), (16000, 44100), (48000, 44100),
+                                            (24000, 16000), (32000, 16000)])
+def test_resample_equals_resample_poly_bit_for_bit_at_every_length(source, target):
+    """sqeval's own polyphase loop (no scipy.signal import) gives resample_poly's samples
+    exactly, also at lengths shorter than the filter and around its edges."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(source, target)
+    rng = np.random.default_rng(source + target)
+    for n in (1, 2, 3, 7, 40, 41, 61, 100, 1001, 4801, 48123):
+        x = rng.standard_normal(n)
+        assert np.array_equal(resample(x, source, target),
+                              resample_poly(x, target // g, source // g)), n
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 256, 320, 400, 512, 1024])
+def test_hann_is_scipys_periodic_hann_bit_for_bit(n):
+    from scipy.signal import get_window
+
+    from sqeval.dsp import hann
+
+    assert np.array_equal(hann(n), get_window("hann", n))
+
+
+def test_scoring_the_default_metrics_does_not_import_scipy_signal(tmp_path, golden):
+    """scipy.signal takes over a second to import (it loads scipy.stats): the default
+    metrics, and the command line, must not need it."""
+    import subprocess
+    import sys
+
+    s, e, rate, _ = golden
+    write(tmp_path / "c.wav", s, rate, "DOUBLE")
+    write(tmp_path / "e.wav", e[: len(e) // 2], rate, "DOUBLE")
+    code = ("import sys\nfrom sqeval.cli import app\n"
+            "try:\n    app([sys.argv[1], sys.argv[2], sys.argv[3], '--no-cache'])\n"
+            "except SystemExit as stop:\n    assert stop.code == 0, stop.code\n"
+            "assert 'scipy.signal' not in sys.modules, 'scipy.signal was imported'\n"
+            "assert 'pystoi' not in sys.modules and 'pandas' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code, "score", str(tmp_path / "c.wav"),
+                           str(tmp_path / "e.wav")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

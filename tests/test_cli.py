@@ -314,6 +314,49 @@ def test_a_crashing_worker_costs_only_its_own_file(tmp_path, golden, monkeypatch
         assert rows[name].values["snr"] == pytest.approx(m.snr(reference=s, estimate=e))
 
 
+def test_a_few_short_files_are_scored_in_this_process_unless_isolated(tmp_path, golden,
+                                                                     monkeypatch):
+    """No worker is started for a few short files (a worker costs more to start than they
+    take to score); five files, a timeout or isolate=True start workers."""
+    from sqeval import api, runner
+
+    started = []
+
+    class Workers(runner._IsolatedRun):
+        def run(self, items):
+            started.append(len(items))
+            yield from super().run(items)
+
+    monkeypatch.setattr(runner, "_IsolatedRun", Workers)
+    tasks, options = snr_tasks(tmp_path / "two", golden, ("a", "b"))
+    assert len(runner.score_jobs(tasks, options, n_jobs=2, isolate=None)) == 2
+    assert started == []
+    runner.score_jobs(tasks, options, n_jobs=2, isolate=None, timeout=60)
+    runner.score_jobs(tasks, options, n_jobs=2)  # isolate=True, the runner's default
+    assert started == [2, 2]
+    five, options = snr_tasks(tmp_path / "five", golden, ("a", "b", "c", "d", "e"))
+    runner.score_jobs(five, options, n_jobs=2, isolate=None)
+    assert started == [2, 2, 5]
+    clean, enh = tmp_path / "two" / "clean", tmp_path / "two" / "enh"
+    alone = api.score(clean, enh, metrics="snr", jobs=2)
+    isolated = api.score(clean, enh, metrics="snr", jobs=2, isolate=True)
+    assert started == [2, 2, 5, 2]
+    assert alone.to_frame().equals(isolated.to_frame())
+    assert runner.IN_PROCESS_FILES < 5
+
+
+def test_a_few_long_files_are_scored_on_workers(tmp_path, golden, monkeypatch):
+    from sqeval import runner
+
+    tasks, _ = snr_tasks(tmp_path, golden, ("a", "b"))
+    assert runner.small_run([job for job, _ in tasks])
+    monkeypatch.setattr(runner, "IN_PROCESS_SECONDS", 1.0)  # the golden pair is longer
+    assert not runner.small_run([job for job, _ in tasks])
+    (tmp_path / "enh" / "a.wav").write_bytes(b"not audio")
+    monkeypatch.setattr(runner, "IN_PROCESS_SECONDS", 1e9)
+    assert not runner.small_run([job for job, _ in tasks])  # its worker reports it
+
+
 def test_timeout_costs_only_the_slow_file(tmp_path, golden, monkeypatch):
     from crashing_worker import hang_on_slow_wav
 

@@ -69,6 +69,11 @@ def score_command(
         help="Worker processes; 0 = all cores."),
     force_jobs: bool = typer.Option(False, "--force-jobs", help="Start more than 4 worker "
                                     "processes per core when --jobs asks for them."),
+    isolate: bool = typer.Option(
+        False, "--isolate",
+        help="Score every file in a worker process, even a few short ones (otherwise "
+             "scored in this process: faster, but a crash in a C extension would end sqeval "
+             "instead of costing one file)."),
     csv_path: Optional[Path] = typer.Option(
         None, "--csv", metavar="FILE",
         help="Per-file CSV (+ .meta.json)."),
@@ -160,7 +165,7 @@ def score_command(
                                    None if no_cache else cache_path),
                   with_meta=("--csv", "--summary-csv"))
     results_, cached = _score_with_progress(planned, jobs, None if no_cache else cache_path,
-                                            scheduler, timeout, csv_path)
+                                            scheduler, timeout, csv_path, isolate)
     results_.provenance.update(gates=[g.text for g in gates], allow_missing=allow,
                                group_by=group_by)
     rows, names = results_.rows, results_.systems
@@ -256,7 +261,8 @@ def _open_cache(path: Optional[Path]):
 
 def _score_with_progress(planned, jobs: int, cache_path, scheduler: Optional[str] = None,
                          timeout: Optional[float] = None,
-                         partial_csv: Optional[Path] = None) -> tuple[Results, bool]:
+                         partial_csv: Optional[Path] = None,
+                         isolate: bool = False) -> tuple[Results, bool]:
     """The run's :class:`Results`, and whether every result went into the cache (False
     without one, or when it failed during the run)."""
     console = stderr_console()
@@ -269,7 +275,7 @@ def _score_with_progress(planned, jobs: int, cache_path, scheduler: Optional[str
                       transient=True, disable=not console.is_terminal) as progress:
             bar = progress.add_task("scoring", total=len(planned.tasks))
             scored = run(planned, jobs=jobs, cache=cache, scheduler=scheduler, timeout=timeout,
-                         on_done=lambda k: progress.advance(bar, k))
+                         isolate=isolate, on_done=lambda k: progress.advance(bar, k))
             return scored, cache is not None and cache.usable
     except SchedulerError as error:
         abort(str(error))

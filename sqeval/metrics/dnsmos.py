@@ -43,8 +43,8 @@ import os
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import get_window
 
+from ..dsp import hann
 from ._checks import MetricError, as_output, as_signal
 
 RATE = 16000
@@ -133,7 +133,7 @@ def _mel_features(window: np.ndarray) -> np.ndarray:
     """(frames, N_MELS): the log-mel spectrogram the P.808 model takes."""
     padded = np.pad(window, N_FFT // 2)  # centred frames, zero padding
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
-    power = np.abs(np.fft.rfft(frames * get_window("hann", N_FFT), axis=-1)) ** 2
+    power = np.abs(np.fft.rfft(frames * hann(N_FFT), axis=-1)) ** 2
     mel = power @ _mel_filters().T
     db = 10 * np.log10(np.maximum(AMIN, mel)) - 10 * np.log10(max(AMIN, mel.max()))
     return (np.maximum(db, db.max() - TOP_DB) + 40) / 40

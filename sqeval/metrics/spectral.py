@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dsp import frame_spans
+from ..dsp import frame_spans, hann
 from ._checks import MetricError, as_output, as_pair
 
 FRAME_SECONDS = 0.032  # 512 samples at 16 kHz
@@ -46,10 +46,8 @@ def stft_magnitude(x: np.ndarray, fs: int) -> np.ndarray:
     Raises:
         MetricError: the signal is shorter than one frame.
     """
-    from scipy.signal import get_window
-
     frame, hop, _ = _framing(x.shape[-1], fs)
-    window = get_window("hann", frame)  # periodic
+    window = hann(frame)  # periodic
     frames = np.lib.stride_tricks.sliding_window_view(x, frame, axis=-1)[..., ::hop, :]
     return np.abs(np.fft.rfft(frames * window, axis=-1)) / np.sqrt(np.sum(window**2))
 

@@ -31,10 +31,11 @@ References
 from __future__ import annotations
 
 from functools import cache
+from math import gcd
 
 import numpy as np
 
-from ..dsp import frame_spans
+from ..dsp import frame_spans, resample_with
 from ._checks import MetricError, as_output, as_pair
 
 RATE = 10000  # Hz: STOI's internal rate
@@ -54,23 +55,22 @@ EPS = np.finfo(np.float64).eps
 MIN_FRAME_NORM = 1e-6
 
 
-def _band_matrix() -> np.ndarray:
-    from pystoi.utils import thirdoct
-
-    return thirdoct(RATE, FFT_SIZE, BANDS, LOWEST_BAND_HZ)[0]
-
-
 @cache
 def _band_edges() -> np.ndarray:
-    """The first FFT bin of every one-third-octave band, then the end of the last: the
-    bands of pystoi's 0/1 matrix are contiguous and adjacent (checked)."""
-    bands = _band_matrix()
-    starts = bands.argmax(axis=1)
-    ends = starts + bands.sum(axis=1).astype(int)
-    bins = np.arange(bands.shape[1])
-    ranges = (bins >= starts[:, None]) & (bins < ends[:, None])
-    if not (np.array_equal(bands, ranges) and np.array_equal(starts[1:], ends[:-1])):
-        raise RuntimeError("pystoi's one-third-octave bands are not adjacent ranges of bins")
+    """The first FFT bin of every one-third-octave band, then the end of the last.
+
+    Band ``k`` spans the bins nearest to ``150·2^((2k ∓ 1)/6)`` Hz (Eq. 1), bins of a
+    512-point FFT at 10 kHz, nearest in squared distance as pystoi's ``thirdoct`` picks
+    them; its 0/1 matrix is these adjacent ranges (the tests compare them).
+    """
+    f = np.linspace(0, RATE, FFT_SIZE + 1)[: FFT_SIZE // 2 + 1]
+    k = np.arange(BANDS, dtype=float)
+    low = LOWEST_BAND_HZ * np.power(2.0, (2 * k - 1) / 6)
+    high = LOWEST_BAND_HZ * np.power(2.0, (2 * k + 1) / 6)
+    starts = np.argmin(np.square(f[None, :] - low[:, None]), axis=1)
+    ends = np.argmin(np.square(f[None, :] - high[:, None]), axis=1)
+    if not np.array_equal(starts[1:], ends[:-1]):
+        raise RuntimeError("the one-third-octave bands are not adjacent ranges of bins")
     return np.append(starts, ends[-1])
 
 
@@ -167,10 +167,26 @@ def _band_envelopes(s: np.ndarray, s_hat: np.ndarray, fs: int):
 
 
 def _at_stoi_rate(x: np.ndarray, fs: int) -> np.ndarray:
-    """``x`` at 10 kHz, resampled as pystoi does (its port of MATLAB's ``resample``)."""
-    from pystoi.utils import resample_oct
+    """``x`` at 10 kHz, resampled as pystoi does: its port of Octave's ``resample``, a
+    Kaiser-windowed sinc (60 dB rejection, roll-off a tenth of the cut-off) normalised to
+    unit sum, through ``resample_poly``; the same arithmetic, so the same bits (tested)."""
+    if fs == RATE:
+        return x
+    divisor = gcd(RATE, int(fs))
+    up, down = RATE // divisor, int(fs) // divisor
+    return resample_with(np.asarray(x, dtype=np.float64), _octave_window(up, down), up, down)
 
-    return x if fs == RATE else resample_oct(x, RATE, fs)
+
+@cache
+def _octave_window(up: int, down: int) -> np.ndarray:
+    """Octave's ``resample`` filter for ``up/down``: cut-off ``1/(2·max)``, 60 dB."""
+    p, q = float(up), float(down)
+    cutoff = 1.0 / (2 * max(p, q))
+    rejection_db = 60.0
+    half = np.ceil((rejection_db - 8) / (28.714 * (cutoff / 10)))
+    ideal = 2 * p * cutoff * np.sinc(2 * cutoff * np.arange(-half, half + 1))
+    h = np.kaiser(2 * half + 1, 0.1102 * (rejection_db - 8.7)) * ideal
+    return h / np.sum(h)
 
 
 def _normalise(x: np.ndarray, axis: int) -> np.ndarray:
