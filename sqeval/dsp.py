@@ -13,6 +13,7 @@ This module is on the ground floor: it imports nothing from sqeval.
 from __future__ import annotations
 
 from math import gcd
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -62,10 +63,12 @@ def resample_with(x: np.ndarray, window: np.ndarray, up: int, down: int) -> np.n
     """``scipy.signal.resample_poly(x, up, down, window=window)`` along the last axis of a
     float64 ``x``, for coprime ``up`` and ``down``, bit for bit.
 
-    The filter ``window·up`` is centred on the output samples; each output sample is the
-    sum of its taps' products accumulated in the order of scipy's ``upfirdn`` loop (oldest
-    input sample first, from 0.0), so the rounding is the same. Outputs of one polyphase
-    branch read the input at a stride of ``down``: one vectorised multiply-add per tap.
+    The filter ``window·up`` is centred on the output samples, as ``resample_poly`` pads
+    it. The filtering itself is scipy's compiled ``upfirdn`` loop, loaded on its own
+    (:func:`_compiled_upfirdn`), or where that cannot be loaded, the same loop here: each
+    output sample the sum of its taps' products accumulated in the same order (oldest
+    input sample first, from 0.0), so the rounding is the same; the outputs of one
+    polyphase branch read the input at a stride of ``down``, one multiply-add per tap.
     """
     if x.ndim != 1:
         return np.stack([resample_with(row, window, up, down)
@@ -84,7 +87,13 @@ def resample_with(x: np.ndarray, window: np.ndarray, up: int, down: int) -> np.n
     per_phase = -(-h.shape[0] // up)
     # phase p's taps, newest input sample last (scipy's "transposed, flipped" layout)
     taps = np.concatenate([h, np.zeros(per_phase * up - h.shape[0])])
-    taps = taps.reshape(-1, up).T[:, ::-1]
+    taps = np.ascontiguousarray(taps.reshape(-1, up).T[:, ::-1])
+    compiled = _compiled_upfirdn()
+    if compiled is not None:
+        apply, constant = compiled
+        full = np.zeros(_upfirdn_length(h.shape[0], n_in, up, down))
+        apply(np.ascontiguousarray(x), taps.ravel(), full, up, down, 0, constant, 0.0)
+        return full[skip:skip + n_out]
     # output i reads x[i·down//up − per_phase + 1 + j] · taps[(i·down) % up, j], j ascending
     padded_x = np.concatenate([np.zeros(per_phase - 1), x, np.zeros(per_phase)])
     out = np.empty(n_out)
@@ -110,6 +119,45 @@ def resample_with(x: np.ndarray, window: np.ndarray, up: int, down: int) -> np.n
             total += product[:count]
         out[first - skip::up] = total
     return out
+
+
+_UPFIRDN: list = []  # the compiled loop and its 'constant' mode, or None: looked up once
+
+
+def _compiled_upfirdn():
+    """scipy's compiled ``upfirdn`` loop (``scipy/signal/_upfirdn_apply``), loaded from its
+    file without ``scipy.signal``'s ``__init__``, which imports all of scipy.signal and
+    scipy.stats (1.1 s, more than scoring a short pair). ``None`` when that private module
+    is not where this scipy keeps it or does not load: :func:`resample_with` then runs
+    the same loop in numpy (same bits, about twice as slow). The tests check both paths
+    against ``resample_poly``, and that this one is found."""
+    if not _UPFIRDN:
+        _UPFIRDN.append(_load_upfirdn())
+    return _UPFIRDN[0]
+
+
+def _load_upfirdn():
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    name = "scipy.signal._upfirdn_apply"
+    try:
+        if name in sys.modules:
+            module = sys.modules[name]
+        else:
+            import scipy
+
+            folder = Path(scipy.__file__).parent / "signal"
+            path = next(folder.glob("_upfirdn_apply.*"), None)
+            loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+            spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
+            module = importlib.util.module_from_spec(spec)
+            loader.exec_module(module)
+            sys.modules[name] = module  # scipy.signal, imported later, reuses it
+        return module._apply, module.mode_enum("constant")
+    except Exception:  # noqa: BLE001 - any failure: the numpy loop instead
+        return None
 
 
 MANY_PHASES = 8  # above this many polyphase branches, gather instead of slicing (speed)

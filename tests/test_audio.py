@@ -84,19 +84,37 @@ def test_resample_is_resample_poly_with_the_reduced_ratio(source, target, up, do
                                             (44100, 16000), (22050, 16000), (11025, 16000),
                                             (8000, 16000), (16000, 44100), (48000, 44100),
                                             (24000, 16000), (32000, 16000)])
-def test_resample_equals_resample_poly_bit_for_bit_at_every_length(source, target):
-    """sqeval's own polyphase loop (no scipy.signal import) gives resample_poly's samples
-    exactly, also at lengths shorter than the filter and around its edges."""
+@pytest.mark.parametrize("compiled", [True, False])
+def test_resample_equals_resample_poly_bit_for_bit_at_every_length(source, target, compiled,
+                                                                   monkeypatch):
+    """Without importing scipy.signal, both ways of filtering (scipy's compiled upfirdn
+    loaded on its own, and the numpy loop used where it cannot be) give resample_poly's
+    samples exactly, also at lengths shorter than the filter and around its edges."""
     from math import gcd
 
     from scipy.signal import resample_poly
 
+    from sqeval import dsp
+
+    monkeypatch.setattr(dsp, "_UPFIRDN", [dsp._load_upfirdn() if compiled else None])
     g = gcd(source, target)
     rng = np.random.default_rng(source + target)
     for n in (1, 2, 3, 7, 40, 41, 61, 100, 1001, 4801, 48123):
         x = rng.standard_normal(n)
         assert np.array_equal(resample(x, source, target),
                               resample_poly(x, target // g, source // g)), n
+
+
+def test_the_compiled_upfirdn_loop_is_found_without_scipy_signal():
+    """The fast path is in use with the scipy installed here (else resampling would be
+    silently twice as slow), and loading it does not import scipy.signal."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom sqeval import dsp\nassert dsp._compiled_upfirdn() is not None\n"
+            "assert 'scipy.signal' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 256, 320, 400, 512, 1024])

@@ -147,6 +147,24 @@ def test_stoi_and_estoi_match_pystoi(golden, rate, blocks):
         assert both["estoi"] == pytest.approx(reference_stoi(s, e, rate, extended=True), abs=1e-12)
 
 
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
+def test_stoi_resamples_and_groups_bands_as_pystoi_bit_for_bit(rate):
+    """STOI's own 10 kHz resampler (pystoi's port of Octave's resample) and one-third-octave
+    bands, written here so that scoring needs neither pystoi nor scipy.signal, equal
+    pystoi's exactly."""
+    import importlib
+
+    from pystoi.utils import resample_oct, thirdoct
+
+    stoi_module = importlib.import_module("sqeval.metrics.stoi")
+    bands = thirdoct(10000, 512, 15, 150)[0]
+    starts = bands.argmax(axis=1)
+    assert np.array_equal(stoi_module._band_edges(),
+                          np.append(starts, starts[-1] + int(bands[-1].sum())))
+    x = np.random.default_rng(rate).standard_normal(rate // 3 + 7)
+    assert np.array_equal(stoi_module._at_stoi_rate(x, rate), resample_oct(x, 10000, rate))
+
+
 def test_stoi_never_returns_pystoi_stand_in(golden):
     reference = golden[0]
     short = reference[:4000]  # 0.25 s: fewer than 30 frames of speech
