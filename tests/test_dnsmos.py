@@ -73,6 +73,40 @@ def test_mel_features_and_resampling_equal_librosa(golden):
             assert np.array_equal(_to_16k(x, fs), theirs)
 
 
+def test_dnsmos_is_the_same_with_any_number_of_onnxruntime_threads(tmp_path, golden):
+    """A worker's share of the cores sets onnxruntime's threads (2 for --jobs 1 on 2 cores,
+    1 each for --jobs 2): the numbers must not depend on it, to the last bit."""
+    import os
+
+    s, e, rate, _ = golden
+    write(tmp_path / "x.wav", np.concatenate([e, s, e]), rate, "DOUBLE")
+    code = ("import sys, soundfile as sf; from sqeval.metrics.dnsmos import dnsmos, "
+            "onnx_threads; x, fs = sf.read(sys.argv[1]); "
+            "print(onnx_threads(), [repr(v) for v in dnsmos(estimate=x, fs=fs).values()])")
+    outputs = []
+    for threads in ("1", "2", "3"):
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+        env["SQEVAL_ONNX_THREADS"] = threads
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.wav")], env=env,
+                             capture_output=True, text=True, check=True).stdout.split(" ", 1)
+        assert out[0] == threads
+        outputs.append(out[1])
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_a_worker_gets_its_share_of_the_cores_for_onnxruntime(monkeypatch):
+    import os
+
+    from sqeval import runner
+
+    monkeypatch.delenv("SQEVAL_ONNX_THREADS", raising=False)
+    monkeypatch.setattr(runner, "default_jobs", lambda: 4)
+    for workers, share in ((1, "4"), (2, "2"), (3, "1"), (8, "1")):
+        with runner.single_threaded_children(workers):
+            assert os.environ["SQEVAL_ONNX_THREADS"] == share
+        assert "SQEVAL_ONNX_THREADS" not in os.environ
+
+
 def test_dnsmos_does_not_import_librosa():
     # librosa's import (numba, llvmlite) costs about 200 MB in every worker.
     code = ("import sys, numpy as np; from sqeval.metrics.dnsmos import dnsmos; "

@@ -78,8 +78,7 @@ def _sessions():
 
     folder = os.path.join(os.path.dirname(speechmos.__file__), "dnsmos_models")
     options = onnxruntime.SessionOptions()
-    # One thread unless the user set OMP_NUM_THREADS: sqeval already runs a worker per core.
-    options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+    options.intra_op_num_threads = onnx_threads()
     options.inter_op_num_threads = 1
     # Without its memory arena onnxruntime frees each run's buffers: the P.835 session then
     # keeps 12 MB instead of 167 MB, for about 5 % more time per window (measured), so a
@@ -91,6 +90,26 @@ def _sessions():
                                             providers=["CPUExecutionProvider"])
 
     return session("sig_bak_ovr.onnx"), session("model_v8.onnx")
+
+
+ONNX_THREADS = "SQEVAL_ONNX_THREADS"  # set by the runner for its worker processes
+
+
+def onnx_threads() -> int:
+    """onnxruntime's threads in this process: ``OMP_NUM_THREADS`` when the user set it;
+    else what the runner chose for its workers (its share of the cores: 2 for the one
+    worker of ``--jobs 1`` on 2 cores, 1 each for ``--jobs 2``, measured fastest); else
+    every core (scoring in the sqeval process itself). The models' outputs are the same
+    with any number of threads (tested)."""
+    for name in ("OMP_NUM_THREADS", ONNX_THREADS):
+        try:
+            return max(1, int(os.environ[name]))
+        except (KeyError, ValueError):
+            continue
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 # The P.808 model's features: librosa.feature.melspectrogram's defaults for these sizes.
