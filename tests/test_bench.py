@@ -41,8 +41,8 @@ def test_without_sample_data_it_says_to_run_from_a_clone(tmp_path):
 
 
 def test_a_small_run_prints_every_measure_of_the_speed_issue(tmp_path):
-    """The default runs on tiny corpora (2 pairs, 2 clips; 2,000 for 'flat' would take minutes, so
-    'flat' is left out): every ratio of the goals table is printed, with a number."""
+    """The default runs on tiny corpora (2 pairs, 2 clips; 2,000 pairs for 'flat' would take
+    minutes, so 'flat' is left out): every ratio of the goals table is printed, a number."""
     runs = "short,pesq-short,long,pesq-long,single,dnsmos-loop,dnsmos1,dnsmos,cold,warm"
     result = subprocess.run([sys.executable, str(BENCH), "--files", "2", "--clips", "2", "--jobs",
                              "2", "--runs", runs, "--keep", str(tmp_path / "corpus")],
