@@ -46,15 +46,14 @@ def _lowpass(up: int, down: int) -> np.ndarray:
     """``scipy.signal.firwin(2·half + 1, 1/max(up, down), window=("kaiser", 5.0))`` with
     ``half = 10·max(up, down)``: the windowed-sinc low-pass of ``resample_poly``, in the
     same floating-point operations (sinc, Kaiser window, scaled to unit sum)."""
-    from scipy.special import i0
-
     cutoff = 1.0 / max(up, down)
     taps = 2 * 10 * max(up, down) + 1
     m = np.arange(0, taps, dtype=np.float64) - 0.5 * (taps - 1)
     h = 0 + cutoff * np.sinc(cutoff * m)
     alpha = (taps - 1) / 2.0  # symmetric Kaiser window, β = 5
     n = np.arange(0, taps, dtype=np.float64)
-    h *= i0(5.0 * np.sqrt(1 - ((n - alpha) / alpha) ** 2.0)) / i0(np.asarray(5.0))
+    # numpy's i0 is Cephes's, as scipy.special's (the tests compare the taps' results)
+    h *= np.i0(5.0 * np.sqrt(1 - ((n - alpha) / alpha) ** 2.0)) / np.i0(np.asarray(5.0))
     h /= np.sum(h * np.cos(np.pi * m * 0.0))  # unit gain at 0 Hz
     return h
 
@@ -137,27 +136,80 @@ def _compiled_upfirdn():
 
 
 def _load_upfirdn():
+    module = compiled_module("signal", "_upfirdn_apply")
+    try:
+        return module._apply, module.mode_enum("constant")
+    except Exception:  # noqa: BLE001 - not the module this code knows: the numpy loop
+        return None
+
+
+def compiled_module(package: str, name: str):
+    """scipy's compiled extension ``scipy.<package>.<name>``, loaded from its file without
+    running ``scipy.<package>/__init__.py``; the module already imported if it is; None
+    when there is no such file or it does not load.
+
+    The default metrics need two loops that scipy implements in C (``upfirdn`` for
+    resampling, ``levinson`` for SDR's Toeplitz system): importing them the public way
+    costs 0.3–1.1 s per process, several times the time of scoring a short pair. Each
+    caller has a fallback, and the tests check that the results are scipy's, bit for bit.
+    """
     import importlib.machinery
     import importlib.util
     import sys
 
-    name = "scipy.signal._upfirdn_apply"
+    qualified = f"scipy.{package}.{name}"
+    if qualified in sys.modules:
+        return sys.modules[qualified]
     try:
-        if name in sys.modules:
-            module = sys.modules[name]
-        else:
-            import scipy
+        import scipy
 
-            folder = Path(scipy.__file__).parent / "signal"
-            path = next(folder.glob("_upfirdn_apply.*"), None)
-            loader = importlib.machinery.ExtensionFileLoader(name, str(path))
-            spec = importlib.util.spec_from_file_location(name, str(path), loader=loader)
-            module = importlib.util.module_from_spec(spec)
-            loader.exec_module(module)
-            sys.modules[name] = module  # scipy.signal, imported later, reuses it
-        return module._apply, module.mode_enum("constant")
-    except Exception:  # noqa: BLE001 - any failure: the numpy loop instead
+        path = next((Path(scipy.__file__).parent / package).glob(f"{name}.*"), None)
+        if path is None or not path.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+            return None
+        loader = importlib.machinery.ExtensionFileLoader(qualified, str(path))
+        spec = importlib.util.spec_from_file_location(qualified, str(path), loader=loader)
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+    except Exception:  # noqa: BLE001 - any failure: the caller's fallback
         return None
+    sys.modules[qualified] = module  # scipy.<package>, imported later, reuses it
+    return module
+
+
+def solve_toeplitz(r: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.solve_toeplitz(r, b)`` for a real symmetric Toeplitz matrix (first
+    column ``r``) and one right-hand side: the same Levinson recursion (scipy's compiled
+    one, loaded by :func:`compiled_module`), so the same bits.
+
+    Raises:
+        numpy.linalg.LinAlgError: a singular principal minor (as scipy's).
+    """
+    module = compiled_module("linalg", "_solve_toeplitz")
+    r, b = np.asarray(r, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if module is None:  # scipy moved it: the public function, and its import time
+        from scipy.linalg import solve_toeplitz as public
+
+        return public(r, b)
+    values = np.concatenate((r.conjugate()[-1:0:-1], r))  # row reversed, then the column
+    return module.levinson(values, np.ascontiguousarray(b))[0]
+
+
+def next_fast_len(n: int) -> int:
+    """The smallest 2·3·5-smooth number ≥ ``n``: ``scipy.fft.next_fast_len(n, real=True)``
+    without importing scipy.fft (numpy's FFT is the same pocketfft: the same bits)."""
+    if n <= 6:
+        return max(n, 1)
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            quotient = -(-n // p35)  # the smallest power of 2 times p35 that reaches n
+            candidate = p35 * (1 << (quotient - 1).bit_length())
+            best = min(best, candidate)
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 MANY_PHASES = 8  # above this many polyphase branches, gather instead of slicing (speed)
@@ -222,13 +274,12 @@ def lagged_correlations(y: np.ndarray, xs: list[np.ndarray], before: int, after:
     with the length. Returns one array of shape ``(..., before + after + 1)`` per ``x``,
     index ``d + before``.
     """
-    from scipy import fft
-
+    fft = np.fft
     width = before + after + 1
     totals = [0.0] * len(xs)
     for start, stop in spans(y.shape[-1]):
         context = padded(y, start - after, stop + before)  # y[n − d] for n in the block
-        size = fft.next_fast_len(context.shape[-1], real=True)
+        size = next_fast_len(context.shape[-1])
         spectrum_y = fft.rfft(context, size)
         for k, x in enumerate(xs):
             # Σ_i x[start + i]·context[i + t], t = after − d: no wrap-around, size ≥ len(context)

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dsp import block_sum, lagged_correlations, padded, spans
+from ..dsp import (block_sum, lagged_correlations, next_fast_len, padded, solve_toeplitz,
+                   spans)
 from ._checks import MetricError, as_output, as_pair, require_energy, to_db
 
 FILTER_LENGTH = 512  # taps of the allowed distortion filter (BSS Eval v3)
@@ -36,7 +37,7 @@ FILTER_LENGTH = 512  # taps of the allowed distortion filter (BSS Eval v3)
 def _solve_normal_equations(autocorrelation: np.ndarray, crosscorrelation: np.ndarray):
     """Solve ``R h = b`` with ``R[k, l] = r[|k − l|]`` (Levinson, O(L²)) for every item;
     least squares where ``R`` is singular (as mir_eval falls back)."""
-    from scipy.linalg import LinAlgError, solve_toeplitz
+    from numpy.linalg import LinAlgError  # scipy.linalg's LinAlgError is numpy's
 
     filters = np.empty_like(crosscorrelation)
     for index in np.ndindex(autocorrelation.shape[:-1]):
@@ -88,13 +89,12 @@ def sdr(*, reference, estimate, filter_length: int = FILTER_LENGTH):
 def _energies(s: np.ndarray, s_hat: np.ndarray, filters: np.ndarray):
     """``‖P‖²`` and ``‖ŝ − P‖²`` with ``P = s ∗ h`` over all ``T + L − 1`` samples, block
     by block (overlap-save: each block of ``P`` needs ``L − 1`` samples of ``s`` before it)."""
-    from scipy import fft
-
+    fft = np.fft  # scipy.fft's pocketfft, the same bits, without its 0.3 s import
     taps = filters.shape[-1]
     projection_energy = error_energy = 0.0
     for start, stop in spans(s.shape[-1] + taps - 1):
         context = padded(s, start - taps + 1, stop)
-        size = fft.next_fast_len(context.shape[-1], real=True)
+        size = next_fast_len(context.shape[-1])
         block = fft.irfft(fft.rfft(context, size) * fft.rfft(filters, size), size)
         projection = block[..., taps - 1:context.shape[-1]]  # the wrap-free outputs
         error = padded(s_hat, start, stop) - projection
