@@ -167,10 +167,10 @@ def single_threaded_children(n_workers: int = 0):
     (``SQEVAL_ONNX_THREADS``): all of them for one worker, whose DNSMOS then runs as fast
     as in a plain single-process loop. The parent's environment is restored afterwards."""
     saved = {name: os.environ.get(name) for name in (*THREAD_VARIABLES, ONNX_THREADS)}
+    if n_workers and saved["OMP_NUM_THREADS"] is None:  # the user's number, if set, rules
+        os.environ[ONNX_THREADS] = str(max(1, default_jobs() // n_workers))
     for name in THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
-    if n_workers:
-        os.environ[ONNX_THREADS] = str(max(1, default_jobs() // n_workers))
     try:
         yield
     finally:

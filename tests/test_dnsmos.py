@@ -99,12 +99,20 @@ def test_a_worker_gets_its_share_of_the_cores_for_onnxruntime(monkeypatch):
 
     from sqeval import runner
 
+    from sqeval.metrics.dnsmos import onnx_threads
+
     monkeypatch.delenv("SQEVAL_ONNX_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(runner, "default_jobs", lambda: 4)
-    for workers, share in ((1, "4"), (2, "2"), (3, "1"), (8, "1")):
+    for workers, share in ((1, 4), (2, 2), (3, 1), (8, 1)):
         with runner.single_threaded_children(workers):
-            assert os.environ["SQEVAL_ONNX_THREADS"] == share
-        assert "SQEVAL_ONNX_THREADS" not in os.environ
+            assert os.environ["SQEVAL_ONNX_THREADS"] == str(share)
+            assert os.environ["OMP_NUM_THREADS"] == "1"  # BLAS: one thread per worker
+            assert onnx_threads() == share  # what a worker started here reads
+        assert "SQEVAL_ONNX_THREADS" not in os.environ and "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice is every worker's
+    with runner.single_threaded_children(1):
+        assert "SQEVAL_ONNX_THREADS" not in os.environ and onnx_threads() == 3
 
 
 def test_dnsmos_does_not_import_librosa():

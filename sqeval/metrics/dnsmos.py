@@ -96,12 +96,12 @@ ONNX_THREADS = "SQEVAL_ONNX_THREADS"  # set by the runner for its worker process
 
 
 def onnx_threads() -> int:
-    """onnxruntime's threads in this process: ``OMP_NUM_THREADS`` when the user set it;
-    else what the runner chose for its workers (its share of the cores: 2 for the one
-    worker of ``--jobs 1`` on 2 cores, 1 each for ``--jobs 2``, measured fastest); else
-    every core (scoring in the sqeval process itself). The models' outputs are the same
-    with any number of threads (tested)."""
-    for name in ("OMP_NUM_THREADS", ONNX_THREADS):
+    """onnxruntime's threads in this process: what the runner chose for its workers (each
+    worker's share of the cores: 2 for the one worker of ``--jobs 1`` on 2 cores, 1 each
+    for ``--jobs 2``), set only when the user did not set ``OMP_NUM_THREADS``; else
+    ``OMP_NUM_THREADS``; else every core (scoring in the sqeval process itself). The
+    models' outputs are the same with any number of threads (tested)."""
+    for name in (ONNX_THREADS, "OMP_NUM_THREADS"):
         try:
             return max(1, int(os.environ[name]))
         except (KeyError, ValueError):
