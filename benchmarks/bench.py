@@ -438,7 +438,7 @@ def _print_targets(t: dict, bounds: dict, args: argparse.Namespace) -> None:
             ("plain", "jobs1", "plain loop ÷ sqeval --jobs 1", "–"),
             ("plain", "pesq1", "plain loop ÷ PESQ only, 1 core", "–")):
         if a in t and b in t:
-            rows.append((label, f"{t[a] / t[b]:.2f}", goal))
+            rows.append((label, f"{t[a] / t[b]:.3f}", goal))
     if "single" in t:
         rows.append(("one pair end to end, seconds (median)", f"{t['single']:.2f}", "≤ 0.8"))
     if "flat" in bounds and "short" in bounds:
