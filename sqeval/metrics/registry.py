@@ -19,7 +19,7 @@ from .entropy import rel_entropy
 from .pesq import pesq_nb, pesq_rate, pesq_wb
 from .sdr import sdr
 from .snr import osi_snr, si_sdr, si_snr, snr
-from .spectral import mc_mse
+from .spectral import lsd, mc_mse
 from .stoi import estoi, intelligibility, stoi
 
 INF = math.inf
@@ -104,8 +104,9 @@ class MetricSpec:
             when it failed, this metric fails with the same error.
         intrusive: whether it compares against a clean reference; a non-intrusive
             metric's function takes ``estimate=`` (and ``fs=``) only.
-        group: ``"core"`` (the default set), ``"classic"`` (Loizou's measures) or
-            ``"dnsmos"``; ``--metrics`` takes group names too.
+        group: ``"core"`` (the default set), ``"classic"`` (Loizou's measures),
+            ``"spectral"``, ``"dnsmos"``, ``"plc"`` or ``"visqol_v3"`` (see :data:`GROUPS`);
+            ``--metrics`` takes group names too.
         package: the installed distribution whose code or model computes the values
             (``None``: sqeval's own numpy code); its version is part of the provenance.
         display: the name a paper prints (``"SI-SNR"``, ``"PESQ (WB)"``), used by the
@@ -310,6 +311,23 @@ def _classic() -> list[MetricSpec]:
     ]
 
 
+def _spectral() -> list[MetricSpec]:
+    """Spectral distances beyond the default set, on the STFT of ``mc_mse``."""
+    return [
+        MetricSpec(name="lsd", function=lsd, unit="dB", low=0.0, high=INF,
+                   direction=LOWER,
+                   definition="mean over frames of sqrt(mean over bins of (10·log10(|S|²+ε) − "
+                              "10·log10(|Ŝ|²+ε))²), ε = 1e-10; the STFT of mc_mse",
+                   reference="closed form (scipy's STFT; analytic gain and one-frame cases); "
+                             "Gray & Markel 1976",
+                   takes_rate=True, group="spectral",
+                   # A gain on the estimate alone adds |20·log10 g| dB; a sign flip keeps |Ŝ|.
+                   properties={"best_at_identity": True, "gain_invariant": False,
+                               "polarity_invariant": True, "monotone_in_snr": True,
+                               "sign_blind": False}),
+    ]
+
+
 def _dnsmos() -> list[MetricSpec]:
     """DNSMOS from speechmos's ONNX models (see sqeval.metrics.dnsmos)."""
     # The function resamples to 16 kHz itself, as the reference procedure does (librosa's
@@ -341,7 +359,7 @@ def _dnsmos() -> list[MetricSpec]:
 DISPLAY_NAMES = {
     "snr": "SNR", "si_snr": "SI-SNR", "si_sdr": "SI-SDR", "osi_snr": "OSI-SNR", "sdr": "SDR",
     "stoi": "STOI", "estoi": "ESTOI", "pesq_wb": "PESQ (WB)", "pesq_nb": "PESQ (NB)",
-    "mc_mse": "MC-MSE", "rel_entropy": "Rel. entropy", "seg_snr": "SegSNR",
+    "mc_mse": "MC-MSE", "lsd": "LSD", "rel_entropy": "Rel. entropy", "seg_snr": "SegSNR",
     "fw_seg_snr": "fwSegSNR", "llr": "LLR", "wss": "WSS", "csig": "CSIG", "cbak": "CBAK",
     "covl": "COVL", "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK",
     "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_p808": "DNSMOS P.808",
@@ -349,12 +367,13 @@ DISPLAY_NAMES = {
 
 REGISTRY: dict[str, MetricSpec] = {
     spec.name: replace(spec, display=DISPLAY_NAMES.get(spec.name, spec.display))
-    for spec in (*_core(), *_classic(), *_dnsmos())}
+    for spec in (*_core(), *_classic(), *_spectral(), *_dnsmos())}
 
 
 GROUPS = {
     "core": "the default set",
     "classic": "Loizou's measures as pysepm computes them (VoiceBank-DEMAND tables)",
+    "spectral": "the log-spectral distance (LSD), on the STFT of mc_mse",
     "dnsmos": "DNSMOS P.835 and P.808, non-intrusive (the dnsmos extra: pip install '.[dnsmos]')",
 }
 
