@@ -19,7 +19,8 @@ RATE_POLICY = (
     "when 8 <= fs < 16 kHz; csig/cbak/covl at 16 kHz (n/a below) with the file's pesq_wb; "
     "other metrics at fs; all resampling scipy.signal.resample_poly with up/down reduced "
     "by their gcd, float64, except DNSMOS: to 16 kHz with soxr_hq (librosa.resample's default), as the "
-    "DNS Challenge's dnsmos_local.py; "
+    "DNS Challenge's dnsmos_local.py, and PLCMOS: to 16 kHz the same way, as speechmos's "
+    "librosa.load; "
     "lengths: common prefix for sample-aligned metrics, whole signals for PESQ"
 )
 PACKAGES = ("pesq", "pystoi", "numpy", "scipy", "soundfile", "speechmos", "onnxruntime",

@@ -22,7 +22,7 @@ RANGES = {
     "rel_entropy": "(-inf, inf), 0 at identity", "seg_snr": "[-10, 35]",
     "fw_seg_snr": "[-10, 35]", "llr": "[0, 2]", "wss": "[0, inf)", "csig": "[1, 5]",
     "cbak": "[1, 5]", "covl": "[1, 5]", "dnsmos_sig": "[1, 5]", "dnsmos_bak": "[1, 5]",
-    "dnsmos_ovrl": "[1, 5]", "dnsmos_p808": "[1, 5]",
+    "dnsmos_ovrl": "[1, 5]", "dnsmos_p808": "[1, 5]", "plcmos": "[1, 5]",
 }
 LOWER_IS_BETTER = {"mc_mse", "lsd", "rel_entropy", "llr", "wss"}
 

@@ -14,6 +14,8 @@ from typing import Callable, Mapping
 
 from .classic import (cbak, classic_measures, classic_rate, composite, covl, csig, fw_seg_snr,
                       llr, seg_snr, wss)
+from . import dnsmos as _dnsmos_module
+from . import plcmos as _plcmos_module
 from .dnsmos import dnsmos, dnsmos_bak, dnsmos_ovrl, dnsmos_p808, dnsmos_sig
 from .entropy import rel_entropy
 from .pesq import pesq_nb, pesq_rate, pesq_wb
@@ -111,6 +113,11 @@ class MetricSpec:
             (``None``: sqeval's own numpy code); its version is part of the provenance.
         display: the name a paper prints (``"SI-SNR"``, ``"PESQ (WB)"``), used by the
             LaTeX and Markdown tables and the plots; see :attr:`title`.
+        missing_backend: for a metric that needs an optional extra, a function returning
+            why it cannot run here (the extra and the install command), or None; asking
+            for the metric is then a usage error. None for the metrics that always run.
+        source_note: what the source column adds after the package and its version (the
+            model that maps to MOS, a fixed seed), or ``""``.
     """
 
     name: str
@@ -134,6 +141,8 @@ class MetricSpec:
     group: str = "core"
     package: str | None = None
     display: str = ""
+    missing_backend: Callable[[], str | None] | None = field(default=None, repr=False)
+    source_note: str = ""
 
     @property
     def title(self) -> str:
@@ -156,10 +165,11 @@ class MetricSpec:
         from importlib import metadata
 
         name = self.package or "sqeval"
+        note = f"; {self.source_note}" if self.source_note else ""
         try:
-            return f"{name} {metadata.version(name)}"
+            return f"{name} {metadata.version(name)}{note}"
         except metadata.PackageNotFoundError:
-            return f"{name} (not installed)"
+            return f"{name} (not installed){note}"
 
     def compute(self, *, reference, estimate, fs: int):
         """Call the metric on signals already at ``self.rate_for(fs)``."""
@@ -336,6 +346,7 @@ def _dnsmos() -> list[MetricSpec]:
                   rates="16 kHz (other rates resampled as librosa.resample does by default, "
                         "soxr_hq, as dnsmos_local.py)",
                   family=dnsmos, intrusive=False, group="dnsmos", package="speechmos",
+                  missing_backend=_dnsmos_module.missing_backend,
                   unit="MOS", low=1.0, high=5.0, direction=HIGHER,
                   reference="speechmos dnsmos.run (the DNS Challenge's dnsmos_local.py); "
                             "Reddy et al. 2022")
@@ -355,6 +366,31 @@ def _dnsmos() -> list[MetricSpec]:
     ]
 
 
+def _plc() -> list[MetricSpec]:
+    """PLCMOS v2 from speechmos's ONNX model (see sqeval.metrics.plcmos)."""
+    return [
+        MetricSpec(name="plcmos", function=_plcmos_module.plcmos, unit="MOS", low=1.0,
+                   high=5.0, direction=HIGHER,
+                   definition="PLCMOS v2: packet-loss concealment quality predicted from the "
+                              "estimate alone; mean over 15 fixed rater embeddings; files over "
+                              "30 s: mean over equal segments",
+                   reference="speechmos plcmos.run after np.random.seed(0) (≤ 1e-5); "
+                             "Diener et al. 2023",
+                   takes_rate=True, sample_aligned=False, intrusive=False, group="plc",
+                   rates="16 kHz (other rates resampled as librosa.load does by default, "
+                         "soxr_hq, as speechmos)",
+                   package="speechmos", missing_backend=_plcmos_module.missing_backend,
+                   source_note="plcmos_v2.onnx; rater embeddings RandomState(0)",
+                   # |X|² is unchanged by a sign flip; a gain shifts every log-power feature.
+                   # It rates concealment, not noise, from the estimate alone: on the sanity
+                   # clip 1 ms of delay scores above identity, and white noise scores worse
+                   # at 10 dB SNR than at −5 dB (sqeval sanity -m plcmos).
+                   properties={"polarity_invariant": True, "gain_invariant": False,
+                               "best_at_identity": False, "monotone_in_snr": False,
+                               "sign_blind": False}),
+    ]
+
+
 # The names papers print: the column names stay as they are (CSV, gates, --metrics).
 DISPLAY_NAMES = {
     "snr": "SNR", "si_snr": "SI-SNR", "si_sdr": "SI-SDR", "osi_snr": "OSI-SNR", "sdr": "SDR",
@@ -362,12 +398,12 @@ DISPLAY_NAMES = {
     "mc_mse": "MC-MSE", "lsd": "LSD", "rel_entropy": "Rel. entropy", "seg_snr": "SegSNR",
     "fw_seg_snr": "fwSegSNR", "llr": "LLR", "wss": "WSS", "csig": "CSIG", "cbak": "CBAK",
     "covl": "COVL", "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK",
-    "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_p808": "DNSMOS P.808",
+    "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_p808": "DNSMOS P.808", "plcmos": "PLCMOS",
 }
 
 REGISTRY: dict[str, MetricSpec] = {
     spec.name: replace(spec, display=DISPLAY_NAMES.get(spec.name, spec.display))
-    for spec in (*_core(), *_classic(), *_spectral(), *_dnsmos())}
+    for spec in (*_core(), *_classic(), *_spectral(), *_dnsmos(), *_plc())}
 
 
 GROUPS = {
@@ -375,6 +411,7 @@ GROUPS = {
     "classic": "Loizou's measures as pysepm computes them (VoiceBank-DEMAND tables)",
     "spectral": "the log-spectral distance (LSD), on the STFT of mc_mse",
     "dnsmos": "DNSMOS P.835 and P.808, non-intrusive (the dnsmos extra: pip install '.[dnsmos]')",
+    "plc": "PLCMOS v2, non-intrusive (the dnsmos extra: pip install '.[dnsmos]')",
 }
 
 
