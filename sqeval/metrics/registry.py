@@ -16,6 +16,7 @@ from .classic import (cbak, classic_measures, classic_rate, composite, covl, csi
                       llr, seg_snr, wss)
 from . import dnsmos as _dnsmos_module
 from . import plcmos as _plcmos_module
+from . import visqol as _visqol_module
 from .dnsmos import dnsmos, dnsmos_bak, dnsmos_ovrl, dnsmos_p808, dnsmos_sig
 from .entropy import rel_entropy
 from .pesq import pesq_nb, pesq_rate, pesq_wb
@@ -391,6 +392,37 @@ def _plc() -> list[MetricSpec]:
     ]
 
 
+def _visqol() -> list[MetricSpec]:
+    """ViSQOL v3 by visqol-python, with the MOS mapping chosen (see sqeval.metrics.visqol)."""
+    common = dict(unit="MOS", low=1.0, high=5.0, direction=HIGHER, takes_rate=True,
+                  sample_aligned=False, group="visqol_v3", package="visqol-python",
+                  missing_backend=_visqol_module.missing_backend)
+    # By construction: the estimate is scaled to the reference's level before anything
+    # else, and alignment and spectrogram use envelopes and energies. Observed (sqeval
+    # sanity -m visqol_v3): speech mode scores 1 ms of delay above identity (its lattice
+    # mapping), and neither mode is blind to the noise's sign.
+    invariant = {"gain_invariant": True, "polarity_invariant": True, "sign_blind": False}
+    segments = "; pairs over {} s: mean over equal segments"
+    return [
+        MetricSpec(name="visqol", function=_visqol_module.visqol,
+                   definition="ViSQOL v3 speech mode MOS-LQO (NSIM over VAD-selected "
+                              "gammatone patches, mapped to MOS)" + segments.format(30),
+                   reference="visqol-python measure_from_arrays, exactly; Chinen et al. 2020",
+                   rates="16 kHz (other rates resampled with resample_poly, sqeval's policy)",
+                   rate_for=_visqol_module.speech_rate,
+                   source_note="speech mode; MOS mapping: " + _visqol_module.MAPPING["speech"],
+                   properties={**invariant, "best_at_identity": False}, **common),
+        MetricSpec(name="visqol_audio", function=_visqol_module.visqol_audio,
+                   definition="ViSQOL v3 audio mode MOS-LQO (NSIM over gammatone patches, "
+                              "mapped to MOS)" + segments.format(10),
+                   reference="visqol-python measure_from_arrays, exactly; Chinen et al. 2020",
+                   rates="48 kHz (other rates resampled with resample_poly, sqeval's policy)",
+                   rate_for=_visqol_module.audio_rate,
+                   source_note="audio mode; MOS mapping: " + _visqol_module.MAPPING["audio"],
+                   properties={**invariant, "best_at_identity": True}, **common),
+    ]
+
+
 # The names papers print: the column names stay as they are (CSV, gates, --metrics).
 DISPLAY_NAMES = {
     "snr": "SNR", "si_snr": "SI-SNR", "si_sdr": "SI-SDR", "osi_snr": "OSI-SNR", "sdr": "SDR",
@@ -399,11 +431,12 @@ DISPLAY_NAMES = {
     "fw_seg_snr": "fwSegSNR", "llr": "LLR", "wss": "WSS", "csig": "CSIG", "cbak": "CBAK",
     "covl": "COVL", "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK",
     "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_p808": "DNSMOS P.808", "plcmos": "PLCMOS",
+    "visqol": "ViSQOL", "visqol_audio": "ViSQOL (audio)",
 }
 
 REGISTRY: dict[str, MetricSpec] = {
     spec.name: replace(spec, display=DISPLAY_NAMES.get(spec.name, spec.display))
-    for spec in (*_core(), *_classic(), *_spectral(), *_dnsmos(), *_plc())}
+    for spec in (*_core(), *_classic(), *_spectral(), *_dnsmos(), *_plc(), *_visqol())}
 
 
 GROUPS = {
@@ -412,6 +445,7 @@ GROUPS = {
     "spectral": "the log-spectral distance (LSD), on the STFT of mc_mse",
     "dnsmos": "DNSMOS P.835 and P.808, non-intrusive (the dnsmos extra: pip install '.[dnsmos]')",
     "plc": "PLCMOS v2, non-intrusive (the dnsmos extra: pip install '.[dnsmos]')",
+    "visqol_v3": "ViSQOL v3, speech and audio modes (the visqol extra: pip install '.[visqol]')",
 }
 
 
