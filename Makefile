@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # The test target installs every optional extra, so no test is ever skipped.
-EXTRAS := test,plot,dask,dnsmos
+EXTRAS := test,plot,dask,dnsmos,visqol
 
 .PHONY: install demo test test-oldest clean
 
@@ -37,7 +37,7 @@ VENV_OLDEST := .venv-oldest
 ifndef PYTHON_OLDEST
 PYTHON_OLDEST := $(firstword $(foreach p,python3.10 $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && echo y),$(p))) $(PYTHON))
 endif
-KEY_PACKAGES := numpy|scipy|pandas|soundfile|pystoi|pesq|typer|click|rich|pytest|hypothesis|selenium|fast.bss.eval|mir.eval|matplotlib|dask|distributed|speechmos|onnxruntime|librosa|soxr|numba|llvmlite|tomli
+KEY_PACKAGES := numpy|scipy|pandas|soundfile|pystoi|pesq|typer|click|rich|pytest|hypothesis|selenium|fast.bss.eval|mir.eval|matplotlib|dask|distributed|speechmos|onnxruntime|librosa|soxr|numba|llvmlite|tomli|visqol.python|ai.edge.litert|libsvm.official
 
 $(VENV_OLDEST)/.installed: pyproject.toml constraints-oldest.txt
 	rm -rf $(VENV_OLDEST)

@@ -499,12 +499,9 @@ def _specs(metrics: str | None, default: str):
         specs = resolve(metrics or default)
     except KeyError as error:
         raise UsageError(error.args[0]) from None
-    if any(spec.group == "dnsmos" for spec in specs):
-        from .metrics.dnsmos import missing_backend
-
-        reason = missing_backend()
-        if reason:
-            raise UsageError(reason)
+    reasons = dict.fromkeys(spec.missing_backend() for spec in specs if spec.missing_backend)
+    if any(reasons):
+        raise UsageError("; ".join(reason for reason in reasons if reason))
     named = {name.strip() for name in (metrics or "").split(",")} - set(GROUPS) - {"all"}
     return specs, frozenset(named)
 

@@ -19,11 +19,13 @@ RATE_POLICY = (
     "when 8 <= fs < 16 kHz; csig/cbak/covl at 16 kHz (n/a below) with the file's pesq_wb; "
     "other metrics at fs; all resampling scipy.signal.resample_poly with up/down reduced "
     "by their gcd, float64, except DNSMOS: to 16 kHz with soxr_hq (librosa.resample's default), as the "
-    "DNS Challenge's dnsmos_local.py; "
+    "DNS Challenge's dnsmos_local.py, and PLCMOS: to 16 kHz the same way, as speechmos's "
+    "librosa.load; ViSQOL: speech mode at 16 kHz, audio mode at 48 kHz, with "
+    "resample_poly; "
     "lengths: common prefix for sample-aligned metrics, whole signals for PESQ"
 )
 PACKAGES = ("pesq", "pystoi", "numpy", "scipy", "soundfile", "speechmos", "onnxruntime",
-            "soxr")
+            "soxr", "visqol-python", "ai-edge-litert", "numba", "libsvm-official")
 
 
 def _version(package: str) -> str | None:
@@ -33,11 +35,21 @@ def _version(package: str) -> str | None:
         return None
 
 
+def models() -> dict:
+    """Metric name → the model or setting behind its numbers beyond the package version
+    (ViSQOL's MOS mapping, PLCMOS's seed), from the registry's source notes."""
+    from .metrics.registry import REGISTRY
+
+    return {name: spec.source_note for name, spec in REGISTRY.items() if spec.source_note}
+
+
 def provenance() -> dict:
-    """Versions, the command line, the rate policy and the time (UTC, ISO 8601)."""
+    """Versions, the models behind learned metrics, the command line, the rate policy and
+    the time (UTC, ISO 8601)."""
     return {
         "sqeval_version": __version__,
         "versions": {package: _version(package) for package in PACKAGES},
+        "models": models(),
         "python": platform.python_version(),
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "rate_policy": RATE_POLICY,

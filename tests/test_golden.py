@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sqeval.dsp import resample
 from sqeval.metrics import REGISTRY
 
 
@@ -14,7 +15,10 @@ INTRUSIVE = [name for name, spec in REGISTRY.items() if spec.intrusive]
 def test_pair_l_matches_golden_value(golden, name):
     reference, estimate, rate, values = golden
     spec = REGISTRY[name]
-    value = spec.compute(reference=reference, estimate=estimate, fs=spec.rate_for(rate))
+    fs = spec.rate_for(rate)
+    if fs != rate:  # visqol_audio runs at 48 kHz: resampled as sqeval score does
+        reference, estimate = resample(reference, rate, fs), resample(estimate, rate, fs)
+    value = spec.compute(reference=reference, estimate=estimate, fs=fs)
     if name.startswith("pesq"):
         assert value == values[name]  # the same C code on the same samples: exact
     else:

@@ -248,6 +248,79 @@ def test_mc_mse_of_a_silent_estimate_is_the_reference_compressed_energy(blocks):
         np.mean(compressed**2), rel=1e-12)
 
 
+# --- LSD: scipy's STFT, and analytic cases ---------------------------------------------
+
+def reference_lsd(s, e, rate, eps=1e-10):
+    """LSD from scipy's STFT and a plain loop over frames (the independent reference)."""
+    from scipy.signal import get_window, stft
+
+    n = round(0.032 * rate)
+    window = get_window("hann", n)
+
+    def power(x):
+        _, _, z = stft(x, window=window, nperseg=n, noverlap=n - n // 4, boundary=None,
+                       padded=False, detrend=False)  # z = rfft(w·frame)/Σw
+        return (np.abs(z) * window.sum()) ** 2 / np.sum(window**2)  # (bins, frames)
+
+    ps, pe = power(s), power(e)
+    frames = [np.sqrt(np.mean((10 * np.log10(ps[:, k] + eps)
+                               - 10 * np.log10(pe[:, k] + eps)) ** 2))
+              for k in range(ps.shape[1])]
+    return sum(frames) / len(frames)
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_lsd_matches_scipy_stft(golden, rate, blocks):
+    s, estimates = signals_at(golden, rate)
+    for e in estimates.values():
+        assert m.lsd(reference=s, estimate=e, fs=rate) == pytest.approx(
+            reference_lsd(s, e, rate), rel=1e-9)
+
+
+@pytest.mark.parametrize("gain", [0.1, 0.5, 0.9, 1.5, 4.0])
+def test_lsd_of_a_gain_copy_is_the_gain_in_db(gain, blocks):
+    # Loud white noise: the smallest bin power is ~1e2, so ε = 1e-10 moves a bin by < 1e-11 dB.
+    s = 1e3 * np.random.default_rng(4).standard_normal(16000)
+    assert m.lsd(reference=s, estimate=gain * s, fs=16000) == pytest.approx(
+        abs(20 * np.log10(gain)), abs=1e-9)
+    assert m.lsd(reference=s, estimate=s, fs=16000) == 0.0
+
+
+def test_lsd_of_one_frame_with_analytic_spectra():
+    # One 512-sample frame at 16 kHz. The reference is an impulse at the window's centre
+    # (w[256] = 1), so |S(k)|² = 1/Σw² in every bin; the estimate adds b at the next sample
+    # (w[257]), so |Ŝ(k)|² = |a + b·w[257]·e^(−2πik/512)|²/Σw². Closed form, no FFT.
+    n, a, b = 512, 1.0, 0.6
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)  # periodic Hann
+    s, e = np.zeros(n), np.zeros(n)
+    s[256], e[256], e[257] = a, a, b
+    k = np.arange(n // 2 + 1)
+    energy = np.sum(w**2)
+    ps = np.full(k.shape, a**2 / energy)
+    pe = np.abs(a + b * w[257] * np.exp(-2j * np.pi * k / n)) ** 2 / energy
+    expected = np.sqrt(np.mean((10 * np.log10(ps + 1e-10) - 10 * np.log10(pe + 1e-10)) ** 2))
+    assert m.lsd(reference=s, estimate=e, fs=16000) == pytest.approx(expected, rel=1e-12)
+    assert expected > 1.0  # a real difference, not ε's
+
+
+def test_lsd_is_symmetric_and_finite_for_a_silent_estimate(golden):
+    s, estimates = signals_at(golden, 16000)
+    for e in estimates.values():
+        assert m.lsd(reference=s, estimate=e, fs=16000) == m.lsd(reference=e, estimate=s,
+                                                                 fs=16000)
+    # A silent estimate: every bin at ε, the distance to the reference's dB spectrum.
+    assert m.lsd(reference=s, estimate=np.zeros_like(s), fs=16000) == pytest.approx(
+        reference_lsd(s, np.zeros_like(s), 16000), rel=1e-9)
+
+
+def test_lsd_errors_are_explained():
+    with pytest.raises(MetricError, match=r"too short for the LSD STFT: 511 samples, one frame "
+                                          r"needs 512"):
+        m.lsd(reference=np.ones(511), estimate=np.ones(511), fs=16000)
+    with pytest.raises(MetricError, match="too loud for LSD"):
+        m.lsd(reference=np.full(4096, 1e150), estimate=np.ones(4096), fs=16000)
+
+
 def test_rel_entropy_matches_the_naive_formula(golden, blocks):
     s, estimates = signals_at(golden, 16000)
     for e in estimates.values():
@@ -266,7 +339,7 @@ def test_rel_entropy_is_finite_for_large_samples_and_can_be_negative():
 # --- Vectorisation: a batch equals the per-item loop -------------------------------
 
 @pytest.mark.parametrize("name", ["snr", "si_snr", "si_sdr", "osi_snr", "sdr", "mc_mse",
-                                  "rel_entropy", "stoi", "pesq_wb"])
+                                  "lsd", "rel_entropy", "stoi", "pesq_wb"])
 def test_batch_equals_loop(golden, name, blocks):
     s, estimates = signals_at(golden, 16000)
     batch_s = np.stack([s, s, s, s]).reshape(2, 2, -1)
@@ -296,7 +369,7 @@ def test_silent_reference_and_non_finite_samples_raise(name):
 @pytest.mark.parametrize("name,defined", [
     ("snr", True), ("si_snr", False), ("si_sdr", False), ("osi_snr", False), ("sdr", False),
     ("stoi", False), ("estoi", False), ("pesq_wb", False), ("pesq_nb", False),
-    ("mc_mse", True), ("rel_entropy", True)])
+    ("mc_mse", True), ("lsd", True), ("rel_entropy", True)])
 def test_silent_estimate_is_an_error_where_the_metric_is_undefined(name, defined):
     spec = m.REGISTRY[name]
     s, _ = orthogonal_pair(0.0, n=16000)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from sqeval.metrics import REGISTRY
 
-WAVEFORM = ["snr", "si_snr", "si_sdr", "osi_snr", "sdr", "mc_mse", "rel_entropy"]
+WAVEFORM = ["snr", "si_snr", "si_sdr", "osi_snr", "sdr", "mc_mse", "lsd", "rel_entropy"]
 RATE = 8000
 
 

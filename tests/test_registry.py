@@ -18,12 +18,14 @@ RANGES = {
     "snr": "(-inf, inf)", "si_snr": "(-inf, inf)", "si_sdr": "(-inf, inf)",
     "osi_snr": "[0, inf)", "sdr": "(-inf, inf)", "stoi": "[0, 1]", "estoi": "[-1, 1]",
     "pesq_wb": "[1.04, 4.64]", "pesq_nb": "[1.02, 4.55]", "mc_mse": "[0, inf)",
+    "lsd": "[0, inf)",
     "rel_entropy": "(-inf, inf), 0 at identity", "seg_snr": "[-10, 35]",
     "fw_seg_snr": "[-10, 35]", "llr": "[0, 2]", "wss": "[0, inf)", "csig": "[1, 5]",
     "cbak": "[1, 5]", "covl": "[1, 5]", "dnsmos_sig": "[1, 5]", "dnsmos_bak": "[1, 5]",
-    "dnsmos_ovrl": "[1, 5]", "dnsmos_p808": "[1, 5]",
+    "dnsmos_ovrl": "[1, 5]", "dnsmos_p808": "[1, 5]", "plcmos": "[1, 5]",
+    "visqol": "[1, 5]", "visqol_audio": "[1, 5]",
 }
-LOWER_IS_BETTER = {"mc_mse", "rel_entropy", "llr", "wss"}
+LOWER_IS_BETTER = {"mc_mse", "lsd", "rel_entropy", "llr", "wss"}
 
 
 def test_ranges_render_as_the_registry_table_always_showed_them():
@@ -49,7 +51,8 @@ def test_entries_hold_callables_and_are_keyword_only():
 
 
 def test_listing_the_registry_imports_no_backend():
-    backends = "('pesq', 'pystoi', 'onnxruntime', 'soxr', 'librosa', 'speechmos')"
+    backends = ("('pesq', 'pystoi', 'onnxruntime', 'soxr', 'librosa', 'speechmos', 'visqol', "
+                "'numba', 'ai_edge_litert', 'libsvm')")
     code = ("import sys, sqeval.metrics.registry; print(sorted(m for m in sys.modules if "
             f"m.split('.')[0] in {backends}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

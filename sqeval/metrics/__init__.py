@@ -13,12 +13,12 @@ from .pesq import pesq_nb, pesq_rate, pesq_wb
 from .registry import REGISTRY, Direction, MetricSpec, resolve
 from .sdr import sdr
 from .snr import osi_snr, si_sdr, si_snr, snr
-from .spectral import mc_mse
+from .spectral import lsd, mc_mse
 from .stoi import estoi, intelligibility, stoi
 
 __all__ = [
     "REGISTRY", "Direction", "MetricError", "MetricSpec", "NotApplicableError", "cbak",
     "classic_measures", "composite", "covl", "csig", "estoi", "fw_seg_snr", "intelligibility",
-    "llr", "mc_mse", "osi_snr", "pesq_nb", "pesq_rate", "pesq_wb", "rel_entropy", "resolve",
+    "llr", "lsd", "mc_mse", "osi_snr", "pesq_nb", "pesq_rate", "pesq_wb", "rel_entropy", "resolve",
     "sdr", "seg_snr", "si_sdr", "si_snr", "snr", "stoi", "wss",
 ]

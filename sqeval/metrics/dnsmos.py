@@ -73,10 +73,18 @@ def _sessions():
     reason = missing_backend()
     if reason:
         raise MetricError(reason)
-    import onnxruntime
     import speechmos
 
     folder = os.path.join(os.path.dirname(speechmos.__file__), "dnsmos_models")
+    return (onnx_session(os.path.join(folder, "sig_bak_ovr.onnx")),
+            onnx_session(os.path.join(folder, "model_v8.onnx")))
+
+
+def onnx_session(path: str):
+    """An onnxruntime CPU inference session for the model at ``path``, with sqeval's
+    options (shared by DNSMOS and PLCMOS)."""
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = onnx_threads()
     options.inter_op_num_threads = 1
@@ -84,12 +92,7 @@ def _sessions():
     # keeps 12 MB instead of 167 MB, for about 5 % more time per window (measured), so a
     # 20-minute file scored with every metric stays under 1 GB.
     options.enable_cpu_mem_arena = False
-
-    def session(name):
-        return onnxruntime.InferenceSession(os.path.join(folder, name), options,
-                                            providers=["CPUExecutionProvider"])
-
-    return session("sig_bak_ovr.onnx"), session("model_v8.onnx")
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 ONNX_THREADS = "SQEVAL_ONNX_THREADS"  # set by the runner for its worker processes

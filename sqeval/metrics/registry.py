@@ -14,12 +14,15 @@ from typing import Callable, Mapping
 
 from .classic import (cbak, classic_measures, classic_rate, composite, covl, csig, fw_seg_snr,
                       llr, seg_snr, wss)
+from . import dnsmos as _dnsmos_module
+from . import plcmos as _plcmos_module
+from . import visqol as _visqol_module
 from .dnsmos import dnsmos, dnsmos_bak, dnsmos_ovrl, dnsmos_p808, dnsmos_sig
 from .entropy import rel_entropy
 from .pesq import pesq_nb, pesq_rate, pesq_wb
 from .sdr import sdr
 from .snr import osi_snr, si_sdr, si_snr, snr
-from .spectral import mc_mse
+from .spectral import lsd, mc_mse
 from .stoi import estoi, intelligibility, stoi
 
 INF = math.inf
@@ -104,12 +107,18 @@ class MetricSpec:
             when it failed, this metric fails with the same error.
         intrusive: whether it compares against a clean reference; a non-intrusive
             metric's function takes ``estimate=`` (and ``fs=``) only.
-        group: ``"core"`` (the default set), ``"classic"`` (Loizou's measures) or
-            ``"dnsmos"``; ``--metrics`` takes group names too.
+        group: ``"core"`` (the default set), ``"classic"`` (Loizou's measures),
+            ``"spectral"``, ``"dnsmos"``, ``"plc"`` or ``"visqol_v3"`` (see :data:`GROUPS`);
+            ``--metrics`` takes group names too.
         package: the installed distribution whose code or model computes the values
             (``None``: sqeval's own numpy code); its version is part of the provenance.
         display: the name a paper prints (``"SI-SNR"``, ``"PESQ (WB)"``), used by the
             LaTeX and Markdown tables and the plots; see :attr:`title`.
+        missing_backend: for a metric that needs an optional extra, a function returning
+            why it cannot run here (the extra and the install command), or None; asking
+            for the metric is then a usage error. None for the metrics that always run.
+        source_note: what the source column adds after the package and its version (the
+            model that maps to MOS, a fixed seed), or ``""``.
     """
 
     name: str
@@ -133,6 +142,8 @@ class MetricSpec:
     group: str = "core"
     package: str | None = None
     display: str = ""
+    missing_backend: Callable[[], str | None] | None = field(default=None, repr=False)
+    source_note: str = ""
 
     @property
     def title(self) -> str:
@@ -155,10 +166,11 @@ class MetricSpec:
         from importlib import metadata
 
         name = self.package or "sqeval"
+        note = f"; {self.source_note}" if self.source_note else ""
         try:
-            return f"{name} {metadata.version(name)}"
+            return f"{name} {metadata.version(name)}{note}"
         except metadata.PackageNotFoundError:
-            return f"{name} (not installed)"
+            return f"{name} (not installed){note}"
 
     def compute(self, *, reference, estimate, fs: int):
         """Call the metric on signals already at ``self.rate_for(fs)``."""
@@ -310,6 +322,23 @@ def _classic() -> list[MetricSpec]:
     ]
 
 
+def _spectral() -> list[MetricSpec]:
+    """Spectral distances beyond the default set, on the STFT of ``mc_mse``."""
+    return [
+        MetricSpec(name="lsd", function=lsd, unit="dB", low=0.0, high=INF,
+                   direction=LOWER,
+                   definition="mean over frames of sqrt(mean over bins of (10·log10(|S|²+ε) − "
+                              "10·log10(|Ŝ|²+ε))²), ε = 1e-10; the STFT of mc_mse",
+                   reference="closed form (scipy's STFT; analytic gain and one-frame cases); "
+                             "Gray & Markel 1976",
+                   takes_rate=True, group="spectral",
+                   # A gain on the estimate alone adds |20·log10 g| dB; a sign flip keeps |Ŝ|.
+                   properties={"best_at_identity": True, "gain_invariant": False,
+                               "polarity_invariant": True, "monotone_in_snr": True,
+                               "sign_blind": False}),
+    ]
+
+
 def _dnsmos() -> list[MetricSpec]:
     """DNSMOS from speechmos's ONNX models (see sqeval.metrics.dnsmos)."""
     # The function resamples to 16 kHz itself, as the reference procedure does (librosa's
@@ -318,6 +347,7 @@ def _dnsmos() -> list[MetricSpec]:
                   rates="16 kHz (other rates resampled as librosa.resample does by default, "
                         "soxr_hq, as dnsmos_local.py)",
                   family=dnsmos, intrusive=False, group="dnsmos", package="speechmos",
+                  missing_backend=_dnsmos_module.missing_backend,
                   unit="MOS", low=1.0, high=5.0, direction=HIGHER,
                   reference="speechmos dnsmos.run (the DNS Challenge's dnsmos_local.py); "
                             "Reddy et al. 2022")
@@ -337,25 +367,85 @@ def _dnsmos() -> list[MetricSpec]:
     ]
 
 
+def _plc() -> list[MetricSpec]:
+    """PLCMOS v2 from speechmos's ONNX model (see sqeval.metrics.plcmos)."""
+    return [
+        MetricSpec(name="plcmos", function=_plcmos_module.plcmos, unit="MOS", low=1.0,
+                   high=5.0, direction=HIGHER,
+                   definition="PLCMOS v2: packet-loss concealment quality predicted from the "
+                              "estimate alone; mean over 15 fixed rater embeddings; files over "
+                              "30 s: mean over equal segments",
+                   reference="speechmos plcmos.run after np.random.seed(0) (≤ 1e-5); "
+                             "Diener et al. 2023",
+                   takes_rate=True, sample_aligned=False, intrusive=False, group="plc",
+                   rates="16 kHz (other rates resampled as librosa.load does by default, "
+                         "soxr_hq, as speechmos)",
+                   package="speechmos", missing_backend=_plcmos_module.missing_backend,
+                   source_note="plcmos_v2.onnx; rater embeddings RandomState(0)",
+                   # |X|² is unchanged by a sign flip; a gain shifts every log-power feature.
+                   # It rates concealment, not noise, from the estimate alone: on the sanity
+                   # clip 1 ms of delay scores above identity, and white noise scores worse
+                   # at 10 dB SNR than at −5 dB (sqeval sanity -m plcmos).
+                   properties={"polarity_invariant": True, "gain_invariant": False,
+                               "best_at_identity": False, "monotone_in_snr": False,
+                               "sign_blind": False}),
+    ]
+
+
+def _visqol() -> list[MetricSpec]:
+    """ViSQOL v3 by visqol-python, with the MOS mapping chosen (see sqeval.metrics.visqol)."""
+    common = dict(unit="MOS", low=1.0, high=5.0, direction=HIGHER, takes_rate=True,
+                  sample_aligned=False, group="visqol_v3", package="visqol-python",
+                  missing_backend=_visqol_module.missing_backend)
+    # By construction: the estimate is scaled to the reference's level before anything
+    # else, and alignment and spectrogram use envelopes and energies. Observed (sqeval
+    # sanity -m visqol_v3): speech mode scores 1 ms of delay above identity (its lattice
+    # mapping), and neither mode is blind to the noise's sign.
+    invariant = {"gain_invariant": True, "polarity_invariant": True, "sign_blind": False}
+    segments = "; pairs over {} s: mean over equal segments"
+    return [
+        MetricSpec(name="visqol", function=_visqol_module.visqol,
+                   definition="ViSQOL v3 speech mode MOS-LQO (NSIM over VAD-selected "
+                              "gammatone patches, mapped to MOS)" + segments.format(30),
+                   reference="visqol-python measure_from_arrays, exactly; Chinen et al. 2020",
+                   rates="16 kHz (other rates resampled with resample_poly, sqeval's policy)",
+                   rate_for=_visqol_module.speech_rate,
+                   source_note="speech mode; MOS mapping: " + _visqol_module.MAPPING["speech"],
+                   properties={**invariant, "best_at_identity": False}, **common),
+        MetricSpec(name="visqol_audio", function=_visqol_module.visqol_audio,
+                   definition="ViSQOL v3 audio mode MOS-LQO (NSIM over gammatone patches, "
+                              "mapped to MOS)" + segments.format(10),
+                   reference="visqol-python measure_from_arrays, exactly; Chinen et al. 2020",
+                   rates="48 kHz (other rates resampled with resample_poly, sqeval's policy)",
+                   rate_for=_visqol_module.audio_rate,
+                   source_note="audio mode; MOS mapping: " + _visqol_module.MAPPING["audio"],
+                   properties={**invariant, "best_at_identity": True}, **common),
+    ]
+
+
 # The names papers print: the column names stay as they are (CSV, gates, --metrics).
 DISPLAY_NAMES = {
     "snr": "SNR", "si_snr": "SI-SNR", "si_sdr": "SI-SDR", "osi_snr": "OSI-SNR", "sdr": "SDR",
     "stoi": "STOI", "estoi": "ESTOI", "pesq_wb": "PESQ (WB)", "pesq_nb": "PESQ (NB)",
-    "mc_mse": "MC-MSE", "rel_entropy": "Rel. entropy", "seg_snr": "SegSNR",
+    "mc_mse": "MC-MSE", "lsd": "LSD", "rel_entropy": "Rel. entropy", "seg_snr": "SegSNR",
     "fw_seg_snr": "fwSegSNR", "llr": "LLR", "wss": "WSS", "csig": "CSIG", "cbak": "CBAK",
     "covl": "COVL", "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK",
-    "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_p808": "DNSMOS P.808",
+    "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_p808": "DNSMOS P.808", "plcmos": "PLCMOS",
+    "visqol": "ViSQOL", "visqol_audio": "ViSQOL (audio)",
 }
 
 REGISTRY: dict[str, MetricSpec] = {
     spec.name: replace(spec, display=DISPLAY_NAMES.get(spec.name, spec.display))
-    for spec in (*_core(), *_classic(), *_dnsmos())}
+    for spec in (*_core(), *_classic(), *_spectral(), *_dnsmos(), *_plc(), *_visqol())}
 
 
 GROUPS = {
     "core": "the default set",
     "classic": "Loizou's measures as pysepm computes them (VoiceBank-DEMAND tables)",
+    "spectral": "the log-spectral distance (LSD), on the STFT of mc_mse",
     "dnsmos": "DNSMOS P.835 and P.808, non-intrusive (the dnsmos extra: pip install '.[dnsmos]')",
+    "plc": "PLCMOS v2, non-intrusive (the dnsmos extra: pip install '.[dnsmos]')",
+    "visqol_v3": "ViSQOL v3, speech and audio modes (the visqol extra: pip install '.[visqol]')",
 }
 
 

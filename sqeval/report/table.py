@@ -102,14 +102,16 @@ def registry_tables(metrics: list[MetricSpec], groups: dict[str, str]) -> list[T
         members = [spec for spec in metrics if spec.group == group]
         if not members:
             continue
-        table = Table(title=f"{group}: {about}", title_justify="left")
+        # Escaped: "pip install '.[dnsmos]'" would otherwise lose "[dnsmos]" as markup.
+        table = Table(title=escape_markup(f"{group}: {about}"), title_justify="left")
         for header in ("name", "intrusive", "unit", "range", "better", "rates", "definition",
                        "reference", "source"):
             table.add_column(header, overflow="fold")
         for spec in members:
-            table.add_row(spec.name, "yes" if spec.intrusive else "no", spec.unit or "–",
-                          spec.range_text, spec.direction.value, spec.rates, spec.definition,
-                          spec.reference, spec.source)
+            table.add_row(*(escape_markup(cell) for cell in (
+                spec.name, "yes" if spec.intrusive else "no", spec.unit or "–",
+                spec.range_text, spec.direction.value, spec.rates, spec.definition,
+                spec.reference, spec.source)))
         tables.append(table)
     return tables
 
