@@ -23,7 +23,8 @@ RANGES = {
     "fw_seg_snr": "[-10, 35]", "llr": "[0, 2]", "wss": "[0, inf)", "csig": "[1, 5]",
     "cbak": "[1, 5]", "covl": "[1, 5]", "dnsmos_sig": "[1, 5]", "dnsmos_bak": "[1, 5]",
     "dnsmos_ovrl": "[1, 5]", "dnsmos_p808": "[1, 5]", "plcmos": "[1, 5]",
-    "visqol": "[1, 5]", "visqol_audio": "[1, 5]",
+    "visqol": "[1, 5]", "visqol_audio": "[1, 5]", "srmr": "[0, inf)", "srmr_norm": "[0, inf)",
+    "srmr_fast": "[0, inf)",
 }
 LOWER_IS_BETTER = {"mc_mse", "lsd", "rel_entropy", "llr", "wss"}
 

@@ -147,3 +147,39 @@ def test_long_signal_fast_bounded_memory(speech):
     finally:
         tracemalloc.stop()
     assert peak < 4 * x.nbytes, peak / x.nbytes
+
+
+def test_no_reference_scoring_reports_srmr_on_a_folder(tmp_path, speech):
+    """`sqeval score --no-reference -m reverb` on a folder: one row per file, each value the
+    function's; a 22.05 kHz file is resampled to 16 kHz (and says so), a silent file is an
+    error cell with its reason."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from conftest import write
+    from sqeval.cli import app
+    from sqeval.dsp import resample
+
+    write(tmp_path / "enh" / "a.wav", speech, FS, "DOUBLE")
+    write(tmp_path / "enh" / "b.wav", resample(speech, FS, 22050), 22050, "DOUBLE")
+    write(tmp_path / "enh" / "c.wav", np.zeros(FS), FS, "DOUBLE")
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "enh"), "--no-reference",
+                                      "--metrics", "reverb", "--csv", str(tmp_path / "o.csv")])
+    assert result.exit_code == 3, result.output  # the silent file could not be scored
+    rows = {row["file"]: row for row in csv.DictReader((tmp_path / "o.csv").open())}
+    assert float(rows["a.wav"]["srmr"]) == srmr(speech, FS)
+    assert float(rows["a.wav"]["srmr_norm"]) == srmr(speech, FS, norm=True)
+    assert float(rows["a.wav"]["srmr_fast"]) == srmr(speech, FS, fast=True)
+    at_16k = resample(sf.read(tmp_path / "enh" / "b.wav")[0], 22050, FS)
+    assert float(rows["b.wav"]["srmr"]) == srmr(at_16k, FS)
+    assert rows["c.wav"]["srmr"] == "" and "all zero" in rows["c.wav"]["error"]
+
+
+def test_the_registry_runs_8_and_16_khz_as_they_are_and_resamples_the_rest():
+    from sqeval.metrics import REGISTRY
+
+    rate_for = REGISTRY["srmr"].rate_for
+    assert [rate_for(fs) for fs in (8000, 16000, 22050, 44100, 48000, 11025)] == [
+        8000, 16000, 16000, 16000, 16000, 16000]
+    assert not REGISTRY["srmr"].intrusive and REGISTRY["srmr"].group == "reverb"

@@ -61,8 +61,8 @@ def score_command(
              "'fileid_(\\d+)'."),
     metrics: Optional[str] = typer.Option(
         None, "--metrics", "-m", metavar="NAMES",
-        help="Comma-separated metric and group names (core, classic, spectral, dnsmos, plc, "
-             "visqol_v3), or 'all' (see "
+        help="Comma-separated metric and group names (core, classic, spectral, reverb, "
+             "dnsmos, plc, visqol_v3), or 'all' (see "
              "`sqeval metrics`); default: core, or dnsmos with --no-reference. A metric named "
              "alone that does not apply at a file's rate counts as a failure."),
     jobs: int = typer.Option(

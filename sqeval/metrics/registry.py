@@ -16,6 +16,7 @@ from .classic import (cbak, classic_measures, classic_rate, composite, covl, csi
                       llr, seg_snr, wss)
 from . import dnsmos as _dnsmos_module
 from . import plcmos as _plcmos_module
+from . import srmr as _srmr_module
 from . import visqol as _visqol_module
 from .dnsmos import dnsmos, dnsmos_bak, dnsmos_ovrl, dnsmos_p808, dnsmos_sig
 from .entropy import rel_entropy
@@ -339,6 +340,43 @@ def _spectral() -> list[MetricSpec]:
     ]
 
 
+def _reverb() -> list[MetricSpec]:
+    """SRMR as the MATLAB SRMRToolbox computes it (see sqeval.metrics.srmr)."""
+    common = dict(unit="", low=0.0, high=INF, direction=HIGHER, takes_rate=True,
+                  sample_aligned=False, intrusive=False, group="reverb",
+                  rates="8 or 16 kHz as they are (the toolbox's tested rates); other rates "
+                        "resampled to 16 kHz with resample_poly",
+                  rate_for=_srmr_module.srmr_rate,
+                  source_note="numpy, after the MATLAB SRMRToolbox's SRMR.m",
+                  reference="the MATLAB SRMRToolbox's own test values (≤ 1e-12 relative); "
+                            "Falk et al. 2010",
+                  # The toolbox's level adjustment is a gain every step cancels; the
+                  # gammatone filters are linear, so a sign flip leaves every envelope.
+                  # Additive noise fills the high modulation bands: lower with less SNR
+                  # (sqeval sanity -m reverb). It rates the signal alone, not its
+                  # likeness to the clean one: a low-passed or clipped copy may score
+                  # above the clean signal, and the noise's sign is not cancelled.
+                  properties={"gain_invariant": True, "polarity_invariant": True,
+                              "monotone_in_snr": True, "best_at_identity": False,
+                              "sign_blind": False})
+    steps = ("speech-to-reverberation modulation energy ratio: 23 gammatone channels from "
+             "125 Hz, 8 modulation bands {} Hz, 256 ms frames every 64 ms; energy of bands "
+             "1–4 over bands 5–K* (90 % bandwidth rule)")
+    return [
+        MetricSpec(name="srmr", function=_srmr_module.srmr_default,
+                   definition="SRMR (SRMR.m's default: time-domain gammatone filterbank, "
+                              "Hilbert envelopes); " + steps.format("4–128"), **common),
+        MetricSpec(name="srmr_norm", function=_srmr_module.srmr_norm,
+                   definition="SRMR with 'norm', 1: modulation bands 4–30 Hz, energies "
+                              "clipped to 30 dB below their peak (Santos et al. 2014); "
+                              + steps.format("4–30"), **common),
+        MetricSpec(name="srmr_fast", function=_srmr_module.srmr_fast,
+                   definition="SRMR with 'fast', 1: Ellis's gammatonegram (FFT weighting, "
+                              "10 ms windows every 2.5 ms) instead of the filterbank; "
+                              + steps.format("4–128"), **common),
+    ]
+
+
 def _dnsmos() -> list[MetricSpec]:
     """DNSMOS from speechmos's ONNX models (see sqeval.metrics.dnsmos)."""
     # The function resamples to 16 kHz itself, as the reference procedure does (librosa's
@@ -431,18 +469,22 @@ DISPLAY_NAMES = {
     "fw_seg_snr": "fwSegSNR", "llr": "LLR", "wss": "WSS", "csig": "CSIG", "cbak": "CBAK",
     "covl": "COVL", "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK",
     "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_p808": "DNSMOS P.808", "plcmos": "PLCMOS",
-    "visqol": "ViSQOL", "visqol_audio": "ViSQOL (audio)",
+    "visqol": "ViSQOL", "visqol_audio": "ViSQOL (audio)", "srmr": "SRMR",
+    "srmr_norm": "SRMR (norm)", "srmr_fast": "SRMR (fast)",
 }
 
 REGISTRY: dict[str, MetricSpec] = {
     spec.name: replace(spec, display=DISPLAY_NAMES.get(spec.name, spec.display))
-    for spec in (*_core(), *_classic(), *_spectral(), *_dnsmos(), *_plc(), *_visqol())}
+    for spec in (*_core(), *_classic(), *_spectral(), *_reverb(), *_dnsmos(), *_plc(),
+                 *_visqol())}
 
 
 GROUPS = {
     "core": "the default set",
     "classic": "Loizou's measures as pysepm computes them (VoiceBank-DEMAND tables)",
     "spectral": "the log-spectral distance (LSD), on the STFT of mc_mse",
+    "reverb": "SRMR as the MATLAB SRMRToolbox computes it, non-intrusive (default, norm, "
+              "fast)",
     "dnsmos": "DNSMOS P.835 and P.808, non-intrusive (the dnsmos extra: pip install '.[dnsmos]')",
     "plc": "PLCMOS v2, non-intrusive (the dnsmos extra: pip install '.[dnsmos]')",
     "visqol_v3": "ViSQOL v3, speech and audio modes (the visqol extra: pip install '.[visqol]')",

@@ -397,3 +397,24 @@ def _ratio(energy: np.ndarray, fs: int, cfs: np.ndarray, norm: bool) -> float:
     cutoffs = cfs - np.tan(np.pi * cfs / fs) / MOD_Q * fs / (2 * np.pi)
     k_star = 5 + int(np.sum(bw > cutoffs[5:8]))  # last band of the denominator (1-based)
     return float(np.sum(avg[:, :4]) / np.sum(avg[:, 4:k_star]))
+
+
+def srmr_rate(fs: int) -> int:
+    """The rate SRMR runs at: 8 or 16 kHz, the toolbox's tested rates, as they are; any
+    other rate is resampled to 16 kHz (sqeval's policy, ``resample_poly``)."""
+    return int(fs) if int(fs) in (8000, 16000) else 16000
+
+
+def _metric(fast: bool, norm: bool, name: str):
+    def metric(*, estimate, fs: int) -> float:
+        return srmr(estimate, fs, fast=fast, norm=norm)
+
+    metric.__name__ = metric.__qualname__ = name  # pickled by name, as the module's attribute
+    metric.__doc__ = (f"``{name}``: :func:`srmr` of the estimate alone (``fast={fast}``, "
+                      f"``norm={norm}``), as the metric registry calls it.")
+    return metric
+
+
+srmr_default = _metric(False, False, "srmr_default")
+srmr_norm = _metric(False, True, "srmr_norm")
+srmr_fast = _metric(True, False, "srmr_fast")
