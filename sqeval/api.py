@@ -27,7 +27,7 @@ from .pairing import (CLEAN_PROBLEM, Inputs, PairingError, System, check_reserve
                       pair_sources, read_inputs)
 from .provenance import provenance as current_provenance
 from .results import CsvWriter, read_text_cell, write_rows
-from .runner import default_jobs, score_jobs
+from .runner import default_jobs, score_jobs, small_run
 from .results import CLEAN, NOISY, Row
 from .scoring import ScoreOptions
 from .sources import AudioFile, Mapping, compile_key, default_name, open_source
@@ -161,7 +161,10 @@ def run(planned: Plan, *, jobs: int = 0, cache=None, timeout: float | None = Non
     timeout = check_timeout(timeout)
     store = _open_cache(cache)
     n_jobs = jobs or default_jobs()
-    workers = _workers_can_start(n_jobs, scheduler)
+    # A few short files are scored here anyway: no worker, so no warning that none can start
+    few = (not isolate and timeout is None and scheduler is None
+           and small_run([job for job, _ in planned.tasks]))
+    workers = few or _workers_can_start(n_jobs, scheduler)
     try:
         rows = score_jobs(planned.tasks, planned.options, n_jobs if workers else 1,
                           on_done=on_done, cache=store, scheduler=scheduler,

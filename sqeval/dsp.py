@@ -12,6 +12,7 @@ This module is on the ground floor: it imports nothing from sqeval.
 
 from __future__ import annotations
 
+import math
 from math import gcd
 from pathlib import Path
 from typing import Callable, Iterator
@@ -52,10 +53,30 @@ def _lowpass(up: int, down: int) -> np.ndarray:
     h = 0 + cutoff * np.sinc(cutoff * m)
     alpha = (taps - 1) / 2.0  # symmetric Kaiser window, β = 5
     n = np.arange(0, taps, dtype=np.float64)
-    # numpy's i0 is Cephes's, as scipy.special's (the tests compare the taps' results)
-    h *= np.i0(5.0 * np.sqrt(1 - ((n - alpha) / alpha) ** 2.0)) / np.i0(np.asarray(5.0))
+    window = [_i0(x) for x in (5.0 * np.sqrt(1 - ((n - alpha) / alpha) ** 2.0)).tolist()]
+    h *= np.asarray(window) / _i0(5.0)
     h /= np.sum(h * np.cos(np.pi * m * 0.0))  # unit gain at 0 Hz
     return h
+
+
+def _i0(x: float) -> float:
+    """The modified Bessel function I₀ as Cephes computes it (scipy.special.i0): its
+    Chebyshev series (the coefficients numpy keeps for ``np.i0``), in Python floats with
+    the C library's ``exp`` (``math.exp``), so the same bits as scipy's C on every CPU;
+    ``np.i0`` would call numpy's ``exp``, which may use SIMD code on AVX-512 machines."""
+    from numpy.lib import _function_base_impl as cephes
+
+    x = abs(x)
+    if x <= 8.0:
+        series, at = cephes._i0A, x / 2.0 - 2
+    else:
+        series, at = cephes._i0B, 32.0 / x - 2.0
+    b0, b1, b2 = float(series[0]), 0.0, 0.0
+    for coefficient in series[1:]:
+        b2, b1 = b1, b0
+        b0 = at * b1 - b2 + float(coefficient)
+    value = math.exp(x) * (0.5 * (b0 - b2))
+    return value if x <= 8.0 else value / math.sqrt(x)
 
 
 def resample_with(x: np.ndarray, window: np.ndarray, up: int, down: int) -> np.ndarray:
@@ -69,12 +90,13 @@ def resample_with(x: np.ndarray, window: np.ndarray, up: int, down: int) -> np.n
     input sample first, from 0.0), so the rounding is the same; the outputs of one
     polyphase branch read the input at a stride of ``down``, one multiply-add per tap.
     """
+    n_in = x.shape[-1]
+    n_out = -(-n_in * up // down)
+    if x.size == 0:  # no rows, or rows of no samples: as resample_poly, an empty result
+        return np.zeros(x.shape[:-1] + (n_out,))
     if x.ndim != 1:
         return np.stack([resample_with(row, window, up, down)
-                         for row in x.reshape(-1, x.shape[-1])]).reshape(
-            *x.shape[:-1], -1)
-    n_in = x.shape[0]
-    n_out = -(-n_in * up // down)
+                         for row in x.reshape(-1, n_in)]).reshape(*x.shape[:-1], n_out)
     half = (window.shape[0] - 1) // 2
     pre = down - half % down  # zeros before the filter, so outputs fall on its centre
     skip = (half + pre) // down  # outputs of the full convolution before the first kept
@@ -173,6 +195,9 @@ def compiled_module(package: str, name: str):
     except Exception:  # noqa: BLE001 - any failure: the caller's fallback
         return None
     sys.modules[qualified] = module  # scipy.<package>, imported later, reuses it
+    parent = sys.modules.get(f"scipy.{package}")
+    if parent is not None:  # already imported: as an import would, name it there too
+        setattr(parent, name, module)
     return module
 
 
@@ -186,6 +211,8 @@ def solve_toeplitz(r: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     module = compiled_module("linalg", "_solve_toeplitz")
     r, b = np.asarray(r, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if not (np.isfinite(r).all() and np.isfinite(b).all()):
+        raise ValueError("array must not contain infs or NaNs")  # scipy's check
     if module is None:  # scipy moved it: the public function, and its import time
         from scipy.linalg import solve_toeplitz as public
 

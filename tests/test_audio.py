@@ -105,6 +105,23 @@ def test_resample_equals_resample_poly_bit_for_bit_at_every_length(source, targe
                               resample_poly(x, target // g, source // g)), n
 
 
+def test_empty_input_resamples_to_an_empty_result_as_resample_poly():
+    from scipy.signal import resample_poly
+
+    for shape in ((0, 100), (2, 0), (0,)):
+        x = np.zeros(shape)
+        assert resample(x, 48000, 16000).shape == resample_poly(x, 1, 3, axis=-1).shape
+
+
+def test_kaisers_bessel_function_is_scipys_bit_for_bit():
+    from scipy.special import i0
+
+    from sqeval.dsp import _i0
+
+    for x in [*np.linspace(0.0, 20.0, 4001), 8.0, 8.000001, 700.0]:
+        assert _i0(float(x)) == i0(x), x
+
+
 def test_the_compiled_upfirdn_loop_is_found_without_scipy_signal():
     """The fast path is in use with the scipy installed here (else resampling would be
     silently twice as slow), and loading it does not import scipy.signal."""

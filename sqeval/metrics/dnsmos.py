@@ -83,14 +83,16 @@ def _sessions(arena: bool = True):
     reason = missing_backend()
     if reason:
         raise MetricError(reason)
-    if arena not in _SESSIONS:
+    sessions = _SESSIONS.get(arena)  # one lookup: another thread may switch kinds
+    if sessions is None:
         _SESSIONS.clear()
         import speechmos
 
         folder = os.path.join(os.path.dirname(speechmos.__file__), "dnsmos_models")
-        _SESSIONS[arena] = (onnx_session(os.path.join(folder, "sig_bak_ovr.onnx"), arena),
-                            onnx_session(os.path.join(folder, "model_v8.onnx"), arena))
-    return _SESSIONS[arena]
+        sessions = (onnx_session(os.path.join(folder, "sig_bak_ovr.onnx"), arena),
+                    onnx_session(os.path.join(folder, "model_v8.onnx"), arena))
+        _SESSIONS[arena] = sessions
+    return sessions
 
 
 def onnx_session(path: str, arena: bool = False):
