@@ -75,7 +75,8 @@ def test_mel_features_and_resampling_equal_librosa(golden):
 
 def test_dnsmos_is_the_same_with_any_number_of_onnxruntime_threads(tmp_path, golden):
     """A worker's share of the cores sets onnxruntime's threads (2 for --jobs 1 on 2 cores,
-    1 each for --jobs 2): the numbers must not depend on it, to the last bit."""
+    1 each for --jobs 2): with onnxruntime 1.32 the numbers do not depend on it, to the
+    last bit; older releases (1.18, the oldest allowed) move the 7th digit."""
     import os
 
     s, e, rate, _ = golden
@@ -90,8 +91,13 @@ def test_dnsmos_is_the_same_with_any_number_of_onnxruntime_threads(tmp_path, gol
         out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.wav")], env=env,
                              capture_output=True, text=True, check=True).stdout.split(" ", 1)
         assert out[0] == threads
-        outputs.append(out[1])
-    assert outputs[0] == outputs[1] == outputs[2]
+        outputs.append([float(v.strip("'")) for v in out[1].strip().strip("[]").split(", ")])
+    for other in outputs[1:]:
+        assert other == pytest.approx(outputs[0], rel=1e-6, abs=0)
+    import onnxruntime
+
+    if tuple(int(p) for p in onnxruntime.__version__.split(".")[:2]) >= (1, 32):
+        assert outputs[0] == outputs[1] == outputs[2]
 
 
 def test_long_clips_use_sessions_without_the_arena_and_the_values_are_the_same(golden,
