@@ -90,9 +90,12 @@ def _api(mode: str):
         raise MetricError(reason)
     import numba
 
-    # One thread unless the user set OMP_NUM_THREADS: sqeval already runs a worker per core.
-    threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    # A worker's share of the cores (one each when there are as many workers as cores), as
+    # onnxruntime gets; every core in the sqeval process itself, numba's own default, so
+    # scoring a few files in a user's process leaves numba as it was.
+    from .dnsmos import onnx_threads
+
+    numba.set_num_threads(max(1, min(onnx_threads(), numba.config.NUMBA_NUM_THREADS)))
     # Its warnings (a duration mismatch, a rate) would go to the terminal of every worker;
     # sqeval passes the rates it expects, and lengths are in each row's notes.
     logging.getLogger("visqol").setLevel(logging.ERROR)
