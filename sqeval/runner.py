@@ -128,11 +128,16 @@ def small_run(jobs: list[Job]) -> bool:
         return False
     import soundfile
 
+    from .audio import open_regular
+
     seconds = 0.0
     for job in jobs:
-        for path in job.estimates.values():
-            try:
-                seconds += soundfile.info(str(path)).duration
+        for system, path in job.estimates.items():
+            if system in job.problems:  # an error row already: nothing to read
+                continue
+            try:  # a regular file only, opened without blocking (never a FIFO or device)
+                with open(open_regular(path), "rb") as stream:
+                    seconds += soundfile.info(stream).duration
             except Exception:  # noqa: BLE001 - any unreadable header: let a worker read it
                 return False
     return seconds <= IN_PROCESS_SECONDS

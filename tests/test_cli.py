@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -355,6 +356,9 @@ def test_a_few_long_files_are_scored_on_workers(tmp_path, golden, monkeypatch):
     (tmp_path / "enh" / "a.wav").write_bytes(b"not audio")
     monkeypatch.setattr(runner, "IN_PROCESS_SECONDS", 1e9)
     assert not runner.small_run([job for job, _ in tasks])  # its worker reports it
+    (tmp_path / "enh" / "a.wav").unlink()
+    os.mkfifo(tmp_path / "enh" / "a.wav")  # never opened for reading: it would block
+    assert not runner.small_run([job for job, _ in tasks])
 
 
 def test_timeout_costs_only_the_slow_file(tmp_path, golden, monkeypatch):
