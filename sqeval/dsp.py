@@ -13,6 +13,7 @@ This module is on the ground floor: it imports nothing from sqeval.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from math import gcd
 from pathlib import Path
 from typing import Callable, Iterator
@@ -43,6 +44,7 @@ def resample(x: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     return resample_with(np.asarray(x, dtype=np.float64), _lowpass(up, down), up, down)
 
 
+@lru_cache(maxsize=32)
 def _lowpass(up: int, down: int) -> np.ndarray:
     """``scipy.signal.firwin(2·half + 1, 1/max(up, down), window=("kaiser", 5.0))`` with
     ``half = 10·max(up, down)``: the windowed-sinc low-pass of ``resample_poly``, in the
@@ -56,6 +58,7 @@ def _lowpass(up: int, down: int) -> np.ndarray:
     window = [_i0(x) for x in (5.0 * np.sqrt(1 - ((n - alpha) / alpha) ** 2.0)).tolist()]
     h *= np.asarray(window) / _i0(5.0)
     h /= np.sum(h * np.cos(np.pi * m * 0.0))  # unit gain at 0 Hz
+    h.flags.writeable = False  # cached: designed once per ratio (0.25 ms, 25 ms for 44.1 kHz)
     return h
 
 
