@@ -117,16 +117,6 @@ def _speech() -> np.ndarray:
     return np.concatenate(clips)
 
 
-def _check_plain_loop_backend() -> None:
-    """Raises SystemExit when fast_bss_eval (the plain loop's SDR) is not installed."""
-    from importlib.util import find_spec
-
-    if find_spec("fast_bss_eval") is None:
-        raise SystemExit("bench: the plain loop needs fast_bss_eval, which is not installed; "
-                         "install the test extra (pip install -e '.[test]', or make "
-                         ".venv/.installed-test), or leave 'plain' out of --runs")
-
-
 def build_long_triplet(folder: Path) -> None:
     """One 20-minute clean/noisy/enhanced triplet: sample_data's speech repeated, noise
     at 5 dB, and an 'enhanced' file with the noise 10 dB lower."""
@@ -281,7 +271,9 @@ def _arguments(argv) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown run(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}")
     if "plain" in args.runs:
-        _check_plain_loop_backend()
+        _check_backend("fast_bss_eval", "the plain loop needs fast_bss_eval, which is not "
+                       "installed; install the test extra (pip install -e '.[test]', or make "
+                       ".venv/.installed-test), or leave 'plain' out of --runs")
     if "dnsmos-loop" in args.runs:
         _check_backend("speechmos", "the DNSMOS loop needs speechmos, which is not installed; "
                        "install the dnsmos extra (pip install -e '.[dnsmos]'), or leave "
@@ -290,6 +282,7 @@ def _arguments(argv) -> argparse.Namespace:
 
 
 def _check_backend(module: str, message: str) -> None:
+    """Raises SystemExit with ``message`` when ``module`` (a loop's backend) is missing."""
     from importlib.util import find_spec
 
     if find_spec(module) is None:

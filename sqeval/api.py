@@ -161,10 +161,11 @@ def run(planned: Plan, *, jobs: int = 0, cache=None, timeout: float | None = Non
     timeout = check_timeout(timeout)
     store = _open_cache(cache)
     n_jobs = jobs or default_jobs()
-    # A few short files are scored here anyway: no worker, so no warning that none can start
+    # A few short files are scored here (no worker: so no warning that none can start);
+    # otherwise the runner decides again on what the cache leaves to compute.
     few = (not isolate and timeout is None and scheduler is None
            and small_run([job for job, _ in planned.tasks]))
-    workers = few or _workers_can_start(n_jobs, scheduler)
+    workers = not few and _workers_can_start(n_jobs, scheduler)
     try:
         rows = score_jobs(planned.tasks, planned.options, n_jobs if workers else 1,
                           on_done=on_done, cache=store, scheduler=scheduler,

@@ -43,11 +43,10 @@ def _log_ratio(s: np.ndarray, s_hat: np.ndarray) -> np.ndarray:
     ``|d| ≥ 1`` (no cancellation, and no overflow of ``expm1``) the direct form is used."""
     d = s - s_hat
     near = np.abs(d) < 1.0
-    if near.all():  # the usual case (audio in [−1, 1]): the other form is not needed
-        return -np.log1p(np.expm1(d) * expit(-s))
+    everywhere = bool(near.all())  # the usual case (audio in [−1, 1]): no direct form
     with np.errstate(over="ignore", invalid="ignore"):
-        close = -np.log1p(np.expm1(np.where(near, d, 0.0)) * expit(-s))
-    return np.where(near, close, log_expit(s_hat) - log_expit(s))
+        close = -np.log1p(np.expm1(d if everywhere else np.where(near, d, 0.0)) * expit(-s))
+    return close if everywhere else np.where(near, close, log_expit(s_hat) - log_expit(s))
 
 
 def rel_entropy(*, reference, estimate):
