@@ -21,6 +21,7 @@ RATE_POLICY = (
     "by their gcd, float64, except DNSMOS: to 16 kHz with soxr_hq (librosa.resample's default), as the "
     "DNS Challenge's dnsmos_local.py, and PLCMOS: to 16 kHz the same way, as speechmos's "
     "librosa.load; ViSQOL: speech mode at 16 kHz, audio mode at 48 kHz, with "
+    "resample_poly; SRMR: 8 or 16 kHz as they are, other rates to 16 kHz with "
     "resample_poly; "
     "lengths: common prefix for sample-aligned metrics, whole signals for PESQ"
 )
