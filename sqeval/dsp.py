@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from math import gcd
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -24,13 +23,14 @@ BLOCK = 1 << 18  # samples per block: 16.4 s at 16 kHz, 2 MB per float64 signal
 
 
 def resample(x: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Resample along the last axis as ``scipy.signal.resample_poly`` does, bit for bit.
+    """Resample along the last axis as ``scipy.signal.resample_poly`` does.
 
     ``up/down = target/source`` reduced by their gcd, the default Kaiser window
     (β = 5, ``20·max(up, down) + 1`` taps), in float64: the rate policy of sqeval's
-    metric contract. Computed here without importing ``scipy.signal`` (1.1 s of start-up
-    on the development machine, more than scoring a short pair); the tests check every
-    sample against ``resample_poly`` for many rates and lengths.
+    metric contract. Computed here in numpy (:func:`resample_with`) without importing
+    ``scipy.signal`` (over a second of start-up, more than scoring a short pair); the
+    tests check every sample against ``resample_poly`` for many rates and lengths,
+    within a few units in the last place (the two run different compiled code).
 
     Example:
         >>> import numpy as np
@@ -47,51 +47,25 @@ def resample(x: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
 @lru_cache(maxsize=32)
 def _lowpass(up: int, down: int) -> np.ndarray:
     """``scipy.signal.firwin(2·half + 1, 1/max(up, down), window=("kaiser", 5.0))`` with
-    ``half = 10·max(up, down)``: the windowed-sinc low-pass of ``resample_poly``, in the
-    same floating-point operations (sinc, Kaiser window, scaled to unit sum)."""
+    ``half = 10·max(up, down)``: the windowed-sinc low-pass of ``resample_poly`` (sinc,
+    symmetric Kaiser window of β = 5, scaled to unit gain at 0 Hz)."""
     cutoff = 1.0 / max(up, down)
     taps = 2 * 10 * max(up, down) + 1
     m = np.arange(0, taps, dtype=np.float64) - 0.5 * (taps - 1)
-    h = 0 + cutoff * np.sinc(cutoff * m)
-    alpha = (taps - 1) / 2.0  # symmetric Kaiser window, β = 5
-    n = np.arange(0, taps, dtype=np.float64)
-    window = [_i0(x) for x in (5.0 * np.sqrt(1 - ((n - alpha) / alpha) ** 2.0)).tolist()]
-    h *= np.asarray(window) / _i0(5.0)
-    h /= np.sum(h * np.cos(np.pi * m * 0.0))  # unit gain at 0 Hz
-    h.flags.writeable = False  # cached: designed once per ratio (0.25 ms, 25 ms for 44.1 kHz)
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(taps, 5.0)
+    h /= np.sum(h)  # unit gain at 0 Hz
+    h.flags.writeable = False  # cached: designed once per ratio
     return h
-
-
-def _i0(x: float) -> float:
-    """The modified Bessel function I₀ as Cephes computes it (scipy.special.i0): its
-    Chebyshev series (the coefficients numpy keeps for ``np.i0``), in Python floats with
-    the C library's ``exp`` (``math.exp``), so the same bits as scipy's C on every CPU;
-    ``np.i0`` would call numpy's ``exp``, which may use SIMD code on AVX-512 machines."""
-    from numpy.lib import _function_base_impl as cephes
-
-    x = abs(x)
-    if x <= 8.0:
-        series, at = cephes._i0A, x / 2.0 - 2
-    else:
-        series, at = cephes._i0B, 32.0 / x - 2.0
-    b0, b1, b2 = float(series[0]), 0.0, 0.0
-    for coefficient in series[1:]:
-        b2, b1 = b1, b0
-        b0 = at * b1 - b2 + float(coefficient)
-    value = math.exp(x) * (0.5 * (b0 - b2))
-    return value if x <= 8.0 else value / math.sqrt(x)
 
 
 def resample_with(x: np.ndarray, window: np.ndarray, up: int, down: int) -> np.ndarray:
     """``scipy.signal.resample_poly(x, up, down, window=window)`` along the last axis of a
-    float64 ``x``, for coprime ``up`` and ``down``, bit for bit.
+    float64 ``x``, for coprime ``up`` and ``down``.
 
     The filter ``window·up`` is centred on the output samples, as ``resample_poly`` pads
-    it. The filtering itself is scipy's compiled ``upfirdn`` loop, loaded on its own
-    (:func:`_compiled_upfirdn`), or where that cannot be loaded, the same loop here: each
-    output sample the sum of its taps' products accumulated in the same order (oldest
-    input sample first, from 0.0), so the rounding is the same; the outputs of one
-    polyphase branch read the input at a stride of ``down``, one multiply-add per tap.
+    it. Each output sample is the sum of its taps' products accumulated oldest input
+    sample first, as scipy's ``upfirdn`` loop does; the outputs of one polyphase branch
+    read the input at a stride of ``down``, one multiply-add per tap.
     """
     n_in = x.shape[-1]
     n_out = -(-n_in * up // down)
@@ -104,20 +78,14 @@ def resample_with(x: np.ndarray, window: np.ndarray, up: int, down: int) -> np.n
     pre = down - half % down  # zeros before the filter, so outputs fall on its centre
     skip = (half + pre) // down  # outputs of the full convolution before the first kept
     h = np.concatenate([np.zeros(pre), window * up])
-    post = 0
+    post = 0  # zeros after the filter, so the full convolution reaches the last output
     while _upfirdn_length(h.shape[0] + post, n_in, up, down) < n_out + skip:
         post += 1
     h = np.concatenate([h, np.zeros(post)])
     per_phase = -(-h.shape[0] // up)
-    # phase p's taps, newest input sample last (scipy's "transposed, flipped" layout)
+    # phase p's taps, newest input sample last
     taps = np.concatenate([h, np.zeros(per_phase * up - h.shape[0])])
     taps = np.ascontiguousarray(taps.reshape(-1, up).T[:, ::-1])
-    compiled = _compiled_upfirdn()
-    if compiled is not None:
-        apply, constant = compiled
-        full = np.zeros(_upfirdn_length(h.shape[0], n_in, up, down))
-        apply(np.ascontiguousarray(x), taps.ravel(), full, up, down, 0, constant, 0.0)
-        return full[skip:skip + n_out]
     # output i reads x[i·down//up − per_phase + 1 + j] · taps[(i·down) % up, j], j ascending
     padded_x = np.concatenate([np.zeros(per_phase - 1), x, np.zeros(per_phase)])
     out = np.empty(n_out)
@@ -145,88 +113,49 @@ def resample_with(x: np.ndarray, window: np.ndarray, up: int, down: int) -> np.n
     return out
 
 
-_UPFIRDN: list = []  # the compiled loop and its 'constant' mode, or None: looked up once
-
-
-def _compiled_upfirdn():
-    """scipy's compiled ``upfirdn`` loop (``scipy/signal/_upfirdn_apply``), loaded from its
-    file without ``scipy.signal``'s ``__init__``, which imports all of scipy.signal and
-    scipy.stats (1.1 s, more than scoring a short pair). ``None`` when that private module
-    is not where this scipy keeps it or does not load: :func:`resample_with` then runs
-    the same loop in numpy (same bits, about twice as slow). The tests check both paths
-    against ``resample_poly``, and that this one is found."""
-    if not _UPFIRDN:
-        _UPFIRDN.append(_load_upfirdn())
-    return _UPFIRDN[0]
-
-
-def _load_upfirdn():
-    module = compiled_module("signal", "_upfirdn_apply")
-    try:
-        return module._apply, module.mode_enum("constant")
-    except Exception:  # noqa: BLE001 - not the module this code knows: the numpy loop
-        return None
-
-
-def compiled_module(package: str, name: str):
-    """scipy's compiled extension ``scipy.<package>.<name>``, loaded from its file without
-    running ``scipy.<package>/__init__.py``; the module already imported if it is; None
-    when there is no such file or it does not load.
-
-    The default metrics need two loops that scipy implements in C (``upfirdn`` for
-    resampling, ``levinson`` for SDR's Toeplitz system): importing them the public way
-    costs 0.3–1.1 s per process, several times the time of scoring a short pair. Each
-    caller has a fallback, and the tests check that the results are scipy's, bit for bit.
-    """
-    import importlib.machinery
-    import importlib.util
-    import sys
-
-    qualified = f"scipy.{package}.{name}"
-    if qualified in sys.modules:
-        return sys.modules[qualified]
-    try:
-        import scipy
-
-        path = next((Path(scipy.__file__).parent / package).glob(f"{name}.*"), None)
-        if path is None or not path.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
-            return None
-        loader = importlib.machinery.ExtensionFileLoader(qualified, str(path))
-        spec = importlib.util.spec_from_file_location(qualified, str(path), loader=loader)
-        module = importlib.util.module_from_spec(spec)
-        loader.exec_module(module)
-    except Exception:  # noqa: BLE001 - any failure: the caller's fallback
-        return None
-    sys.modules[qualified] = module  # scipy.<package>, imported later, reuses it
-    parent = sys.modules.get(f"scipy.{package}")
-    if parent is not None:  # already imported: as an import would, name it there too
-        setattr(parent, name, module)
-    return module
-
-
 def solve_toeplitz(r: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``scipy.linalg.solve_toeplitz(r, b)`` for a real symmetric Toeplitz matrix (first
-    column ``r``) and one right-hand side: the same Levinson recursion (scipy's compiled
-    one, loaded by :func:`compiled_module`), so the same bits.
+    """Solve ``T x = b`` for the real symmetric Toeplitz matrix ``T[k, l] = r[|k − l|]``
+    and one right-hand side, by Levinson's recursion in O(L²) (Golub and Van Loan,
+    *Matrix Computations*, Algorithm 4.7.3, on ``T / r[0]``): what
+    ``scipy.linalg.solve_toeplitz(r, b)`` computes, without its import (0.3 s and more,
+    several times the rest of SDR on a short pair). The tests compare the two within a
+    relative bound.
 
     Raises:
-        numpy.linalg.LinAlgError: a singular principal minor (as scipy's).
+        ValueError: ``r`` or ``b`` holds NaN or Inf.
+        numpy.linalg.LinAlgError: a singular (or numerically singular) leading minor;
+            the caller then solves by least squares.
     """
-    module = compiled_module("linalg", "_solve_toeplitz")
     r, b = np.asarray(r, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if not (np.isfinite(r).all() and np.isfinite(b).all()):
-        raise ValueError("array must not contain infs or NaNs")  # scipy's check
-    if module is None:  # scipy moved it: the public function, and its import time
-        from scipy.linalg import solve_toeplitz as public
-
-        return public(r, b)
-    values = np.concatenate((r.conjugate()[-1:0:-1], r))  # row reversed, then the column
-    return module.levinson(values, np.ascontiguousarray(b))[0]
+        raise ValueError("array must not contain infs or NaNs")
+    if r[0] == 0:
+        raise np.linalg.LinAlgError("singular principal minor")
+    rho, rhs = r[1:] / r[0], b / r[0]  # T / r[0] has a unit diagonal
+    n = rhs.shape[0]
+    x, y = np.empty(n), np.empty(max(n - 1, 1))
+    x[0] = rhs[0]
+    if n > 1:
+        y[0] = alpha = -rho[0]
+    beta = 1.0
+    for k in range(1, n):
+        beta *= 1.0 - alpha * alpha
+        if not beta > 0.0 or not math.isfinite(beta):
+            raise np.linalg.LinAlgError("singular principal minor")
+        mu = (rhs[k] - np.dot(rho[:k], x[k - 1::-1])) / beta
+        x[:k] += mu * y[k - 1::-1]
+        x[k] = mu
+        if k < n - 1:
+            alpha = (-rho[k] - np.dot(rho[:k], y[k - 1::-1])) / beta
+            y[:k] += alpha * y[k - 1::-1]
+            y[k] = alpha
+    return x
 
 
 def next_fast_len(n: int) -> int:
-    """The smallest 2·3·5-smooth number ≥ ``n``: ``scipy.fft.next_fast_len(n, real=True)``
-    without importing scipy.fft (numpy's FFT is the same pocketfft: the same bits)."""
+    """The smallest 2·3·5-smooth number ≥ ``n``: what ``scipy.fft.next_fast_len(n,
+    real=True)`` returns, for numpy's FFT (an integer search, without importing
+    scipy.fft)."""
     if n <= 6:
         return max(n, 1)
     best = 1 << (n - 1).bit_length()
@@ -251,9 +180,10 @@ def _upfirdn_length(n_taps: int, n_in: int, up: int, down: int) -> int:
     return -(-n // down)
 
 
+
 def hann(n: int) -> np.ndarray:
-    """The periodic Hann window of ``n`` points, as ``scipy.signal.get_window("hann", n)``
-    computes it (the same operations, so the same bits)."""
+    """The periodic Hann window of ``n`` points, ``scipy.signal.get_window("hann", n)``
+    (scipy's general cosine formula; the tests compare the two)."""
     if n <= 1:
         return np.ones(n)
     fac = np.linspace(-np.pi, np.pi, n + 1, dtype=np.float64)

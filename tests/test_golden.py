@@ -20,8 +20,18 @@ def test_pair_l_matches_golden_value(golden, name):
         reference, estimate = resample(reference, rate, fs), resample(estimate, rate, fs)
     value = spec.compute(reference=reference, estimate=estimate, fs=fs)
     if name.startswith("pesq"):
-        assert value == values[name]  # the same C code on the same samples: exact
+        # the pesq package's C code on the same samples: exactly what it gives here
+        import pesq
+
+        mode = "wb" if name == "pesq_wb" else "nb"
+        assert value == pesq.pesq(fs, reference, estimate, mode)
+        # and the golden value recorded on another machine: PESQ runs in float32 with the
+        # C library's log/pow, whose last bits may differ between CPUs (glibc's FMA and
+        # plain variants), so within 1e-6 of a MOS of 1 to 4.5 (its float32 resolution)
+        assert value == pytest.approx(values[name], rel=0, abs=1e-6)
     else:
+        # sqeval's float64 code against values recorded on another CPU: every metric
+        # here is a well-conditioned sum or ratio, good to 1e-9 relative on any SIMD path
         assert value == pytest.approx(values[name], rel=1e-9, abs=1e-12)
 
 

@@ -148,10 +148,12 @@ def test_stoi_and_estoi_match_pystoi(golden, rate, blocks):
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
-def test_stoi_resamples_and_groups_bands_as_pystoi_bit_for_bit(rate):
+def test_stoi_resamples_and_groups_bands_as_pystoi(rate):
     """STOI's own 10 kHz resampler (pystoi's port of Octave's resample) and one-third-octave
     bands, written here so that scoring needs neither pystoi nor scipy.signal, equal
-    pystoi's exactly."""
+    pystoi's: the band edges exactly (integers); the resampled samples within 1e-12 of
+    the signal's peak (the same sums in numpy here and in scipy's compiled upfirdn there,
+    which may fuse multiply-adds; a wrong tap would be off by 1e-3 and more)."""
     import importlib
 
     from pystoi.utils import resample_oct, thirdoct
@@ -162,7 +164,9 @@ def test_stoi_resamples_and_groups_bands_as_pystoi_bit_for_bit(rate):
     assert np.array_equal(stoi_module._band_edges(),
                           np.append(starts, starts[-1] + int(bands[-1].sum())))
     x = np.random.default_rng(rate).standard_normal(rate // 3 + 7)
-    assert np.array_equal(stoi_module._at_stoi_rate(x, rate), resample_oct(x, 10000, rate))
+    np.testing.assert_allclose(stoi_module._at_stoi_rate(x, rate),
+                               resample_oct(x, 10000, rate), rtol=0,
+                               atol=1e-12 * np.max(np.abs(x)))
 
 
 def test_stoi_never_returns_pystoi_stand_in(golden):

@@ -37,7 +37,10 @@ def test_equals_speechmos_on_speech(golden):
     assert plcmos(estimate=s, fs=rate) > plcmos(estimate=e, fs=rate) + 1  # clean above babble
 
 
-def test_features_are_speechmos_features_bit_for_bit(golden):
+def test_features_are_speechmos_features(golden):
+    """The same operations as speechmos's stft_transform, in numpy on both sides, then
+    float32: within a few float32 units of the largest feature (np.log may be SIMD code,
+    and one float64 ULP can round to the other float32 neighbour)."""
     from speechmos import plcmos as reference
 
     reference.run(golden[0], 16000)  # makes speechmos's model object
@@ -46,7 +49,8 @@ def test_features_are_speechmos_features_bit_for_bit(golden):
     gaps[8000:12000] = 0  # a lost packet stretch: zero-power bins take the floor
     for x in (golden[0], quiet, gaps):
         theirs = np.float32(reference.plcmos.stft_transform(x))[np.newaxis, np.newaxis]
-        assert np.array_equal(module.features(x), theirs)
+        np.testing.assert_allclose(module.features(x), theirs, rtol=0,
+                                   atol=4 * np.finfo(np.float32).eps * np.abs(theirs).max())
 
 
 def test_deterministic_and_the_global_generator_is_left_alone(golden):
