@@ -10,12 +10,22 @@ saved CSV); the metric functions in :mod:`sqeval.metrics` (keyword-only ``refere
 __version__ = "0.5.0"
 __all__ = ["Results", "read_results", "score"]
 
+# public submodules, reachable as attributes after a plain ``import sqeval``
+SUBMODULES = ("api", "losses", "metrics", "stats")
+
 
 def __getattr__(name: str):
-    """``score``, ``read_results`` and ``Results`` from :mod:`sqeval.api`, imported on first
-    use so that ``import sqeval`` stays light."""
-    if name in __all__:
-        from . import api
+    """``score``, ``read_results`` and ``Results`` from :mod:`sqeval.api`, and the public
+    submodules (``sqeval.losses``, ``sqeval.metrics``, ...), imported on first use so that
+    ``import sqeval`` stays light."""
+    import importlib
 
-        return getattr(api, name)
+    if name in __all__:
+        return getattr(importlib.import_module(".api", __name__), name)
+    if name in SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'sqeval' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *__all__, *SUBMODULES])

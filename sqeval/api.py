@@ -32,6 +32,7 @@ from .results import CLEAN, NOISY, Row
 from .scoring import ScoreOptions
 from .sources import AudioFile, Mapping, compile_key, default_name, open_source
 from .stats import sections, summary_rows
+from .warn import warn
 
 
 class UsageError(ValueError):
@@ -102,7 +103,7 @@ class Plan:
     options: ScoreOptions
 
 
-def plan(reference, estimates=None, *, noisy=None, metrics: str | None = None,
+def plan(reference, estimates=None, *, noisy=None, metrics=None,
          key: str | None = None, align: bool = False, max_delay: float = 0.5,
          channel: int | None = None, mix: str | None = None,
          no_reference: bool = False) -> Plan:
@@ -195,7 +196,7 @@ def audio_sources(planned: Plan) -> dict[str, dict[str, str]]:
     return sources
 
 
-def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
+def score(reference, estimates=None, *, noisy=None, metrics=None,
           jobs: int = 0, cache=None, key: str | None = None, align: bool = False,
           max_delay: float = 0.5, channel: int | None = None, mix: str | None = None,
           timeout: float | None = None, scheduler: str | None = None,
@@ -210,7 +211,8 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
         estimates: one source as above (a system named after its folder), or a
             ``{system name: source}`` mapping; omitted with a manifest.
         noisy: the noisy inputs, a source; scored as system ``noisy``, the baseline.
-        metrics: comma-separated metric and group names, or ``"all"``; default ``core``.
+        metrics: metric and group names, comma-separated in one string or as a list
+            (any iterable of strings), or ``"all"``; default ``core``.
         jobs: worker processes; 0 = all cores. More than the cores warns; more than
             :data:`JOBS_PER_CORE` per core needs ``force_jobs=True``.
         cache: a results database (path) reused across runs, or None.
@@ -245,9 +247,7 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
     planned = plan(reference, estimates, noisy=noisy, metrics=metrics, key=key, align=align,
                    max_delay=max_delay, channel=channel, mix=mix, no_reference=no_reference)
     if crowded is not None:
-        import warnings
-
-        warnings.warn(f"sqeval: {crowded}", RuntimeWarning, stacklevel=2)
+        warn(f"sqeval: {crowded}")
     return run(planned, jobs=jobs, cache=cache, timeout=timeout, scheduler=scheduler,
                isolate=isolate)
 
@@ -255,14 +255,12 @@ def score(reference, estimates=None, *, noisy=None, metrics: str | None = None,
 def _open_cache(cache):
     """The :class:`ResultCache` of ``cache`` (a path, a cache, or None); None with a
     warning when the path cannot be used."""
-    if not isinstance(cache, (str, Path)):
+    if not isinstance(cache, (str, os.PathLike)):
         return cache
     try:
         return ResultCache(Path(cache))
     except CacheUnusable as error:
-        import warnings
-
-        warnings.warn(f"sqeval: {error} Scoring without it.", RuntimeWarning, stacklevel=3)
+        warn(f"sqeval: {error} Scoring without it.")
         return None
 
 
@@ -290,15 +288,14 @@ class Results:
         return stream.getvalue()
 
     def to_frame(self):
-        """The tidy per-file DataFrame: ``file, system, <metrics>, error``; NaN where empty
-        (equal to ``pandas.read_csv`` of the ``--csv`` file of the same run, with text
-        cells as they are: no ``'`` before a name that starts with ``= + - @``; ``file``,
-        ``system`` and ``error`` are text even where read_csv would guess otherwise, as
-        float64 for an all-empty error column or NaN for a system named ``NA``). Every
-        value is the computed float to the last bit, with any pandas version."""
-        return _read_csv(io.StringIO(self.csv_text(guard=False)), dtype={
-            "file": str, "system": str, "error": str}, keep_default_na=False,
-            na_values={name: [""] for name in [*self.metrics, "error"]})
+        """The tidy per-file DataFrame: ``file, system, <metrics>, error``: the ``--csv``
+        file of the same run read with its text cells as text (:func:`read_frame`). A
+        metric cell that could not be computed is NaN; ``error`` is empty text (``""``)
+        where the row was fully scored, else the reasons; ``file`` and ``system`` are
+        the names as they are (no ``'`` before one that starts with ``= + - @``, and a
+        system named ``NA`` stays ``"NA"``). Every value is the computed float to the
+        last bit, with any pandas version."""
+        return read_frame(io.StringIO(self.csv_text(guard=False)), self.metrics)
 
     def summary(self, group_by: str | None = None):
         """The summary CSV's DataFrame (``--summary-csv``): mean, std, median, 95 % CI, n,
@@ -321,6 +318,15 @@ class Results:
         return pd.DataFrame([(r.file, r.system, r.error_text(self.metrics))
                              for r in self.rows if r.failed],
                             columns=["file", "system", "error"])
+
+
+def read_frame(source, metrics: list[str]):
+    """A per-file CSV (a path or a text stream) as :meth:`Results.to_frame` gives it:
+    metric cells as floats (empty: NaN), ``file``, ``system`` and ``error`` as text
+    (empty ``error``: ``""``), where plain ``pandas.read_csv`` would guess NaN for an
+    empty error cell or a system named ``NA``."""
+    return _read_csv(source, dtype={"file": str, "system": str, "error": str},
+                     keep_default_na=False, na_values={name: [""] for name in metrics})
 
 
 def _read_csv(source, **options):
@@ -444,14 +450,14 @@ def compile_group_by(text: str | None):
 
 def _inputs(reference, estimates, noisy, no_reference: bool) -> Inputs:
     """Sources from Python values; command-line strings take the CLI's path."""
-    plain = (str, Path)
+    plain = (str, os.PathLike)
     if isinstance(reference, plain) and not isinstance(estimates, MappingType) and (
             noisy is None or isinstance(noisy, plain)):
         listed = [] if estimates is None else (
-            [str(e) for e in estimates] if isinstance(estimates, (list, tuple)) else
-            [str(estimates)])
-        return read_inputs(str(reference), listed, None if noisy is None else str(noisy),
-                           no_reference)
+            [_text(e) for e in estimates] if isinstance(estimates, (list, tuple)) else
+            [_text(estimates)])
+        return read_inputs(_text(reference), listed,
+                           None if noisy is None else _text(noisy), no_reference)
     first = _source(reference)
     systems = []
     if isinstance(estimates, MappingType) and not _is_id_map(estimates, first):
@@ -472,10 +478,16 @@ def _inputs(reference, estimates, noisy, no_reference: bool) -> Inputs:
     return Inputs(first, systems)
 
 
+def _text(value) -> str:
+    """A path argument (``str`` or any ``os.PathLike``) as text; other values as ``str``
+    of them, which the sources then report as not found."""
+    return os.fspath(value) if isinstance(value, (str, os.PathLike)) else str(value)
+
+
 def _source(value):
     if isinstance(value, MappingType):
-        return Mapping(tuple((str(id), str(path)) for id, path in value.items()))
-    if isinstance(value, (str, Path)):
+        return Mapping(tuple((str(id), _text(path)) for id, path in value.items()))
+    if isinstance(value, (str, os.PathLike)):
         return open_source(Path(value))
     raise UsageError(f"a source is a folder, an audio file, a list file or an {{id: path}} "
                      f"mapping; got {type(value).__name__}")
@@ -485,7 +497,7 @@ def _is_id_map(estimates: MappingType, reference) -> bool:
     """``{id: audio path}`` rather than ``{system: source}``: every value an audio file
     path, and the reference not one file (whose estimates are systems of one file)."""
     return not isinstance(reference, AudioFile) and all(
-        isinstance(v, (str, Path)) and Path(v).suffix.lower() in AUDIO_SUFFIXES
+        isinstance(v, (str, os.PathLike)) and Path(v).suffix.lower() in AUDIO_SUFFIXES
         for v in estimates.values())
 
 
@@ -496,9 +508,34 @@ def _pinned(source, reference: AudioFile):
     return source.pinned(reference.path.stem)
 
 
-def _specs(metrics: str | None, default: str):
+def metric_names(metrics) -> str | None:
+    """``metrics`` as the comma-separated text the registry reads: None (the default
+    group), a string (``"pesq_wb,stoi"``, ``"core"``, ``"all"``), or any iterable of such
+    strings (``["pesq_wb", "stoi"]``, a tuple, a generator).
+
+    Raises:
+        UsageError: anything else (a number, bytes, a mapping, an item that is not a
+            string), or an empty iterable.
+    """
+    if metrics is None or isinstance(metrics, str):
+        return metrics
+    if isinstance(metrics, (bytes, bytearray, MappingType)) or not hasattr(metrics, "__iter__"):
+        raise UsageError(f"metrics takes metric or group names: a string such as "
+                         f"'pesq_wb,stoi' or a list such as ['pesq_wb', 'stoi']; got "
+                         f"{type(metrics).__name__} {metrics!r}")
+    names = list(metrics)
+    odd = [name for name in names if not isinstance(name, str)]
+    if odd or not names:
+        raise UsageError(f"metrics takes metric or group names as strings; got "
+                         f"{'an empty list' if not names else repr(odd[0])} "
+                         f"(e.g. metrics=['pesq_wb', 'stoi'])")
+    return ",".join(names)
+
+
+def _specs(metrics, default: str):
     """The metrics asked for, and those named one by one (for them, not applying is a
     failure); a non-intrusive metric whose backend is missing is a usage error."""
+    metrics = metric_names(metrics)
     try:
         specs = resolve(metrics or default)
     except KeyError as error:
@@ -545,12 +582,9 @@ def _workers_can_start(n_jobs: int, scheduler: str | None) -> bool:
     reason = _main_problem(path)
     if reason is None:
         return True
-    import warnings
-
-    warnings.warn(f"sqeval: {reason}, so worker processes cannot start; scoring in this "
-                  "process on one core, without crash isolation. Put the code that calls "
-                  "sqeval under `if __name__ == \"__main__\":` to use every core.",
-                  RuntimeWarning, stacklevel=3)
+    warn(f"sqeval: {reason}, so worker processes cannot start; scoring in this process on "
+         "one core, without crash isolation. Put the code that calls sqeval under "
+         "`if __name__ == \"__main__\":` to use every core.")
     return False
 
 

@@ -23,12 +23,12 @@ import hashlib
 import json
 import os
 import sqlite3
-import warnings
 from pathlib import Path
 from typing import Callable
 
 from . import __version__
 from .audio import MAX_AUDIO_BYTES, AudioError, kind_problem, open_regular
+from .warn import warn
 
 DEFAULT_PATH = Path(".sqeval-cache") / "results.sqlite"
 CHUNK = 1 << 20
@@ -84,7 +84,7 @@ def advice(error: Exception) -> str:
 
 
 def _warn(message: str) -> None:
-    warnings.warn(f"sqeval: {message}", RuntimeWarning, stacklevel=4)
+    warn(f"sqeval: {message}")
 
 
 class ResultCache:

@@ -11,6 +11,7 @@ are named in an error row. When no id is shared at all, pairing stops with a
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ class System:
     source: Source
 
     def __post_init__(self):
-        if isinstance(self.source, (str, Path)):
+        if isinstance(self.source, (str, os.PathLike)):
             object.__setattr__(self, "source", Folder(Path(self.source)))
 
 

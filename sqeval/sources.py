@@ -169,19 +169,19 @@ class Mapping(Source):
 
     def entries(self) -> list[Entry]:
         origin = Path.cwd() / "{id: path} mapping"  # what messages name as the list
-        return [_list_entry(Listed(str(id), str(path), origin, k))
+        return [_list_entry(Listed(str(id), str(path), origin, k), "the working directory")
                 for k, (id, path) in enumerate(self.items, start=1)]
 
 
-def _list_entry(item: Listed) -> Entry:
+def _list_entry(item: Listed, relative_to: str = "the list's folder") -> Entry:
     path = item.list_path.parent / item.written  # an absolute path stays as it is
     name = item.id + PurePosixPath(item.written).suffix
     problem = None
     if path.is_dir():
         problem = f"{item.written} is a folder, not an audio file ({item.where()})"
     elif not path.exists():
-        problem = (f"no such file: {path} ({item.where()}; a relative path starts at the "
-                   "list's folder)")
+        problem = (f"no such file: {path} ({item.where()}; a relative path starts at "
+                   f"{relative_to})")
     elif file_problem(path) is not None:
         problem = f"{file_problem(path)} ({item.where()})"
     return Entry(item.id, path, name, item.written, problem)

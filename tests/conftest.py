@@ -44,3 +44,12 @@ def read_csv(path, **options):
     if int(pd.__version__.split(".")[0]) < 3:
         options.setdefault("float_precision", "round_trip")
     return pd.read_csv(path, **options)
+
+
+def read_run_csv(path):
+    """A per-file CSV read as ``Results.to_frame()`` promises it: metric cells as floats
+    (empty: NaN), ``file``, ``system`` and ``error`` as text (empty: ``""``)."""
+    header = open(path, encoding="utf-8").readline().strip().split(",")
+    metrics = [name for name in header if name not in ("file", "system", "error")]
+    return read_csv(path, dtype={"file": str, "system": str, "error": str},
+                    keep_default_na=False, na_values={name: [""] for name in metrics})

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import sqeval
-from conftest import read_csv, write
+from conftest import read_csv, read_run_csv, write
 from sqeval.api import UsageError
 from sqeval.cli import app
 
@@ -44,8 +44,10 @@ def test_to_frame_equals_the_cli_csv(corpus, monkeypatch):
     results = sqeval.score("clean", {"enh": "enhanced"}, noisy="noisy", metrics=METRICS,
                            jobs=1)
     frame = results.to_frame()
-    expected = read_csv(cli_csv(corpus))
+    expected = read_run_csv(cli_csv(corpus))
     pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    stray = frame["file"] == "stray.wav"
+    assert (frame.loc[~stray, "error"] == "").all() and (frame.loc[stray, "error"] != "").all()
     assert list(frame.columns) == ["file", "system", "si_snr", "stoi", "pesq_wb", "error"]
     assert results.systems == ["noisy", "enh"]
     assert list(results.failures["file"]) == ["stray.wav"]
@@ -55,7 +57,7 @@ def test_to_frame_equals_the_cli_csv(corpus, monkeypatch):
 
 def test_names_and_errors_stay_text_where_read_csv_would_guess(corpus, monkeypatch):
     # read_csv reads an all-empty error column as float64 and a system named NA as NaN;
-    # to_frame keeps file, system and error as text, with the same values otherwise.
+    # to_frame keeps file, system and error as text ("" where fully scored).
     (corpus / "enhanced" / "stray.wav").unlink()
     monkeypatch.chdir(corpus)
     out = corpus / "all.csv"
@@ -65,11 +67,66 @@ def test_names_and_errors_stay_text_where_read_csv_would_guess(corpus, monkeypat
     frame = sqeval.score("clean", {"NA": "enhanced"}, noisy="noisy", metrics="si_snr",
                          jobs=1).to_frame()
     assert list(frame["system"]) == ["noisy", "NA", "noisy", "NA"]
-    assert frame["error"].isna().all() and not pd.api.types.is_float_dtype(frame["error"])
-    expected = read_csv(out)
-    assert expected["error"].dtype == "float64" and expected["system"].isna().sum() == 2
-    expected["system"] = frame["system"]  # the one value read_csv changes
-    pd.testing.assert_frame_equal(frame, expected, check_exact=True, check_dtype=False)
+    assert (frame["error"] == "").all() and not pd.api.types.is_float_dtype(frame["error"])
+    plain = read_csv(out)
+    assert plain["error"].dtype == "float64" and plain["system"].isna().sum() == 2
+    pd.testing.assert_frame_equal(frame, read_run_csv(out), check_exact=True)
+
+
+def test_metrics_as_a_list_and_paths_of_any_kind(corpus, monkeypatch):
+    """``metrics`` takes a string or any iterable of names, and every path argument a
+    ``str`` or any ``os.PathLike``: the run equals the CLI's CSV."""
+    import os
+
+    class Where:  # an os.PathLike that is not a pathlib.Path
+        def __init__(self, path):
+            self.path = str(path)
+
+        def __fspath__(self):
+            return self.path
+
+    monkeypatch.chdir(corpus)
+    (corpus / "enhanced" / "stray.wav").unlink()
+    out = corpus / "cli.csv"
+    assert CliRunner().invoke(app, ["score", "clean", "enh=enhanced", "-m", "pesq_wb,stoi",
+                                    "--no-cache", "--csv", str(out)]).exit_code == 0
+    expected = read_run_csv(out)
+    for metrics in (["pesq_wb", "stoi"], ("pesq_wb", "stoi"), iter(["pesq_wb", "stoi"]),
+                    "pesq_wb,stoi"):
+        frame = sqeval.score("clean", {"enh": "enhanced"}, metrics=metrics).to_frame()
+        pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    frame = sqeval.score(Where(corpus / "clean"), {"enh": Where("enhanced")},
+                         metrics=["pesq_wb", "stoi"], cache=Where("cache.sqlite")).to_frame()
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    assert os.path.exists("cache.sqlite")
+    mapping = {"a": Where(corpus / "enhanced" / "a.wav"), "b": Where("enhanced/b.wav")}
+    frame = sqeval.score({"a": "clean/a.wav", "b": Where("clean/b.wav")}, {"enh": mapping},
+                         metrics=["pesq_wb", "stoi"]).to_frame()
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    for bad, says in ((3, "int 3"), (b"stoi", "bytes"), ({"stoi": 1}, "dict"),
+                      ([], "an empty list"), (["stoi", 3], "3")):
+        with pytest.raises(UsageError, match=f"metrics takes .*{says}"):
+            sqeval.score("clean", {"enh": "enhanced"}, metrics=bad)
+
+
+def test_public_submodules_are_reachable_after_import_sqeval():
+    done = subprocess.run([sys.executable, "-c", (
+        "import sqeval, numpy as np\n"
+        "s = np.sin(np.arange(800) / 7.0)\n"
+        "print(sqeval.losses.si_snr_loss(reference=s, estimate=s + 0.1 * np.cos(np.arange(800))))\n"
+        "print(sqeval.metrics.REGISTRY['stoi'].name)")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    value, name = done.stdout.split()
+    assert float(value) < 0 and name == "stoi"
+
+
+def test_a_mapping_with_a_missing_file_says_where_relative_paths_start(corpus, monkeypatch):
+    monkeypatch.chdir(corpus)
+    results = sqeval.score({"a": "clean/a.wav"}, {"enh": {"a": "nowhere/a.wav"}},
+                           metrics="si_snr")
+    error = results.to_frame()["error"].iloc[0]
+    assert "no such file" in error and "a relative path starts at the working directory" in error
+
 
 def test_summary_equals_the_summary_csv(corpus, monkeypatch):
     monkeypatch.chdir(corpus)
@@ -83,7 +140,7 @@ def test_summary_equals_the_summary_csv(corpus, monkeypatch):
 def test_read_results_gives_the_same_interface_back(corpus):
     path = cli_csv(corpus)
     saved = sqeval.read_results(path)
-    pd.testing.assert_frame_equal(saved.to_frame(), read_csv(path), check_exact=True)
+    pd.testing.assert_frame_equal(saved.to_frame(), read_run_csv(path), check_exact=True)
     assert saved.metrics == ["si_snr", "stoi", "pesq_wb"] and saved.systems == ["noisy", "enh"]
     assert saved.provenance["sqeval_version"] == sqeval.__version__  # from the .meta.json
     assert list(saved.failures["file"]) == ["stray.wav"]
@@ -137,8 +194,11 @@ def test_a_plain_script_works_without_a_main_guard(corpus, how, isolate):
     assert done.returncode == 0, done.stderr
     assert "rows 5" in done.stdout and "worker process died" not in done.stdout
     assert ("if __name__ ==" in done.stderr) is isolate  # the warning says how to fix it
+    if isolate:  # and points at the line of the script that called sqeval.score
+        where = "<stdin>" if how == "standard input" else "plain.py"
+        assert f"{where}:3: RuntimeWarning" in done.stderr, done.stderr
     produced = pd.read_pickle(corpus / "from_script.pkl")
-    pd.testing.assert_frame_equal(produced, read_csv(cli_csv(corpus)), check_exact=True)
+    pd.testing.assert_frame_equal(produced, read_run_csv(cli_csv(corpus)), check_exact=True)
 
 
 def test_a_guarded_script_uses_worker_processes(corpus):
