@@ -26,8 +26,12 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/sqeval score sample_data/clean sample_data/enhanced --noisy sample_data/noisy
 
+# test: the whole suite, then the tests that compare numbers (marker `numeric`) again under
+# every other CPU profile this machine offers: each numpy SIMD level below the top one, and
+# OpenBLAS's generic and Haswell kernels (scripts/cpu_profiles.py names each in the log).
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
+	$(BIN)/python scripts/cpu_profiles.py --skip-plain
 
 # test-oldest: the suite against the oldest versions pyproject.toml allows (the pins in
 # constraints-oldest.txt, one per floor), in its own venv. The oldest supported Python,
@@ -50,6 +54,7 @@ test-oldest: $(VENV_OLDEST)/.installed
 	@$(VENV_OLDEST)/bin/python --version
 	@$(VENV_OLDEST)/bin/python -m pip freeze --disable-pip-version-check | grep -iE '^($(KEY_PACKAGES))=='
 	$(VENV_OLDEST)/bin/python -m pytest -q
+	$(VENV_OLDEST)/bin/python scripts/cpu_profiles.py --skip-plain --max-levels 1
 
 clean:
 	rm -rf $(VENV) $(VENV_OLDEST) *.egg-info .pytest_cache

@@ -11,6 +11,9 @@ from conftest import write
 from sqeval.audio import AudioError, ChannelPolicy, read_audio
 from sqeval.dsp import resample
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 
 def test_reads_float64_mono_at_its_rate(tmp_path):
     x = np.array([0.0, 0.5, -0.25, 0.125])

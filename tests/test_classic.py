@@ -17,6 +17,9 @@ from sqeval import dsp
 from sqeval import metrics as m
 from sqeval.metrics import MetricError, NotApplicableError, classic
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 EPS = np.finfo(np.float64).eps
 
 

@@ -21,6 +21,9 @@ from sqeval.cli import app
 
 from conftest import write
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 EPS = np.finfo(np.float64).eps
 TOLERANCE = {"stoi": 1e-6, "estoi": 1e-6, "sdr": 1e-4, "snr": 1e-6, "si_snr": 1e-6,
              "si_sdr": 1e-6, "osi_snr": 1e-6}

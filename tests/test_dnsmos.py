@@ -16,6 +16,9 @@ from sqeval.cli import app
 from sqeval.metrics import REGISTRY, MetricError
 from sqeval.metrics.dnsmos import dnsmos
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 runner = CliRunner()
 NAMES = {"dnsmos_sig": "sig_mos", "dnsmos_bak": "bak_mos", "dnsmos_ovrl": "ovrl_mos",
          "dnsmos_p808": "p808_mos"}

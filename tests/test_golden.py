@@ -7,6 +7,9 @@ import pytest
 from sqeval.dsp import resample
 from sqeval.metrics import REGISTRY
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 
 INTRUSIVE = [name for name, spec in REGISTRY.items() if spec.intrusive]
 

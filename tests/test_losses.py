@@ -9,6 +9,9 @@ import pytest
 from sqeval import losses
 from sqeval.metrics import si_snr
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 # The contract's frame-wise example: M and M̂ = M − 0.1, shape (bins, frames) = (3, 3).
 M = np.array([[0.5, 0.6, 0.7], [0.8, 0.9, 1.0], [1.1, 1.2, 1.3]])
 M_HAT = M - 0.1

@@ -16,6 +16,9 @@ from sqeval.metrics import REGISTRY, MetricError
 from sqeval.metrics import plcmos as module
 from sqeval.metrics.plcmos import plcmos
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 runner = CliRunner()
 SAMPLE_DATA = module.__file__.rsplit("/sqeval/", 1)[0] + "/sample_data"
 

@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 
 from sqeval.metrics import REGISTRY
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 WAVEFORM = ["snr", "si_snr", "si_sdr", "osi_snr", "sdr", "mc_mse", "lsd", "rel_entropy"]
 RATE = 8000
 

@@ -10,6 +10,9 @@ from conftest import write
 from sqeval import metrics as m
 from sqeval.metrics import REGISTRY, MetricError
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 # Invariant to the gain of the estimate (and of both) in exact arithmetic.
 INVARIANT = ["si_snr", "si_sdr", "osi_snr", "sdr", "stoi", "estoi", "pesq_wb", "pesq_nb",
              "fw_seg_snr", "llr"]

@@ -16,6 +16,9 @@ import sqeval.metrics.srmr as srmr_module
 from sqeval.metrics import MetricError
 from sqeval.metrics.srmr import srmr
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 DATA = Path(__file__).parent / "data"
 FS = 16000
 

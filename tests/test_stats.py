@@ -12,6 +12,9 @@ import pytest
 from sqeval.stats import (describe, describe_difference, paired_difference, statistic,
                           wilcoxon_p)
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 # The Student-t quantile t(0.975) with 2 degrees of freedom. With 2 degrees of freedom the
 # t distribution's quantile has the closed form t_p = (2p − 1)/√(2p(1 − p)): 0.95/√0.04875.
 T_975_2 = 4.302652729749464

@@ -18,6 +18,9 @@ from sqeval.metrics import visqol as module
 from sqeval.metrics.visqol import visqol, visqol_audio
 from sqeval.provenance import provenance
 
+# compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
+pytestmark = pytest.mark.numeric
+
 runner = CliRunner()
 SAMPLE_DATA = module.__file__.rsplit("/sqeval/", 1)[0] + "/sample_data"
 
