@@ -54,7 +54,7 @@ def _simd():
     releases print them at the end of show_config()."""
     import contextlib, io, numpy
     try:
-        table = numpy.show_config(mode="dicts")["SIMD Extensions"]
+        table = numpy.show_config(mode="dicts").get("SIMD Extensions", {})
         return list(table.get("baseline", [])), list(table.get("found", []))
     except TypeError:
         pass
@@ -91,10 +91,7 @@ def profiles(native: dict, max_levels: int) -> list[tuple[str, dict]]:
     found = native["found"]
     top = f"numpy {found[-1]}" if found else "numpy baseline"
     out = [(f"{top} (every level this CPU has), OpenBLAS {_kernels(native)}", {})]
-    # lower levels: switch off the top k found levels; the last is the baseline
-    cuts = list(range(len(found) - 1, -1, -1))
-    if len(cuts) > max_levels:  # numpy 1.x lists single features: the highest few and the baseline
-        cuts = cuts[:max_levels - 1] + [0]
+    cuts = _cuts(found, max_levels)
     for k in cuts:
         name = f"numpy {found[k - 1]}" if k > 0 else f"numpy baseline ({' '.join(native['baseline'])})"
         out.append((name, {"NPY_DISABLE_CPU_FEATURES": " ".join(found[k:])}))
@@ -112,6 +109,21 @@ def profiles(native: dict, max_levels: int) -> list[tuple[str, dict]]:
     return out
 
 
+def _cuts(found: list[str], max_levels: int) -> list[int]:
+    """Where to cut ``found`` (the levels kept are ``found[:k]``), highest first; 0 is the
+    baseline. numpy 2.4 and later report levels (X86_V3, X86_V4, AVX512_ICL, ...): one cut
+    before each. Older releases list single features (SSSE3 ... AVX2, AVX512F, ...): cut
+    where a family begins (AVX-512, then AVX/AVX2/FMA3, else the top feature), so that
+    the runs are those a user's CPU differs by, then the baseline."""
+    every = list(range(len(found) - 1, -1, -1))
+    if len(every) <= max_levels:
+        return every
+    families = [next((k for k, name in enumerate(found) if name.startswith(prefix)), None)
+                for prefix in ("AVX512", "AVX")]
+    cuts = sorted({k for k in families if k} | {len(found) - 1}, reverse=True)
+    return cuts[:max_levels - 1] + [0]
+
+
 def _kernels(info: dict) -> str:
     return "/".join(info["openblas"]) or "(not loaded)"
 
@@ -124,6 +136,8 @@ def main() -> int:
                         help="leave out the profile with every level on (the plain run)")
     parser.add_argument("pytest_args", nargs="*", default=["-q", "-m", "numeric"])
     args = parser.parse_args()
+    if args.max_levels < 1:
+        parser.error("--max-levels takes a number ≥ 1 (the baseline is always run)")
     base = {k: v for k, v in os.environ.items()
             if k not in ("NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES")}
     native = probe(base)
@@ -135,8 +149,18 @@ def main() -> int:
             continue
         env = {**base, **change}
         seen = probe(env)
+        if "NPY_DISABLE_CPU_FEATURES" in change:
+            kept = [level for level in native["found"]
+                    if level not in change["NPY_DISABLE_CPU_FEATURES"].split()]
+            if seen["found"] != kept:  # numpy ignored the variable: this is no such profile
+                print(f"cpu_profiles: {name}: numpy kept {seen['found']}, not {kept}")
+                results.append((name, 1))
+                continue
         if "OPENBLAS_CORETYPE" in change:
-            if seen["openblas"] == native["openblas"]:  # the variable changed nothing
+            if not seen["openblas"] or any(k.startswith("(") for k in seen["openblas"]):
+                print(f"cpu_profiles: {name}: the kernel in use cannot be read "
+                      f"({_kernels(seen)}); run it all the same")
+            elif seen["openblas"] == native["openblas"]:  # the variable changed nothing
                 print(f"cpu_profiles: {name}: not run: this OpenBLAS ({_kernels(seen)}) does "
                       "not switch kernels with OPENBLAS_CORETYPE (built without DYNAMIC_ARCH?)")
                 continue

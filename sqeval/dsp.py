@@ -122,13 +122,18 @@ def solve_toeplitz(r: np.ndarray, b: np.ndarray) -> np.ndarray:
     relative bound.
 
     Raises:
-        ValueError: ``r`` or ``b`` holds NaN or Inf.
-        numpy.linalg.LinAlgError: a singular (or numerically singular) leading minor;
-            the caller then solves by least squares.
+        ValueError: ``r`` and ``b`` are not 1-D of one length, or hold NaN or Inf.
+        numpy.linalg.LinAlgError: a singular leading minor (Levinson needs every leading
+            minor nonsingular, as scipy's does); the caller then solves by least squares.
     """
     r, b = np.asarray(r, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if r.ndim != 1 or b.shape != r.shape:
+        raise ValueError(f"expected r and b of one length, 1-D; got shapes {r.shape} and "
+                         f"{b.shape}")
     if not (np.isfinite(r).all() and np.isfinite(b).all()):
         raise ValueError("array must not contain infs or NaNs")
+    if r.size == 0:
+        return np.zeros(0)
     if r[0] == 0:
         raise np.linalg.LinAlgError("singular principal minor")
     rho, rhs = r[1:] / r[0], b / r[0]  # T / r[0] has a unit diagonal
@@ -140,7 +145,7 @@ def solve_toeplitz(r: np.ndarray, b: np.ndarray) -> np.ndarray:
     beta = 1.0
     for k in range(1, n):
         beta *= 1.0 - alpha * alpha
-        if not beta > 0.0 or not math.isfinite(beta):
+        if beta == 0.0 or not math.isfinite(beta):
             raise np.linalg.LinAlgError("singular principal minor")
         mu = (rhs[k] - np.dot(rho[:k], x[k - 1::-1])) / beta
         x[:k] += mu * y[k - 1::-1]

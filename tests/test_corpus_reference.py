@@ -125,7 +125,12 @@ def test_every_csv_cell_equals_the_reference(tmp_path, golden):
         for name, value in values.items():
             cell = float(row[name])
             if name.startswith("pesq"):
-                assert cell == value, (key, name)
+                # the reference resamples with resample_poly, sqeval with its own numpy
+                # loop (equal within a few ULP): a sample's last bit may move PESQ's
+                # float32 alignment a little; 1e-4 of a MOS is far below what is printed
+                resampled = key.split("/")[0] == "48000" or "other_rate" in key
+                assert cell == (pytest.approx(value, abs=1e-4) if resampled else value), (
+                    key, name)
             elif name in RELATIVE:
                 assert cell == pytest.approx(value, rel=RELATIVE[name]), (key, name)
             else:

@@ -73,10 +73,10 @@ app.command("compare", short_help="Compare two runs file by file; gate on drops.
 app.command("plot", short_help="Draw box plots and improvement from a CSV.")(plot_command)
 app.command("report", short_help="Build the HTML report of a saved run.")(report_command)
 
-# The click Typer runs on: its own copy in newer Typers, the click package in older ones.
-_click = getattr(typer.core, "_click", None)
-if _click is None:  # pragma: no cover - depends on the Typer version installed
-    import click as _click
+# The ClickException of the click Typer runs on (its own copy in newer Typers, the click
+# package in older ones), found from typer.BadParameter's public class hierarchy.
+CLICK_EXCEPTION = next(kind for kind in typer.BadParameter.__mro__
+                       if kind.__name__ == "ClickException")
 
 REPORT = ("this is a bug in sqeval; please report it with the command line and the output "
           "of the same command run with `sqeval --debug …`")
@@ -144,7 +144,7 @@ def _run(argv: list[str] | None) -> int:
             silence_stdout()
             return int(ExitCode.BROKEN_PIPE)
         raise
-    except _click.ClickException as error:  # bad arguments: a usage error, whatever its kind
+    except CLICK_EXCEPTION as error:  # bad arguments: a usage error, whatever its kind
         _show_usage_error(error)
         return int(ExitCode.USAGE)
     except (typer.Abort, KeyboardInterrupt):

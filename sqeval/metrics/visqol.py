@@ -102,13 +102,15 @@ def _api(mode: str):
     from visqol import VisqolApi
 
     api = VisqolApi()
-    with _native_stderr_silenced():  # TFLite's "INFO: Created ... XNNPACK delegate" line
-        api.create(mode=mode, use_lattice_model=mode == "speech")
-    mapper = type(api._manager.quality_mapper).__name__
-    expected = {"speech": "TFLiteSpeechQualityMapper", "audio": "SvrSimilarityToQualityMapper"}
-    if mapper != expected[mode]:  # a change of visqol-python's defaults must not pass silently
-        raise MetricError(f"visqol-python used {mapper} in {mode} mode; sqeval expects "
-                          f"{expected[mode]} ({MAPPING[mode]})")
+    # The mapping through visqol-python's documented contract (pinned 3.8.0): in speech
+    # mode use_lattice_model=True gives the deep-lattice mapper or raises ImportError (never
+    # its polynomial fallback); audio mode always maps with the bundled nu-SVR model.
+    try:
+        with _native_stderr_silenced():  # TFLite's "INFO: Created ... XNNPACK delegate" line
+            api.create(mode=mode, use_lattice_model=True if mode == "speech" else None)
+    except ImportError as error:
+        raise MetricError(f"{INSTALL_HINT} (visqol-python cannot load its {MAPPING[mode]}: "
+                          f"{error})") from None
     return api
 
 
