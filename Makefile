@@ -30,6 +30,7 @@ demo: $(VENV)/.installed
 # every other CPU profile this machine offers: each numpy SIMD level below the top one, and
 # OpenBLAS's generic and Haswell kernels (scripts/cpu_profiles.py names each in the log).
 test: $(VENV)/.installed-test
+	@bash scripts/system_packages.sh
 	$(BIN)/python -m pytest -q
 	$(BIN)/python scripts/cpu_profiles.py --skip-plain
 
@@ -51,6 +52,7 @@ $(VENV_OLDEST)/.installed: pyproject.toml constraints-oldest.txt
 	touch $@
 
 test-oldest: $(VENV_OLDEST)/.installed
+	@bash scripts/system_packages.sh
 	@$(VENV_OLDEST)/bin/python --version
 	@$(VENV_OLDEST)/bin/python -m pip freeze --disable-pip-version-check | grep -iE '^($(KEY_PACKAGES))=='
 	$(VENV_OLDEST)/bin/python -m pytest -q

@@ -7,7 +7,7 @@ saved CSV); the metric functions in :mod:`sqeval.metrics` (keyword-only ``refere
 :mod:`sqeval.losses`.
 """
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 __all__ = ["Results", "read_results", "score"]
 
 # public submodules, reachable as attributes after a plain ``import sqeval``

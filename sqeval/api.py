@@ -28,7 +28,7 @@ from .pairing import (CLEAN_PROBLEM, Inputs, PairingError, System, check_reserve
 from .provenance import provenance as current_provenance
 from .results import CsvWriter, read_text_cell, write_rows
 from .runner import default_jobs, score_jobs, small_run
-from .results import CLEAN, NOISY, Row
+from .results import CLEAN, NA, NOISY, Row
 from .scoring import ScoreOptions
 from .sources import AudioFile, Mapping, compile_key, default_name, open_source
 from .stats import sections, summary_rows
@@ -69,7 +69,8 @@ def check_jobs(jobs: int, force: bool = False, scheduler: str | None = None) -> 
     return None
 
 
-def _finite(value, option: str, *, positive: bool, what: str) -> float:
+def _finite(value, option: str, *, positive: bool, what: str,
+            unit: str = "a number of seconds") -> float:
     """``value`` as a float when it is a finite number ≥ 0 (> 0 when ``positive``), else a
     :class:`UsageError` naming ``option``. inf and nan pass the command line's range
     checks (``--max-delay inf`` once made every file fail in its worker, then exit 1 as
@@ -77,7 +78,7 @@ def _finite(value, option: str, *, positive: bool, what: str) -> float:
     number = float(value) if isinstance(value, numbers.Real) else math.nan  # "0.5": no
     if isinstance(value, bool) or not math.isfinite(number) or number < 0 or (
             positive and number == 0):
-        raise UsageError(f"{option} takes a finite number of seconds "
+        raise UsageError(f"{option} takes {unit.replace('a number', 'a finite number')} "
                          f"{'> 0' if positive else '≥ 0'} ({what}); got {value!r}")
     return number
 
@@ -106,7 +107,7 @@ class Plan:
 def plan(reference, estimates=None, *, noisy=None, metrics=None,
          key: str | None = None, align: bool = False, max_delay: float = 0.5,
          channel: int | None = None, mix: str | None = None,
-         no_reference: bool = False) -> Plan:
+         no_reference: bool = False, max_length_diff: float = 0.1) -> Plan:
     """Pair the sources and settle the options, without scoring anything.
 
     Arguments as :func:`score`. Raises :class:`UsageError` or
@@ -114,8 +115,10 @@ def plan(reference, estimates=None, *, noisy=None, metrics=None,
     """
     max_delay = _finite(max_delay, "--max-delay", positive=False,
                         what="the largest delay --align searches")
+    max_length_diff = _finite(max_length_diff, "--max-length-diff", positive=False,
+                              what="a fraction of the reference's length", unit="a number")
     inputs = _inputs(reference, estimates, noisy, no_reference)
-    specs, named = _specs(metrics, "dnsmos" if no_reference else "core")
+    specs, named = _specs(metrics, "dnsmos" if no_reference else "core")  # None: the default
     channels = channel_policy(channel, mix)
     systems = list(inputs.systems)
     if no_reference:
@@ -135,7 +138,8 @@ def plan(reference, estimates=None, *, noisy=None, metrics=None,
         systems.insert(0, System(CLEAN, inputs.reference))
     options = ScoreOptions(metrics=tuple(specs), systems=tuple(s.name for s in systems),
                            channels=channels, strict=named, no_reference=no_reference,
-                           max_delay=max_delay if align else None)
+                           max_delay=max_delay if align else None,
+                           max_length_diff=max_length_diff)
     jobs = pair_sources(inputs.reference, [s for s in systems if s.name != CLEAN],
                         compile_key(key) if key is not None else None)
     if CLEAN in options.systems:
@@ -180,7 +184,16 @@ def run(planned: Plan, *, jobs: int = 0, cache=None, timeout: float | None = Non
     channels = planned.options.channels
     return Results(rows, names, present, {
         **current_provenance(), "audio": audio_sources(planned),
-        "channels": {"channel": channels.channel, "mix": channels.mix}})
+        "channels": {"channel": channels.channel, "mix": channels.mix},
+        "align": planned.options.max_delay, "max_length_diff": planned.options.max_length_diff,
+        "references": references(rows)})
+
+
+def references(rows: list[Row]) -> dict[str, str]:
+    """File → the content digest of its clean reference, as scored (``sqeval compare``
+    refuses two runs whose references of the same file differ: other numbers)."""
+    return dict(sorted({row.file: row.content[0] for row in rows
+                        if row.content is not None}.items()))
 
 
 def audio_sources(planned: Plan) -> dict[str, dict[str, str]]:
@@ -201,7 +214,7 @@ def score(reference, estimates=None, *, noisy=None, metrics=None,
           max_delay: float = 0.5, channel: int | None = None, mix: str | None = None,
           timeout: float | None = None, scheduler: str | None = None,
           no_reference: bool = False, force_jobs: bool = False,
-          isolate: bool = False) -> "Results":
+          isolate: bool = False, max_length_diff: float = 0.1) -> "Results":
     """Score every estimate against its reference, file by file.
 
     Args:
@@ -222,6 +235,9 @@ def score(reference, estimates=None, *, noisy=None, metrics=None,
         channel, mix: multichannel policy (``channel=K``, or ``mix="mono"``).
         timeout: give up on a file after this many seconds (finite, > 0), or None.
         scheduler: a Dask scheduler address, or ``"local"``.
+        max_length_diff: how much an estimate's length may differ from its reference's,
+            as a fraction of the reference's (default 0.1; never less than 0.25 s); a
+            larger difference fails the row instead of scoring a common prefix.
         isolate: score every file in a worker process, even a few short ones (which are
             otherwise scored in this process, where a crash in a C extension would end
             the program; see :func:`run`).
@@ -245,7 +261,8 @@ def score(reference, estimates=None, *, noisy=None, metrics=None,
     crowded = check_jobs(jobs, force_jobs, scheduler)
     check_timeout(timeout)  # before pairing, as the command line does
     planned = plan(reference, estimates, noisy=noisy, metrics=metrics, key=key, align=align,
-                   max_delay=max_delay, channel=channel, mix=mix, no_reference=no_reference)
+                   max_delay=max_delay, channel=channel, mix=mix, no_reference=no_reference,
+                   max_length_diff=max_length_diff)
     if crowded is not None:
         warn(f"sqeval: {crowded}")
     return run(planned, jobs=jobs, cache=cache, timeout=timeout, scheduler=scheduler,
@@ -255,8 +272,11 @@ def score(reference, estimates=None, *, noisy=None, metrics=None,
 def _open_cache(cache):
     """The :class:`ResultCache` of ``cache`` (a path, a cache, or None); None with a
     warning when the path cannot be used."""
-    if not isinstance(cache, (str, os.PathLike)):
+    if cache is None or isinstance(cache, ResultCache):
         return cache
+    if not isinstance(cache, (str, os.PathLike)):
+        raise UsageError(f"cache takes a path to a results database (str or os.PathLike), "
+                         f"or None; got {type(cache).__name__}")
     try:
         return ResultCache(Path(cache))
     except CacheUnusable as error:
@@ -309,6 +329,14 @@ class Results:
             sections(self.rows, specs, self.systems, pattern),
             list(pattern.groupindex) if pattern else [], guard=False))
         return _read_csv(io.StringIO(stream.getvalue()))
+
+    @property
+    def verdict(self) -> dict | None:
+        """The run's verdict as ``sqeval score`` recorded it: ``outcome`` (PASS, FAIL,
+        INCOMPLETE, OK), ``reason``, and the counts (``gate_checks``, ``gate_failures``,
+        ``rows_failed``, ``missing``, ``na``); None when the run recorded none (a
+        library run, or a CSV without its ``.meta.json``)."""
+        return self.provenance.get("verdict")
 
     @property
     def failures(self):
@@ -370,15 +398,34 @@ def read_results(csv_path) -> Results:
     if missing:
         raise UsageError(f"{path}: no column {', '.join(missing)}; expected the per-file CSV "
                          "of `sqeval score --csv` (file,system,<metrics>,error)")
-    if frame.duplicated(["file", "system"]).any():
-        raise UsageError(f"{path}: a (file, system) pair appears twice")
+    keys = [(read_text_cell(file), read_text_cell(system))  # as named, not as guarded
+            for file, system in zip(frame["file"], frame["system"])]
+    if len(set(keys)) != len(keys):
+        seen, twice = set(), None
+        for key in keys:
+            twice = key if key in seen else twice
+            seen.add(key)
+        raise UsageError(f"{path}: the (file, system) pair {twice!r} appears twice (a "
+                         "formula guard ' before a name counts as the same name)")
     metrics = [c for c in frame.columns if c not in ("file", "system", "error")]
     rows = [_saved_row(record, metrics, path, line)
             for line, record in enumerate(frame.to_dict("records"), start=2)]
     meta = Path(f"{path}.meta.json")
     saved = _read_meta(meta) if os.path.exists(meta) else {}
+    if saved and saved.get("csv_sha256") not in (None, csv_digest(data)):
+        warn(f"sqeval: {meta} describes another CSV than {path} (a run stopped between "
+             "writing the two?): its provenance, gates and verdict are not used")
+        saved = {}
     systems = list(dict.fromkeys(row.system for row in rows))
     return Results(rows, metrics, systems, saved)
+
+
+def csv_digest(data: bytes) -> str:
+    """The SHA-256 of a CSV's bytes, which its ``.meta.json`` records as ``csv_sha256``: a
+    reader uses the provenance (gates, verdict) only with the CSV it was written for."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _read_input(path: Path) -> bytes:
@@ -425,7 +472,11 @@ def _saved_row(record: dict, metrics: list[str], path: Path, line: int) -> Row:
         parts = dict(part.split(": ", 1) for part in error.split("; ") if ": " in part)
         if parts and set(parts) <= set(metrics) and all(math.isnan(row.values[name])
                                                         for name in parts):
-            row.errors.update(parts)
+            for name, reason in parts.items():  # n/a stays n/a, as the run had it
+                if reason.startswith(NA):
+                    row.not_applicable[name] = reason[len(NA):]
+                else:
+                    row.errors[name] = reason
         else:
             row.file_error = error
     return row
@@ -454,9 +505,9 @@ def _inputs(reference, estimates, noisy, no_reference: bool) -> Inputs:
     if isinstance(reference, plain) and not isinstance(estimates, MappingType) and (
             noisy is None or isinstance(noisy, plain)):
         listed = [] if estimates is None else (
-            [_text(e) for e in estimates] if isinstance(estimates, (list, tuple)) else
-            [_text(estimates)])
-        return read_inputs(_text(reference), listed,
+            [_argument(e) for e in estimates] if isinstance(estimates, (list, tuple)) else
+            [_argument(estimates)])
+        return read_inputs(_argument(reference), listed,
                            None if noisy is None else _text(noisy), no_reference)
     first = _source(reference)
     systems = []
@@ -482,6 +533,15 @@ def _text(value) -> str:
     """A path argument (``str`` or any ``os.PathLike``) as text; other values as ``str``
     of them, which the sources then report as not found."""
     return os.fspath(value) if isinstance(value, (str, os.PathLike)) else str(value)
+
+
+def _argument(value) -> str:
+    """A source as the command line's text: a ``str`` as it is (``NAME=PATH`` names a
+    system), an ``os.PathLike`` as a path only (a folder named ``run=3`` is a folder)."""
+    if isinstance(value, str) or not isinstance(value, os.PathLike):
+        return _text(value)
+    text = os.fspath(value)
+    return text if os.path.isabs(text) or "=" not in text else os.path.join(".", text)
 
 
 def _source(value):
@@ -517,6 +577,9 @@ def metric_names(metrics) -> str | None:
         UsageError: anything else (a number, bytes, a mapping, an item that is not a
             string), or an empty iterable.
     """
+    if isinstance(metrics, str) and not any(name.strip() for name in metrics.split(",")):
+        raise UsageError(f"metrics names no metric ({metrics!r}); leave it out (None) for "
+                         "the default set, or name metrics or groups, e.g. 'pesq_wb,stoi'")
     if metrics is None or isinstance(metrics, str):
         return metrics
     if isinstance(metrics, (bytes, bytearray, MappingType)) or not hasattr(metrics, "__iter__"):
@@ -524,7 +587,7 @@ def metric_names(metrics) -> str | None:
                          f"'pesq_wb,stoi' or a list such as ['pesq_wb', 'stoi']; got "
                          f"{type(metrics).__name__} {metrics!r}")
     names = list(metrics)
-    odd = [name for name in names if not isinstance(name, str)]
+    odd = [name for name in names if not isinstance(name, str) or not name.strip()]
     if odd or not names:
         raise UsageError(f"metrics takes metric or group names as strings; got "
                          f"{'an empty list' if not names else repr(odd[0])} "
@@ -537,7 +600,7 @@ def _specs(metrics, default: str):
     failure); a non-intrusive metric whose backend is missing is a usage error."""
     metrics = metric_names(metrics)
     try:
-        specs = resolve(metrics or default)
+        specs = resolve(default if metrics is None else metrics)
     except KeyError as error:
         raise UsageError(error.args[0]) from None
     reasons = dict.fromkeys(spec.missing_backend() for spec in specs if spec.missing_backend)

@@ -16,6 +16,10 @@ from .dsp import lagged_correlations
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 MAX_AUDIO_BYTES = 1 << 30  # 1 GiB, 9 h of 16 kHz 16-bit mono; as float64 it takes 4 GiB
+# Sample rates sqeval scores: from telephone-band 8 kHz files' lowest kin to 768 kHz. A
+# header may claim any rate up to 2^31 − 1; resampling a file from 999,983 Hz took 2 GB
+# and one from 2,147,483,647 Hz asked for 320 GiB (the filter grows with the rate).
+MIN_RATE, MAX_RATE = 1000, 768000
 NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
                (stat.S_ISDIR, "a folder"))
@@ -113,9 +117,21 @@ def read_regular(path) -> bytes:
     return data
 
 
+def content_digest():
+    """The hash of a file's content that the results cache keys on (blake2b, 20 bytes):
+    ``update`` it with the bytes, read ``hexdigest()``."""
+    import hashlib
+
+    return hashlib.blake2b(digest_size=20)
+
+
 def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
-               notes: list | None = None) -> tuple[np.ndarray, int]:
+               notes: list | None = None, digests: list | None = None) -> tuple[np.ndarray, int]:
     """Read ``path`` as a float64 mono signal with finite samples.
+
+    The file is read once into memory and decoded from those bytes; with ``digests``, the
+    :func:`content_digest` of exactly those bytes is appended to it (the cache stores the
+    results under what was decoded, not under what the file held earlier or later).
 
     ``--channel K`` applies to multichannel files only: a mono file is read as it is, and
     for K ≥ 1 a note saying so is appended to ``notes``.
@@ -131,15 +147,20 @@ def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
     """
     import soundfile
 
+    import io
+
     try:
-        descriptor = open_regular(path)
+        content = read_regular(path)
     except OSError as error:
         raise AudioError(f"unreadable audio ({error.strerror or error})") from None
-    # A file object, not the descriptor itself: libsndfile before 1.2.2 (soundfile 0.12)
-    # closes a descriptor it fails to open even when told not to.
-    with open(descriptor, "rb") as stream:
+    if digests is not None:
+        digest = content_digest()
+        digest.update(content)
+        digests.append(digest.hexdigest())
+    with io.BytesIO(content) as stream:
         try:
             with soundfile.SoundFile(stream) as sound:
+                check_rate(sound.samplerate)
                 _check_decoded_size(sound.frames, sound.channels)
                 data = sound.read(dtype="float64", always_2d=True)
                 rate = sound.samplerate
@@ -165,6 +186,25 @@ def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
             f"{n_nan} NaN and {int(bad.sum()) - n_nan} Inf samples; expected finite audio"
         )
     return samples, int(rate)
+
+
+def check_rate(rate: int) -> None:
+    """Refuse a sample rate outside :data:`MIN_RATE` … :data:`MAX_RATE` (an AudioError: one
+    file's row, never the run)."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"a sample rate of {rate} Hz, outside the {MIN_RATE} to {MAX_RATE} Hz "
+                         "that sqeval scores (a damaged or crafted header?)")
+
+
+def check_resampled_size(n: int, source: int, target: int) -> None:
+    """Refuse resampling ``n`` samples from ``source`` to ``target`` Hz to more samples
+    than a 16-bit file of :data:`MAX_AUDIO_BYTES` holds, the most sqeval holds for one
+    signal (the size limit holds after resampling too)."""
+    after, limit = -(-n * target // source), MAX_AUDIO_BYTES // 2
+    if after > limit:
+        raise AudioError(f"{n} samples at {source} Hz would be {after} at {target} Hz, more "
+                         f"than the {limit} samples sqeval holds for one signal; split the "
+                         "recording into shorter files")
 
 
 def _check_decoded_size(frames: int, channels: int) -> None:

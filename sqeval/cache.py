@@ -19,7 +19,6 @@ rewritten to repair it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -27,7 +26,8 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .audio import MAX_AUDIO_BYTES, AudioError, kind_problem, open_regular
+from .audio import MAX_AUDIO_BYTES, AudioError, content_digest, kind_problem, open_regular
+from .results import NO_REFERENCE
 from .warn import warn
 
 DEFAULT_PATH = Path(".sqeval-cache") / "results.sqlite"
@@ -43,7 +43,7 @@ def file_hash(path: Path) -> str | None:
     """blake2b of the file's bytes; None when it cannot be read, is not a regular file
     (a FIFO, ``/dev/zero``: reading would block or never end) or is larger than
     :data:`~sqeval.audio.MAX_AUDIO_BYTES` (the scorer says why)."""
-    digest = hashlib.blake2b(digest_size=20)
+    digest = content_digest()
     try:
         with open(open_regular(path), "rb") as stream:
             size = 0
@@ -184,10 +184,10 @@ class ResultCache:
 def cache_settings(options) -> str:
     """What besides the two files' content decides a cached outcome."""
     align = f"; aligned within {options.max_delay:g} s" if options.max_delay else ""
-    return f"sqeval {__version__}; {options.channels.describe()}{align}"
+    return (f"sqeval {__version__}; {options.channels.describe()}{align}; lengths within "
+            f"{options.max_length_diff:g}")
 
 
-NO_REFERENCE = "(no reference)"  # the cache's clean hash in --no-reference runs
 
 
 def file_keys(job, options) -> dict[str, tuple[str, str]]:

@@ -12,10 +12,14 @@ and each metric with a maximum drop, it fails when:
     - the system has rows in only one of the two CSVs;
     - no file has a value on both sides (``n = 0``);
     - the candidate failed (an empty cell) on a file where the baseline has a value;
+    - the candidate lacks some of the baseline's files for the system (more than
+      ``--allow-fewer N`` allows);
     - the candidate's mean is worse than the baseline's by more than the maximum drop
       ("worse" by the metric's direction in the registry).
-Files present in only one CSV for a system that is in both, and cells that failed in the
-baseline alone, are reported but do not fail it.
+Files present in the candidate alone, and cells that failed in the baseline alone, are
+reported but do not fail it. The two runs must also have been made alike
+(:func:`provenance_differences`): the command line refuses to compare runs whose
+provenance differs in what changes the numbers.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ class CompareError(ValueError):
 
 def read_results(path: Path):
     """A per-file CSV (read by :func:`sqeval.read_results`) as a DataFrame indexed by
-    (file, system): metric columns as floats, and the error text."""
+    (file, system): metric columns as floats, and the error text; the run's provenance
+    (its .meta.json, or ``{}``) in ``attrs["provenance"]``."""
     import pandas as pd
 
     from .api import UsageError
@@ -54,7 +59,9 @@ def read_results(path: Path):
     columns = {"file": [r.file for r in saved.rows], "system": [r.system for r in saved.rows]}
     columns.update({name: [r.values[name] for r in saved.rows] for name in saved.metrics})
     columns["error"] = [r.error_text(saved.metrics) for r in saved.rows]
-    return pd.DataFrame(columns).set_index(KEY)
+    frame = pd.DataFrame(columns).set_index(KEY)
+    frame.attrs["provenance"] = saved.provenance
+    return frame
 
 
 @dataclass(frozen=True)
@@ -171,10 +178,14 @@ def _difference(system: str, metric: str, pairs: Paired, present: str) -> Differ
                       wilcoxon_p(scored.differences), **counts)
 
 
-def problems(d: Difference) -> list[str]:
+def problems(d: Difference, allow_fewer: int = 0) -> list[str]:
     """What keeps ``d`` from being judged on all the baseline's files, as predicates of
-    "SYSTEM.METRIC"; empty when every file the baseline scored was compared."""
+    "SYSTEM.METRIC"; empty when every file the baseline scored was compared (up to
+    ``allow_fewer`` of the baseline's files may be absent from the candidate)."""
     out = []
+    if d.present_in == BOTH and d.only_baseline > allow_fewer:
+        out.append(f"lacks {plural(d.only_baseline, 'file')} of the baseline in the candidate "
+                   f"(allowed: {allow_fewer}; --allow-fewer N)")
     if d.present_in != BOTH:
         rows = d.only_baseline if d.present_in == BASELINE else d.only_candidate
         out.append(f"is only in the {d.present_in} ({plural(rows, 'row')})")
@@ -186,10 +197,45 @@ def problems(d: Difference) -> list[str]:
     return out
 
 
-def check_max_drop(d: Difference, max_drop: float) -> Verdict:
+def check_max_drop(d: Difference, max_drop: float, allow_fewer: int = 0) -> Verdict:
     """The ``--max-drop`` gate on one difference: it fails on every one of
     :func:`problems`, and when the candidate's mean is worse by more than ``max_drop``."""
-    reasons = problems(d)
+    reasons = problems(d, allow_fewer)
     if d.n and d.drop() > max_drop:
         reasons.append(f"dropped by {fmt(d.drop())} (allowed {max_drop:g})")
     return Verdict(d, max_drop, not reasons, tuple(reasons))
+
+
+# What in a run's provenance (its .meta.json) changes the numbers: two runs that differ in
+# one of these are not comparable. Package versions: the backends whose code is a metric.
+NUMBER_KEYS = ("sqeval_version", "rate_policy", "channels", "align", "max_length_diff",
+               "models")
+NUMBER_PACKAGES = ("pesq", "pystoi", "speechmos", "onnxruntime", "soxr", "visqol-python",
+                   "ai-edge-litert", "libsvm-official")
+
+
+def provenance_differences(baseline: dict, candidate: dict) -> list[str]:
+    """What differs between two runs' provenance in what changes the numbers, one line
+    each (``key: baseline → candidate``); empty when nothing does. A key that one run
+    records and the other does not counts as a difference."""
+    out = []
+    for key in NUMBER_KEYS:
+        if baseline.get(key) != candidate.get(key):
+            out.append(f"{key}: {_short(baseline.get(key))} → {_short(candidate.get(key))}")
+    refs = (baseline.get("references") or {}, candidate.get("references") or {})
+    if isinstance(refs[0], dict) and isinstance(refs[1], dict):
+        other = sorted(file for file in set(refs[0]) & set(refs[1])
+                       if refs[0][file] != refs[1][file])
+        if other:
+            out.append(f"the clean reference of {plural(len(other), 'file')} differs in "
+                       f"content (e.g. {other[0]!r})")
+    versions = (baseline.get("versions") or {}, candidate.get("versions") or {})
+    for package in NUMBER_PACKAGES:
+        if versions[0].get(package) != versions[1].get(package):
+            out.append(f"{package}: {versions[0].get(package)} → {versions[1].get(package)}")
+    return out
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .metrics import REGISTRY
-from .results import CLEAN, NOISY, Row
+from .results import CLEAN, NOISY, Row, plural
 from .stats import paired_difference, statistic, values_by_file
 
 OPERATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
@@ -115,41 +115,92 @@ def check_gate_targets(gates: list[Gate], metrics: list[str], systems: list[str]
 
 @dataclass(frozen=True)
 class GateResult:
+    """One gate on one system: the statistic observed, and what it saw.
+
+    Attributes:
+        n: files whose value entered the statistic.
+        failed: files of the system where the gated metric could not be computed (an
+            error, an unreadable, degenerate or truncated output; a missing output too,
+            unless ``--allow-missing``); for a ``delta.`` gate, on either side.
+        na: files where the metric does not apply (e.g. ``pesq_wb`` at 8 kHz).
+        missing: output files that do not exist, excused by ``--allow-missing``.
+    """
+
     gate: Gate
     system: str
     observed: float
     passed: bool
-    reason: str = ""  # why it failed without a number
+    reason: str = ""  # why it failed besides the number
+    n: int = 0
+    failed: int = 0
+    na: int = 0
+    missing: int = 0
 
 
-MISSING_FAILS = "some files could not be scored (--allow-missing gates on the scored files only)"
+MISSING_FAILS = ("some files could not be scored (--allow-missing excuses only output "
+                 "files that do not exist)")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """A run's verdict, the one its exit code says: ``FAIL`` (a gate failed, or files
-    could not be scored under gates without --allow-missing), ``INCOMPLETE`` (files could
-    not be scored, no gates), ``PASS`` (gates, all hold) or ``OK`` (no gates, all scored)."""
+    """A run's verdict, the one its exit code says: ``FAIL`` (a gate failed, or a file
+    could not be scored under gates, other than a missing output with
+    ``--allow-missing``), ``INCOMPLETE`` (files could not be scored, no gates), ``PASS``
+    (gates, all hold, every gated file scored) or ``OK`` (no gates, all scored)."""
 
     outcome: str
     reason: str
 
 
-def run_verdict(results: list[GateResult], incomplete: bool, gated: bool,
+def unexcused_failures(rows: list[Row], allow_missing: bool) -> int:
+    """Rows that could not be fully scored, less the missing outputs ``--allow-missing``
+    excuses: silence, NaN, truncation and every metric error always count."""
+    return sum(row.failed and not (allow_missing and row.missing) for row in rows)
+
+
+def run_verdict(results: list[GateResult], rows: list[Row], gated: bool,
                 allow_missing: bool) -> Verdict:
-    """The verdict of a run with gate ``results``; ``incomplete``: some row failed."""
+    """The verdict of a run of ``rows`` with gate ``results``."""
     failed = [r for r in results if not r.passed]
     if failed:
         return Verdict("FAIL", f"{len(failed)} of {len(results)} gate checks failed")
-    if incomplete and gated and not allow_missing:
+    unexcused = unexcused_failures(rows, allow_missing)
+    if unexcused and gated:
         return Verdict("FAIL", MISSING_FAILS)
-    if incomplete and not gated:
+    if any(row.failed for row in rows) and not gated:
         return Verdict("INCOMPLETE", "no gates; some files could not be scored")
     return Verdict("PASS", "every gate holds") if gated else Verdict("OK", "every file scored")
 
 
-def check_gates(gates: list[Gate], rows: list[Row], systems: list[str]) -> list[GateResult]:
-    """Every gate against every system it applies to, in the order given."""
+def verdict_line(verdict: Verdict, results: list[GateResult], rows: list[Row],
+                 allow_missing: bool) -> str:
+    """One line that ends a gated run: the verdict with its counts."""
+    checks = f"{sum(r.passed for r in results)} of {len(results)} gate checks pass"
+    failed = unexcused_failures(rows, allow_missing)
+    missing = sum(row.missing for row in rows)
+    na = sum(r.na for r in results)
+    return (f"{verdict.outcome}: {checks}; {plural(failed, 'file')} not scored"
+            f"{f', {missing} missing (allowed)' if allow_missing and missing else ''}"
+            f"{f', {na} gated n/a cells' if na else ''} ({verdict.reason})")
+
+
+def recorded_verdict(verdict: Verdict, results: list[GateResult], rows: list[Row],
+                     allow_missing: bool) -> dict:
+    """The verdict and its counts as the run's provenance records them (``verdict`` in the
+    ``.meta.json``; ``Results.verdict``)."""
+    return {"outcome": verdict.outcome, "reason": verdict.reason,
+            "gate_checks": len(results), "gate_failures": sum(not r.passed for r in results),
+            "rows_failed": unexcused_failures(rows, allow_missing),
+            "missing": sum(row.missing for row in rows),
+            "na": sum(r.na for r in results)}
+
+
+def check_gates(gates: list[Gate], rows: list[Row], systems: list[str], *,
+                allow_missing: bool = False, allow_na: bool = False) -> list[GateResult]:
+    """Every gate against every system it applies to, in the order given. A gate passes
+    only when its statistic holds on at least one file and no file of the system failed
+    the metric (a missing output is excused by ``allow_missing``) or, unless
+    ``allow_na``, found it not applicable."""
     noisy = [row for row in rows if row.system == NOISY]
     results = []
     for gate in gates:
@@ -158,25 +209,46 @@ def check_gates(gates: list[Gate], rows: list[Row], systems: list[str]) -> list[
         targets = [gate.system] if gate.system else [s for s in systems
                                                      if s not in (NOISY, CLEAN)]
         for system in targets:
-            results.append(_check(gate, system, rows, noisy, systems))
+            results.append(_check(gate, system, rows, noisy, systems, allow_missing, allow_na))
     return results
 
 
-def _check(gate: Gate, system: str, rows, noisy, systems) -> GateResult:
+def _check(gate: Gate, system: str, rows, noisy, systems, allow_missing: bool,
+           allow_na: bool) -> GateResult:
     if system not in systems:
         return GateResult(gate, system, math.nan, False, f"no system named {system!r}")
     if gate.delta and not noisy:
         return GateResult(gate, system, math.nan, False, "delta needs --noisy")
     own = [row for row in rows if row.system == system]
+    sides = {row.file: [row] for row in own}
+    if gate.delta:
+        for row in noisy:
+            sides.setdefault(row.file, []).append(row)
+    excused = {file for file, pair in sides.items()
+               if allow_missing and any(row.missing for row in pair)}
+    failed = sum(file not in excused and any(row.metric_failed(gate.metric) for row in pair)
+                 for file, pair in sides.items())
+    na = sum(file not in excused and any(gate.metric in row.not_applicable for row in pair)
+             for file, pair in sides.items())
     if gate.delta:
         values = paired_difference(values_by_file(noisy, gate.metric),
                                    values_by_file(own, gate.metric)).scored().differences
     else:
         values = [row.values[gate.metric] for row in own]
+    values = [v for v in values if not math.isnan(v)]
     observed = statistic(values, gate.stat)
+    counts = dict(n=len(values), failed=failed, na=na, missing=len(excused))
+    reasons = []
+    if failed:
+        reasons.append(f"{plural(failed, 'file')} not scored")
+    if na and not allow_na:
+        reasons.append(f"n/a on {plural(na, 'file')} (--allow-na to gate the rest)")
     if math.isnan(observed):
-        return GateResult(gate, system, observed, False, "no file scored")
-    return GateResult(gate, system, observed, OPERATORS[gate.op](observed, gate.threshold))
+        reasons.append("no file scored")
+    if reasons:
+        return GateResult(gate, system, observed, False, "; ".join(reasons), **counts)
+    return GateResult(gate, system, observed, OPERATORS[gate.op](observed, gate.threshold),
+                      **counts)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import AUDIO_SUFFIXES
-from .results import CLEAN, NOISY
+from .results import CLEAN, NO_NOISY_INPUT, NO_OUTPUT, NOISY, NOT_IN_FOLDER, NOT_IN_SOURCE
 from .sources import (AudioFile, Entry, FileList, Folder, PairingError, Source, default_name,
                       is_manifest, open_source, read_manifest, rekey)
 
@@ -73,7 +73,7 @@ class Listing:
 
     files: dict[str, Entry]
     problems: dict[str, str]
-    missing: str = "no file of this id in this source (another source has one)"
+    missing: str = NOT_IN_SOURCE
 
     def ids(self) -> set[str]:
         return set(self.files) | set(self.problems)
@@ -228,16 +228,23 @@ def list_source(source: Source, key: re.Pattern | None = None) -> Listing:
              for id, group in groups.items()}
     problems = {id: _problem(id, group, source.noun if key is None else "--key match")
                 for id, group in groups.items() if len(group) > 1 or group[0].problem}
-    missing = ("no file of this name in this folder (another folder has one)"
-               if isinstance(source, Folder) else Listing.missing)
+    missing = NOT_IN_FOLDER if isinstance(source, Folder) else Listing.missing
     return Listing({id: entry for id, entry in files.items() if entry is not None}, problems,
                    missing)
+
+
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False where the path cannot even be examined (a name too long)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _problem(id: str, group: list[Entry], noun: str) -> str:
     """Why ``group`` (the entries of one id in one source) cannot be scored."""
     files = [entry for entry in group if entry.problem is None]
-    folders = [entry for entry in group if entry.problem is not None and entry.path.is_dir()]
+    folders = [entry for entry in group if entry.problem is not None and _is_dir(entry.path)]
     if len(group) == 1 or len(folders) == len(group):
         return group[0].problem
     if files and folders:
@@ -303,8 +310,7 @@ def _job(id: str, references: Listing, listings: dict[str, Listing]) -> Job:
             if entry is not None:
                 job.problems[name] = "no clean reference for this file"
         elif entry is None:
-            job.problems[name] = ("no noisy input for this reference" if name == NOISY
-                                  else "no output for this reference")
+            job.problems[name] = NO_NOISY_INPUT if name == NOISY else NO_OUTPUT
     job.name = _name(id, [references, *listings.values()])
     return job
 

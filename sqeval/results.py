@@ -24,6 +24,18 @@ from .outputs import utf8_safe
 NOISY = "noisy"  # the system name of the noisy inputs: the baseline of every delta
 CLEAN = "clean"  # the system name of the clean references, scored by non-intrusive metrics
 
+# Why a row has no file to score: the output does not exist. Only these rows are what
+# --allow-missing excuses; every other failure (unreadable, NaN, silent, truncated, a
+# metric's error) is a failure of the system. Read back from a CSV by their text.
+NO_OUTPUT = "no output for this reference"
+NO_NOISY_INPUT = "no noisy input for this reference"
+NOT_IN_FOLDER = "no file of this name in this folder (another folder has one)"
+NOT_IN_SOURCE = "no file of this id in this source (another source has one)"
+NO_SUCH_FILE = "no such file: "  # a listed path that does not exist (the path follows)
+MISSING_REASONS = frozenset({NO_OUTPUT, NO_NOISY_INPUT, NOT_IN_FOLDER, NOT_IN_SOURCE})
+NO_REFERENCE = "(no reference)"  # the cache's clean key in --no-reference runs
+NA = "n/a: "  # before the reason of a metric that does not apply, in the error cell
+
 
 @dataclass
 class Row:
@@ -46,16 +58,30 @@ class Row:
     file_error: str | None = None
     notes: list[str] = field(default_factory=list)
     fresh: dict = field(default_factory=dict, repr=False, compare=False)  # computed now, to store
+    # (clean, estimate) content digests of the bytes scored (the cache's key), when read
+    content: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def failed(self) -> bool:
         return self.file_error is not None or bool(self.errors)
 
+    @property
+    def missing(self) -> bool:
+        """Whether the row failed because its file does not exist (the only failure
+        ``--allow-missing`` excuses)."""
+        return self.file_error is not None and (self.file_error in MISSING_REASONS or
+                                                self.file_error.startswith(NO_SUCH_FILE))
+
+    def metric_failed(self, name: str) -> bool:
+        """Whether ``name`` could not be computed in this row (an error, or no file)."""
+        return self.file_error is not None or name in self.errors
+
     def error_text(self, metric_names: Iterable[str]) -> str:
         """The CSV ``error`` cell: ``metric: reason`` per missing value, ``; ``-separated."""
         if self.file_error is not None:
             return self.file_error
-        reasons = {**self.not_applicable, **self.errors}
+        reasons = {**{name: NA + reason for name, reason in self.not_applicable.items()},
+                   **self.errors}
         return "; ".join(f"{name}: {reasons[name]}" for name in metric_names if name in reasons)
 
 

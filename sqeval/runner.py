@@ -5,6 +5,7 @@ cache, a bounded number of jobs in flight, and Ctrl-C/SIGTERM stopping cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -44,7 +45,18 @@ def default_jobs() -> int:
 
 
 class SchedulerError(RuntimeError):
-    """The Dask scheduler cannot be used; the message says why and what to do."""
+    """The Dask scheduler cannot be used (or was lost, or has no workers); the message says
+    why and what to do. ``rows`` are those of the jobs finished before, in order."""
+
+    def __init__(self, message: str, rows: list | None = None):
+        super().__init__(message)
+        self.rows = rows or []
+
+
+# How long a Dask run waits while no task finishes and the cluster cannot finish one: no
+# worker connected, or the scheduler unreachable. Then it stops (exit 2, partial CSV).
+DASK_STALL_S = 30.0
+DASK_POLL_S = 1.0  # how often a waiting Dask run looks at the cluster
 
 
 def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int = 0,
@@ -87,6 +99,8 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
         for index, (job, name) in enumerate(tasks):
             if cache and _fully_known(job, known[index], options):
                 results[index] = scoring.score_job(job, name, options, known[index])
+                for row in results[index]:  # not read: the content they were looked up by
+                    row.content = keys[index].get(row.system)
                 if on_done is not None:
                     on_done(1)
             else:
@@ -97,17 +111,24 @@ def score_jobs(tasks: list[tuple[Job, str]], options: ScoreOptions, n_jobs: int 
             isolate = scheduler is not None or timeout is not None or not small_run(
                 [tasks[i][0] for i in pending])
             n_jobs = n_jobs if isolate else 1
-        runner = (_run_dask(items, options, n_jobs, scheduler) if scheduler and items
+        runner = (_run_dask(items, options, n_jobs, scheduler, timeout) if scheduler and items
                   else _run(items, options, n_jobs, isolate, timeout))
         for index, rows in runner:
+            if cache and _mixed(rows, keys[index], known[index]):
+                # a file changed between its lookup and its reading: outcomes of its old
+                # content would stand beside new ones; score it again, from scratch
+                rows = scoring.score_job(*tasks[index], options, {})
             results[index] = rows
             if cache:
-                _store(cache, keys[index], settings, rows)
+                _store(cache, settings, rows)
             if on_done is not None:
                 on_done(1)
     except KeyboardInterrupt:
         finished = [row for rows in results if rows is not None for row in rows]
         raise Interrupted(sum(r is not None for r in results), len(tasks), finished) from None
+    except SchedulerError as error:  # lost mid-run: what finished goes with it
+        error.rows = [row for rows in results if rows is not None for row in rows]
+        raise
     finally:
         if runner is not None:
             runner.close()  # its workers stop, wherever it was stopped
@@ -153,10 +174,18 @@ def _fully_known(job: Job, known: Known, options: ScoreOptions) -> bool:
     return True
 
 
-def _store(cache: ResultCache, keys: dict, settings: str, rows: list[Row]) -> None:
+def _mixed(rows: list[Row], keys: dict, known: Known) -> bool:
+    """Whether a row used cached outcomes looked up under other content than it read."""
+    return any(row.content is not None and row.system in known and known[row.system][0]
+               and keys.get(row.system) != row.content for row in rows)
+
+
+def _store(cache: ResultCache, settings: str, rows: list[Row]) -> None:
+    """Store what each row computed, under the content digests of the bytes it scored
+    (never under a hash taken before: a file replaced mid-run keeps its own numbers)."""
     for row in rows:
-        if row.fresh and row.system in keys:
-            clean, estimate = keys[row.system]
+        if row.fresh and row.content is not None:
+            clean, estimate = row.content
             cache.store(clean, estimate, settings, row.fresh, row.notes)
 
 
@@ -497,35 +526,84 @@ def score_on_dask_worker(job: Job, name: str, options: ScoreOptions, known) -> l
     return rows
 
 
-def _run_dask(items, options, n_jobs, scheduler) -> Iterator[tuple[int, list[Row]]]:
-    """The jobs on a Dask cluster, at most twice as many in flight as it has workers."""
+def _run_dask(items, options, n_jobs, scheduler,
+              timeout: float | None = None) -> Iterator[tuple[int, list[Row]]]:
+    """The jobs on a Dask cluster, at most twice as many in flight as it has workers.
+
+    Every wait is bounded: a file not done ``timeout`` seconds after it was handed out gets
+    an error row (its task is cancelled), and a cluster that finishes nothing while it has
+    no worker, or while its scheduler cannot be reached, for :data:`DASK_STALL_S` seconds
+    ends the run with :class:`SchedulerError`."""
     client, cluster = _dask_client(scheduler, n_jobs)  # says so when dask is missing
-    from dask.distributed import as_completed
+    from dask.distributed import wait
 
     try:
-        window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
-        queue, pending, stream = iter(items), {}, as_completed()
+        window = 2 * max(1, _dask_workers(client) or 0)
+        queue, pending = iter(items), {}
 
         def submit_next() -> None:
             for index, (job, name), known in queue:
                 future = client.submit(score_on_dask_worker, absolute(job), name, options,
                                        known, pure=False)
-                pending[future] = (index, job, name)
-                stream.add(future)
+                pending[future] = (index, job, name, time.monotonic())
                 return
 
         for _ in range(window):
             submit_next()
-        for future in stream:
-            index, job, name = pending.pop(future)
+        stalled_since = time.monotonic()
+        while pending:
             try:
-                rows = future.result()
-            except Exception as error:  # the task or its worker failed, not a metric
-                rows = failure_rows(job, name, options, f"the Dask task scoring this file "
-                                    f"failed ({type(error).__name__}: {error})")
-            yield index, rows
-            submit_next()
+                done = wait(list(pending), timeout=DASK_POLL_S, return_when="FIRST_COMPLETED").done
+            except Exception:  # noqa: BLE001 - distributed's TimeoutError (its type varies)
+                done = set()
+            now = time.monotonic()
+            late = {future for future, (*_, since) in pending.items()
+                    if timeout is not None and now - since > timeout} - set(done)
+            for future in [*done, *late]:
+                index, job, name, _since = pending.pop(future)
+                if future in late:
+                    future.cancel()
+                    rows = failure_rows(job, name, options, f"timed out after {timeout:g} s on "
+                                        "the Dask cluster (--timeout)")
+                else:
+                    rows = _dask_rows(future, job, name, options)
+                yield index, rows
+                submit_next()
+                stalled_since = now
+            if not done and not late and now - stalled_since > DASK_STALL_S:
+                raise SchedulerError(_stall_reason(client, scheduler))
     finally:
-        client.close()
+        with contextlib.suppress(Exception):  # a lost scheduler must not hang the exit
+            client.close(timeout=5)
         if cluster is not None:
-            cluster.close()
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=5)
+
+
+def _dask_rows(future, job, name, options) -> list[Row]:
+    try:
+        return future.result()
+    except Exception as error:  # the task or its worker failed, not a metric
+        return failure_rows(job, name, options, f"the Dask task scoring this file failed "
+                            f"({type(error).__name__}: {error})")
+
+
+def _dask_workers(client) -> int | None:
+    """The number of workers the scheduler has, or None when it cannot be asked."""
+    if client.status != "running":
+        return None
+    try:
+        return len(client.scheduler_info().get("workers", {}))
+    except Exception:  # noqa: BLE001 - unreachable, closing, timed out: cannot tell
+        return None
+
+
+def _stall_reason(client, scheduler: str) -> str:
+    workers = _dask_workers(client)
+    if workers is None:
+        return (f"lost the Dask scheduler at {scheduler}: no file finished for "
+                f"{DASK_STALL_S:g} s and the scheduler cannot be reached; restart it and run "
+                "the same command again (finished files are kept)")
+    return (f"the Dask scheduler at {scheduler} has {plural(workers, 'worker')} and no file "
+            f"finished for {DASK_STALL_S:g} s: start workers (dask worker {scheduler}) and run "
+            "the same command again (finished files are kept)")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioError, ChannelPolicy, estimate_delay, read_audio
+from .audio import AudioError, ChannelPolicy, check_resampled_size, estimate_delay, read_audio
 from .dsp import resample
 from .metrics import MetricError, MetricSpec, NotApplicableError
 from .pairing import Job
-from .results import CLEAN, Row
+from .results import CLEAN, NO_REFERENCE, Row
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class ScoreOptions:
             before the sample-aligned metrics; None leaves the signals as they are.
         no_reference: there are no clean files: every system is scored with the
             non-intrusive metrics alone.
+        max_length_diff: the largest difference between an estimate's length and its
+            reference's, as a fraction of the reference's length (never less than
+            :data:`MIN_LENGTH_ALLOWANCE_S`); a larger one is an error for the whole row.
 
     A system named :data:`CLEAN` is the clean reference itself: its rows carry the
     non-intrusive metrics (DNSMOS of the clean speech); the intrusive ones do not apply.
@@ -45,7 +48,11 @@ class ScoreOptions:
     strict: frozenset = frozenset()
     max_delay: float | None = None  # seconds; set: remove a constant delay (--align)
     no_reference: bool = False
+    max_length_diff: float = 0.1  # of the reference's length (--max-length-diff)
 
+
+MIN_LENGTH_ALLOWANCE_S = 0.25  # seconds an estimate may always differ from its reference
+# (real models' framing: CMGAN's VoiceBank outputs are 0.1 s shorter than their references)
 
 REFERENCE_ITSELF = "the clean reference itself (an intrusive metric compares against it)"
 NEEDS_REFERENCE = "needs a clean reference (--no-reference)"
@@ -55,6 +62,7 @@ class Signal:
     """A mono signal at its native rate, resampled on demand, once per rate."""
 
     def __init__(self, samples: np.ndarray, rate: int, notes: list | None = None):
+        self.digest = None  # the content digest of the file it was read from, if any
         self.rate = rate
         self._by_rate = {rate: samples}
         self.notes = notes or []  # what reading it did (e.g. a mono file under --channel)
@@ -64,7 +72,13 @@ class Signal:
         return self._by_rate[self.rate]
 
     def at(self, rate: int) -> np.ndarray:
+        """The signal at ``rate``. Raises :class:`MetricError` when that would hold more
+        samples than sqeval keeps for one signal (a metric's error cell)."""
         if rate not in self._by_rate:
+            try:
+                check_resampled_size(len(self.samples), self.rate, rate)
+            except AudioError as error:
+                raise MetricError(str(error)) from None
             self._by_rate[rate] = resample(self.samples, self.rate, rate)
         return self._by_rate[rate]
 
@@ -116,8 +130,9 @@ def score_job(job: Job, display_name: str, options: ScoreOptions,
         if reference is None:
             rows.append(failed_row(display_name, name, reference_error, options.metrics))
         elif name == CLEAN:  # the reference Signal itself: resampled at most once per rate
-            rows.append(_score_alone(Row(display_name, name, notes=list(reference.notes)),
-                                     reference, options, outcomes, REFERENCE_ITSELF))
+            row = Row(display_name, name, notes=list(reference.notes),
+                      content=(reference.digest, reference.digest))
+            rows.append(_score_alone(row, reference, options, outcomes, REFERENCE_ITSELF))
         else:
             rows.append(_score_estimate(display_name, name, reference, job.estimates[name],
                                         options, outcomes))
@@ -138,23 +153,27 @@ def _strict(options: ScoreOptions, system: str, spec: MetricSpec) -> bool:
 
 
 def read_reference(path: Path, channels: ChannelPolicy) -> Signal:
-    """Read a clean reference; a silent one is an :class:`AudioError`."""
-    notes = []
-    samples, rate = read_audio(path, channels, notes)
+    """Read a clean reference; a silent one is an :class:`AudioError`. The signal's
+    ``digest`` is the content digest of the bytes decoded."""
+    notes, digests = [], []
+    samples, rate = read_audio(path, channels, notes, digests)
     if not samples.any():
         raise AudioError("silent (all samples zero); no comparison with it is defined")
-    return Signal(samples, rate, [f"clean reference: {note}" for note in notes])
+    signal = Signal(samples, rate, [f"clean reference: {note}" for note in notes])
+    signal.digest = digests[0]
+    return signal
 
 
 def _score_estimate(file: str, system: str, reference: Signal | None, path: Path,
                     options: ScoreOptions, known: dict | None = None) -> Row:
-    notes = []
+    notes, digests = [], []
     try:
-        samples, rate = read_audio(path, options.channels, notes)
+        samples, rate = read_audio(path, options.channels, notes, digests)
     except AudioError as error:
         return failed_row(file, system, str(error), options.metrics)
     row = score_signals(file, system, reference, samples, rate, options, known)
     row.notes[:0] = notes
+    row.content = (NO_REFERENCE if reference is None else reference.digest, digests[0])
     return row
 
 
@@ -168,16 +187,26 @@ def score_signals(file: str, system: str, reference: Signal | None, samples: np.
     With ``reference=None`` only non-intrusive metrics have values."""
     known = known or {}
     row = Row(file, system)
+    degenerate = degenerate_estimate(samples)
+    if degenerate is not None:
+        return failed_row(file, system, degenerate, options.metrics)
     if reference is not None:
         row.notes += reference.notes
     if reference is None:
         return _score_alone(row, Signal(samples, rate), options, known, NEEDS_REFERENCE)
     fs = reference.rate
     if rate != fs:
+        try:
+            check_resampled_size(len(samples), rate, fs)
+        except AudioError as error:
+            return failed_row(file, system, str(error), options.metrics)
         samples = resample(samples, rate, fs)
         row.notes.append(f"estimate at {rate} Hz resampled to the reference's {fs} Hz")
     estimate = Signal(samples, fs)
     n_ref, n_est = len(reference.samples), len(samples)
+    mismatch = length_mismatch(n_ref, n_est, fs, options.max_length_diff)
+    if mismatch is not None:
+        return failed_row(file, system, mismatch, options.metrics)
     if n_ref != n_est:
         row.notes.append(
             f"lengths differ by {abs(n_ref - n_est)} samples (reference {n_ref}, estimate "
@@ -192,6 +221,34 @@ def score_signals(file: str, system: str, reference: Signal | None, samples: np.
             outcome = row.fresh[spec.name] = computation.outcome(spec)
         _apply(row, spec.name, outcome, _strict(options, system, spec))
     return _complete(row, options.metrics)
+
+
+def degenerate_estimate(samples: np.ndarray) -> str | None:
+    """Why ``samples`` is not an output any metric should score, or None: silent (all
+    zero) or constant (DC only). A model that outputs either is broken; its row fails
+    (and fails gates), whatever a metric would make of it (a DC estimate got STOI 0.51)."""
+    if samples.size < 2:
+        return f"the estimate has {samples.size} sample(s): too short to score"
+    first = samples.flat[0]
+    if not np.any(samples != first):
+        what = "silent (all samples zero)" if first == 0 else f"constant (every sample {first:.6g})"
+        return f"the estimate is {what}: a degenerate output, not scored"
+    return None
+
+
+def length_mismatch(n_ref: int, n_est: int, fs: int, max_diff: float) -> str | None:
+    """Why an estimate of ``n_est`` samples cannot be scored against a reference of
+    ``n_ref`` (both at ``fs``), or None: their lengths differ by more than ``max_diff`` of
+    the reference's length and more than :data:`MIN_LENGTH_ALLOWANCE_S`. Scoring the
+    common prefix would hide the rest (the first 20 ms of a 2.9 s output got SI-SNR 140 dB)."""
+    allowed = max(max_diff * n_ref, MIN_LENGTH_ALLOWANCE_S * fs)
+    if abs(n_ref - n_est) <= allowed:
+        return None
+    which = "shorter" if n_est < n_ref else "longer"
+    return (f"the estimate is {n_est} samples ({n_est / fs:.3f} s), the reference {n_ref} "
+            f"({n_ref / fs:.3f} s): {abs(n_ref - n_est) / n_ref:.1%} {which}, more than the "
+            f"{max_diff:.0%} (or {MIN_LENGTH_ALLOWANCE_S:g} s) allowed; a truncated or padded "
+            "output is not scored on part of the signal (--max-length-diff to allow more)")
 
 
 def _score_alone(row: Row, signal: Signal, options: ScoreOptions, known: dict,

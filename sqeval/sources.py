@@ -23,6 +23,7 @@ Conventions:
 from __future__ import annotations
 
 import csv
+import io
 from abc import ABC, abstractmethod
 import os
 import re
@@ -176,15 +177,22 @@ class Mapping(Source):
 def _list_entry(item: Listed, relative_to: str = "the list's folder") -> Entry:
     path = item.list_path.parent / item.written  # an absolute path stays as it is
     name = item.id + PurePosixPath(item.written).suffix
-    problem = None
-    if path.is_dir():
-        problem = f"{item.written} is a folder, not an audio file ({item.where()})"
-    elif not path.exists():
-        problem = (f"no such file: {path} ({item.where()}; a relative path starts at "
-                   f"{relative_to})")
-    elif file_problem(path) is not None:
-        problem = f"{file_problem(path)} ({item.where()})"
+    try:
+        problem = _entry_problem(path, item, relative_to)
+    except OSError as error:  # a name over 255 bytes, a path over PATH_MAX, a loop ...
+        problem = f"cannot be examined: {error.strerror or error} ({item.where()})"
     return Entry(item.id, path, name, item.written, problem)
+
+
+def _entry_problem(path: Path, item: Listed, relative_to: str) -> str | None:
+    if path.is_dir():
+        return f"{item.written} is a folder, not an audio file ({item.where()})"
+    if not path.exists():
+        return (f"no such file: {path} ({item.where()}; a relative path starts at "
+                f"{relative_to})")
+    if file_problem(path) is not None:
+        return f"{file_problem(path)} ({item.where()})"
+    return None
 
 
 def open_source(path: Path) -> Source:
@@ -290,7 +298,9 @@ def _read_text(path: Path) -> str:
 
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """The header (stripped) and the (line, row) of every non-empty row."""
-    reader = csv.reader(_read_text(path).splitlines())
+    # the text as a stream with its line ends: a quoted cell may hold a newline (a file
+    # name "a⏎b.wav"), which csv keeps only when the reader sees the line ends
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     header = [name.strip() for name in next(reader, [])]
     if len(set(header)) != len(header) or "" in header:
         raise PairingError(f"{path}, line 1: expected distinct column names, got "

@@ -213,3 +213,16 @@ def test_a_guarded_script_uses_worker_processes(corpus):
                           text=True, timeout=300)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr
     assert "worker processes cannot start" not in done.stderr
+
+
+def test_a_path_object_is_a_path_even_with_an_equals_sign(corpus):
+    import shutil
+    from pathlib import Path
+
+    shutil.copytree(corpus / "enhanced", corpus / "run=3")
+    results = sqeval.score(Path(corpus / "clean"), Path(corpus / "run=3"), metrics="snr")
+    assert results.systems == ["run=3"]
+    with pytest.raises(UsageError, match="cache takes a path"):
+        sqeval.score(corpus / "clean", corpus / "enhanced", metrics="snr", cache=b"c.sqlite")
+    with pytest.raises(UsageError, match="names no metric"):
+        sqeval.score(corpus / "clean", corpus / "enhanced", metrics=" , ")

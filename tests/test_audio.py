@@ -157,7 +157,7 @@ def test_scoring_the_default_metrics_imports_no_scipy_subpackage(tmp_path, golde
 
     s, e, rate, _ = golden
     write(tmp_path / "c.wav", s, rate, "DOUBLE")
-    write(tmp_path / "e.wav", e[: len(e) // 2], rate, "DOUBLE")
+    write(tmp_path / "e.wav", e[: len(e) - 800], rate, "DOUBLE")
     code = ("import sys\nfrom sqeval.cli import app\n"
             "try:\n    app([sys.argv[1], sys.argv[2], sys.argv[3], '--no-cache'])\n"
             "except SystemExit as stop:\n    assert stop.code == 0, stop.code\n"
@@ -193,6 +193,12 @@ def test_the_toeplitz_solver_is_scipys_within_the_conditioning():
         dsp.solve_toeplitz(np.zeros(4), b[:4])
     with pytest.raises(np.linalg.LinAlgError):
         dsp.solve_toeplitz(np.ones(4), b[:4])  # rank 1
+    for indefinite in ([1.0, 2.0], [1.0, 0.2, 3.0], [-2.0, 0.5, 0.1]):  # solvable all the same
+        r3 = np.asarray(indefinite)
+        np.testing.assert_allclose(dsp.solve_toeplitz(r3, b[:r3.size]),
+                                   scipy_solve_toeplitz(r3, b[:r3.size]), rtol=1e-12)
+    with pytest.raises(ValueError, match="one length"):
+        dsp.solve_toeplitz(r[:4], b[:3])
     with pytest.raises(ValueError, match="infs or NaNs"):
         dsp.solve_toeplitz(np.array([1.0, np.nan]), b[:2])
 

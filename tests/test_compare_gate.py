@@ -248,3 +248,67 @@ def test_junit_and_markdown(tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| enh | pesq_wb"))
     assert "+0.031 [" in row and "ok" in row
     assert "Student-t" in md
+
+
+# --- fail closed: coverage, provenance, duplicates (issue 24) --------------------------
+
+def test_a_candidate_that_covers_fewer_files_fails_unless_allowed(tmp_path):
+    base = baseline_values()
+    write_run(tmp_path / "base.csv", {"m": base})
+    subset = {metric: values[:5] for metric, values in base.items()}  # 5 of 24, unchanged
+    write_run(tmp_path / "cand.csv", {"m": subset})
+    result = run("compare", tmp_path / "base.csv", tmp_path / "cand.csv",
+                 "--max-drop", "pesq_wb=0.05")
+    assert result.exit_code == 1, text(result)
+    assert "lacks 19 files of the baseline in the candidate (allowed: 0" in text(result)
+    assert run("compare", tmp_path / "base.csv", tmp_path / "cand.csv", "--max-drop",
+               "pesq_wb=0.05", "--allow-fewer", "19").exit_code == 0
+    assert run("compare", tmp_path / "base.csv", tmp_path / "cand.csv", "--max-drop",
+               "pesq_wb=0.05", "--allow-fewer", "18").exit_code == 1
+
+
+def test_runs_made_differently_are_refused_and_say_what_differs(tmp_path):
+    import json
+
+    base = baseline_values()
+    for name in ("base", "cand"):
+        write_run(tmp_path / f"{name}.csv", {"m": base})
+    meta = {"sqeval_version": "0.6.0", "rate_policy": "P", "channels": {"channel": None,
+            "mix": False}, "align": None, "max_length_diff": 0.1, "models": {},
+            "versions": {"pesq": "0.0.4", "pystoi": "0.4.1"}}
+    (tmp_path / "base.csv.meta.json").write_text(json.dumps(meta))
+    args = ["compare", tmp_path / "base.csv", tmp_path / "cand.csv", "--max-drop", "stoi=0.01"]
+    alone = run(*args)  # the candidate has no provenance: nothing says they were made alike
+    assert alone.exit_code == 2 and "cand.csv.meta.json: none" in text(alone)
+    (tmp_path / "cand.csv.meta.json").write_text(json.dumps(
+        {**meta, "align": 0.5, "versions": {"pesq": "0.0.5", "pystoi": "0.4.1"}}))
+    differ = run(*args)
+    assert differ.exit_code == 2, text(differ)
+    assert "align: None → 0.5" in text(differ) and "pesq: 0.0.4 → 0.0.5" in text(differ)
+    assert run(*args, "--ignore-provenance").exit_code == 0
+    (tmp_path / "cand.csv.meta.json").write_text(json.dumps({**meta, "time": "later"}))
+    assert run(*args).exit_code == 0  # the time and the command do not change numbers
+
+
+def test_a_row_and_its_formula_guarded_twin_are_a_duplicate(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("file,system,stoi,error\n'-5dB.wav,m,0.9,\n-5dB.wav,m,0.1,\n")
+    result = run("compare", path, path, "--baseline-system", "m", "--candidate-system", "m")
+    assert result.exit_code == 2 and "('-5dB.wav', 'm') appears twice" in text(result)
+
+
+def test_runs_against_other_references_are_refused(tmp_path, golden):
+    from conftest import write
+
+    s, e, rate, _ = golden
+    for name, reference in (("one", s), ("two", 0.5 * s)):  # same names, other content
+        write(tmp_path / name / "clean" / "a.wav", reference, rate)
+        write(tmp_path / name / "enh" / "a.wav", e, rate)
+        assert run("score", tmp_path / name / "clean", tmp_path / name / "enh", "-m", "snr",
+                   "--no-cache", "--csv", tmp_path / f"{name}.csv").exit_code == 0
+    result = run("compare", tmp_path / "one.csv", tmp_path / "two.csv", "--max-drop",
+                 "snr=100")
+    assert result.exit_code == 2
+    assert "the clean reference of 1 file differs in content (e.g. 'a.wav')" in text(result)
+    same = run("compare", tmp_path / "one.csv", tmp_path / "one.csv", "--max-drop", "snr=0")
+    assert same.exit_code == 0, text(same)  # the same references: compared

@@ -54,35 +54,38 @@ def _start(command: list[str], cwd, log) -> subprocess.Popen:
 
 
 @pytest.fixture()
-def real_cluster(tmp_path):
-    """A scheduler and two worker processes on loopback, started as `dask scheduler` and
-    `dask worker` are, from a directory that is not the client's; its address."""
-    elsewhere = tmp_path / "elsewhere"
+def bare_scheduler(tmp_path):
+    """A scheduler on loopback, started as `dask scheduler` is, from a directory that is
+    not the client's, and the means to start a worker (`dask worker`, one thread) or to
+    kill the scheduler: ``(address, start_worker, kill_scheduler)``."""
+    elsewhere = tmp_path / "bare"
     elsewhere.mkdir()
     address_file = elsewhere / "scheduler.json"
     log = open(elsewhere / "cluster.log", "w")
     processes = [_start([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
                          "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
                          str(address_file)], elsewhere, log)]
-    try:
-        deadline = time.monotonic() + 60
-        while not address_file.exists() or not address_file.read_text().strip():
-            assert time.monotonic() < deadline, (elsewhere / "cluster.log").read_text()
-            time.sleep(0.2)
+    deadline = time.monotonic() + 60
+    while not address_file.exists() or not address_file.read_text().strip():
+        assert time.monotonic() < deadline, (elsewhere / "cluster.log").read_text()
         time.sleep(0.2)
-        address = json.loads(address_file.read_text())["address"]
-        for k in range(2):
-            folder = elsewhere / f"worker{k}"
-            folder.mkdir()
-            processes.append(_start([sys.executable, "-m", "distributed.cli.dask_worker",
-                                     address, "--nthreads", "1", "--nworkers", "1",
-                                     "--no-dashboard", "--local-directory", str(folder)],
-                                    folder, log))
+    time.sleep(0.2)
+    address = json.loads(address_file.read_text())["address"]
+
+    def start_worker():
+        folder = elsewhere / f"worker{len(processes)}"
+        started = len(processes)  # workers after this one
+        folder.mkdir()
+        processes.append(_start([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                                 "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                                 "--local-directory", str(folder)], folder, log))
         from dask.distributed import Client
 
         with Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
+            client.wait_for_workers(started, timeout=60)
+
+    try:
+        yield address, start_worker, processes[0].kill
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -92,6 +95,15 @@ def real_cluster(tmp_path):
             except subprocess.TimeoutExpired:
                 process.kill()
         log.close()
+
+
+@pytest.fixture()
+def real_cluster(bare_scheduler):
+    """A scheduler and two worker processes on loopback; its address."""
+    address, start_worker, _ = bare_scheduler
+    start_worker()
+    start_worker()
+    return address
 
 
 def test_a_real_cluster_whose_workers_run_elsewhere_gives_the_local_csv(
@@ -116,3 +128,54 @@ def test_a_real_cluster_whose_workers_run_elsewhere_gives_the_local_csv(
     assert rows["f1.wav", "enh"].startswith("unreadable audio")
     assert f"(on Dask worker {real_cluster.rsplit(':', 1)[0]}:" in rows["f1.wav", "enh"]
     assert rows["f0.wav", "enh"] == rows["f2.wav", "noisy"] == ""
+
+
+def test_a_scheduler_without_workers_ends_the_run_within_the_bound(tmp_path, golden,
+                                                                   bare_scheduler, monkeypatch):
+    from sqeval import runner as execution
+
+    monkeypatch.setattr(execution, "DASK_STALL_S", 3.0)
+    address, _, _ = bare_scheduler
+    s, e, rate, _ = golden
+    write(tmp_path / "clean" / "a.wav", s, rate)
+    write(tmp_path / "enh" / "a.wav", e, rate)
+    started = time.monotonic()
+    result = runner.invoke(app, ["score", str(tmp_path / "clean"), str(tmp_path / "enh"),
+                                 "-m", "snr", "--no-cache", "--scheduler", address,
+                                 "--timeout", "5"])
+    assert result.exit_code == 2, result.output
+    assert "has 0 workers and no file finished for 3 s" in " ".join(result.stderr.split())
+    assert time.monotonic() - started < 60
+
+
+def test_a_scheduler_killed_mid_run_ends_it_with_the_partial_csv(tmp_path, golden,
+                                                                 bare_scheduler, monkeypatch):
+    import threading
+
+    from sqeval import read_results
+    from sqeval import runner as execution
+
+    monkeypatch.setattr(execution, "DASK_STALL_S", 5.0)
+    address, start_worker, kill_scheduler = bare_scheduler
+    start_worker()
+    s, e, rate, _ = golden
+    for k in range(60):  # about 15 s of work for one worker thread
+        write(tmp_path / "clean" / f"f{k:02d}.wav", s, rate)
+        write(tmp_path / "enh" / f"f{k:02d}.wav", s + (e - s) / (k + 2), rate)
+    out = tmp_path / "o.csv"
+    (tmp_path / "o.csv.meta.json").write_text('{"verdict": {"outcome": "PASS"}}')  # a past run
+    timer = threading.Timer(4.0, kill_scheduler)
+    timer.start()
+    started = time.monotonic()
+    try:
+        result = runner.invoke(app, ["score", str(tmp_path / "clean"), str(tmp_path / "enh"),
+                                     "-m", "snr,stoi,pesq_wb", "--no-cache", "--scheduler",
+                                     address, "--csv", str(out)])
+    finally:
+        timer.cancel()
+    assert result.exit_code == 2, result.output
+    assert "lost the Dask scheduler" in " ".join(result.stderr.split())
+    assert time.monotonic() - started < 120
+    saved = read_results(out)
+    assert 0 < len(saved.rows) < 60 and saved.provenance["partial"] is True
+    assert saved.verdict["outcome"] == "INCOMPLETE"

@@ -11,7 +11,7 @@ import pytest
 from scipy.signal import resample_poly
 from typer.testing import CliRunner
 
-from conftest import write
+from conftest import near_golden, write
 from sqeval.cli import app
 from sqeval.metrics import REGISTRY, MetricError
 from sqeval.metrics.dnsmos import dnsmos
@@ -224,7 +224,7 @@ def test_with_references_the_clean_files_get_dnsmos_too(tmp_path, golden):
     assert table["clean"]["pesq_wb"] == "" and "clean reference itself" in table["clean"]["error"]
     assert float(table["clean"]["dnsmos_ovrl"]) == pytest.approx(
         dnsmos(estimate=s, fs=rate)["dnsmos_ovrl"], abs=1e-5)
-    assert float(table["enh"]["pesq_wb"]) == golden[3]["pesq_wb"]
+    assert float(table["enh"]["pesq_wb"]) == near_golden("pesq_wb", golden[3]["pesq_wb"])
     assert "do not apply" not in result.output
     # A gate without a system is about the outputs, not the clean references.
     gated = runner.invoke(app, ["score", str(tmp_path / "clean"), str(tmp_path / "enh"),

@@ -19,7 +19,7 @@ from sqeval.cli import app
 from conftest import write
 
 
-NARROW_BAND = "pesq_wb: wide-band PESQ needs"  # n/a at 8 kHz: a reason, not a failure
+NARROW_BAND = "pesq_wb: n/a: wide-band PESQ needs"  # n/a at 8 kHz: a reason, not a failure
 
 
 def wav_header_only(path, rate=16000):
@@ -53,7 +53,7 @@ def build(root, s, e, rate):
     write(enh / "truncated.wav", e, rate, "PCM_16")
     data = (enh / "truncated.wav").read_bytes()
     (enh / "truncated.wav").write_bytes(data[: len(data) // 2])  # header promises more
-    expected["truncated.wav"] = "ok"
+    expected["truncated.wav"] = "50.0% shorter, more than the 10%"  # half a file: a failure
     write(clean / "random.wav", s, rate)
     (enh / "random.wav").write_bytes(np.random.default_rng(0).bytes(5000))
     expected["random.wav"] = "unreadable audio"
@@ -68,7 +68,7 @@ def build(root, s, e, rate):
     pair("no_permission.wav", s, e)
     os.chmod(enh / "no_permission.wav", 0)
     expected["no_permission.wav"] = "ok" if os.geteuid() == 0 else "unreadable audio"
-    pair("one_sample.wav", s[5000:5001], e[5000:5001], outcome="partly")
+    pair("one_sample.wav", s[5000:5001], e[5000:5001], outcome="1 sample(s): too short")
     pair("tenth_second.wav", s[8000:9600], e[8000:9600], outcome="partly")
     long_s = np.tile(s, 20 * 60 * rate // len(s) + 1)[: 20 * 60 * rate]
     pair("twenty_minutes.wav", long_s, long_s + 0.1 * np.roll(long_s, 7), subtype="PCM_16",
@@ -77,7 +77,8 @@ def build(root, s, e, rate):
     nan[10:12], inf[20] = np.nan, np.inf
     pair("nan.wav", s, nan, subtype="FLOAT", outcome="2 NaN and 0 Inf")
     pair("inf.wav", s, inf, subtype="FLOAT", outcome="0 NaN and 1 Inf")
-    pair("dc_only.wav", np.full(rate, 0.5), np.full(rate, 0.25), outcome="partly")
+    pair("dc_only.wav", np.full(rate, 0.5), np.full(rate, 0.25),
+         outcome="constant (every sample 0.25): a degenerate output")
     square = np.sign(np.sin(2 * np.pi * 200 * np.arange(2 * rate) / rate))
     pair("square.wav", square * 0.999, square * 0.5 + 0.01, subtype="PCM_16")
     pair("silent_reference.wav", np.zeros_like(s), e, outcome="silent")
@@ -89,7 +90,7 @@ def build(root, s, e, rate):
     pair("rates_8k_16k.wav", resample_poly(s, 1, 2), e, ref_rate=8000, est_rate=16000,
          outcome=NARROW_BAND)
     pair("one_sample_shorter.wav", s, e[:-1])
-    pair("half_length.wav", s, e[: len(e) // 2])
+    pair("half_length.wav", s, e[: len(e) // 2], outcome="50.0% shorter, more than the 10%")
     pair("stereo.wav", np.stack([s, s], 1), np.stack([e, e], 1), outcome="2 channels")
     pair("six_channels.wav", np.stack([s] * 6, 1), np.stack([e] * 6, 1), outcome="6 channels")
     pair("name with spaces é ü.wav", s, e)

@@ -85,7 +85,8 @@ def test_missing_file_fails_a_gated_run_unless_allowed(corpus):
     (corpus / "enh" / "b_0dB.wav").unlink()
     assert score(corpus).exit_code == 3  # no gate: incomplete
     gated = score(corpus, "--gate", "pesq_wb>=1.0")
-    assert gated.exit_code == 1 and "some files could not be scored" in gated.stderr
+    assert gated.exit_code == 1 and "FAIL: 0 of 1 gate checks pass; 1 file not scored" in (
+        gated.stderr)
     assert score(corpus, "--gate", "pesq_wb>=1.0", "--allow-missing").exit_code == 0
     assert score(corpus, "--gate", "pesq_wb>=4.5", "--allow-missing").exit_code == 1
 
@@ -211,11 +212,18 @@ def test_compare_candidate_worse_in_pesq_exits_1(results_csv, tmp_path):
     frame = frame[~((frame.file == "c_10dB.wav") & (frame.system == "enh"))]
     worse = tmp_path / "worse.csv"
     frame.to_csv(worse, index=False)
-    result = run("compare", results_csv, worse, "--max-drop", "pesq_wb=0.05")
+    # a hand-edited CSV: no .meta.json says how it was made (--ignore-provenance), and it
+    # lacks one of the baseline's files (--allow-fewer 1)
+    result = run("compare", results_csv, worse, "--max-drop", "pesq_wb=0.05",
+                 "--ignore-provenance")
     assert result.exit_code == 1
     assert "enh.pesq_wb dropped by 0.100" in result.stderr
     assert "1 row only in the baseline" in result.stderr and "c_10dB.wav [enh]" in result.stderr
-    assert run("compare", results_csv, worse, "--max-drop", "pesq_wb=0.2").exit_code == 0
+    assert "lacks 1 file of the baseline" in " ".join(result.stderr.split())
+    args = [results_csv, worse, "--max-drop", "pesq_wb=0.2", "--ignore-provenance"]
+    assert run("compare", *args).exit_code == 1  # the file it lacks
+    assert run("compare", *args, "--allow-fewer", "1").exit_code == 0
+    assert run("compare", results_csv, worse, "--max-drop", "pesq_wb=0.2").exit_code == 2
     # lower-is-better metrics drop when they rise: direction from the registry
     from sqeval.compare import Difference
 

@@ -183,9 +183,12 @@ def test_the_per_file_table_equals_the_csv(sample_run):
 def test_the_gates_and_the_run_verdict(sample_run):
     page = _Page(sample_run["text"])
     gates = [cells for _, cells in body_rows(page, "id", "gates-table")]
-    seen = [(c[0][1], c[1][1], c[4][1].split()[0]) for c in gates]
-    assert seen == [("pesq_wb>=1.5", "enh", "pass"), ("pesq_wb>=1.5", "raw", "FAIL"),
-                    ("delta.si_snr>=3", "enh", "pass"), ("delta.si_snr>=3", "raw", "FAIL")]
+    # gate, system, observed, threshold, n, failed, n/a, verdict
+    seen = [(c[0][1], c[1][1], c[4][1], c[5][1], c[6][1], c[7][1].split()[0]) for c in gates]
+    assert seen == [("pesq_wb>=1.5", "enh", "8", "0", "0", "pass"),
+                    ("pesq_wb>=1.5", "raw", "8", "0", "0", "FAIL"),
+                    ("delta.si_snr>=3", "enh", "8", "0", "0", "pass"),
+                    ("delta.si_snr>=3", "raw", "8", "0", "0", "FAIL")]
     assert '<span class="verdict fail" id="verdict">FAIL</span>' in sample_run["text"]
 
 

@@ -53,6 +53,15 @@ def compare_command(
     markdown: Optional[Path] = typer.Option(
         None, "--markdown", metavar="FILE",
         help="The table and the verdicts as Markdown, e.g. for a CI job page."),
+    allow_fewer: int = typer.Option(
+        0, "--allow-fewer", metavar="N", min=0,
+        help="A max drop passes with up to N of the baseline's files absent from the "
+             "candidate (default 0: a candidate that covers fewer files fails)."),
+    ignore_provenance: bool = typer.Option(
+        False, "--ignore-provenance",
+        help="Compare runs whose .meta.json differ in what changes the numbers (sqeval "
+             "version, rate policy, --align, channel policy, metric backends), or where one "
+             "run has none; they are refused otherwise."),
 ) -> None:
     """Paired comparison by (file, system): mean difference (candidate − baseline) with a
     95 % CI (Student-t, as score's Δ vs noisy) and the Wilcoxon signed-rank p-value, per
@@ -65,8 +74,9 @@ def compare_command(
     candidate = candidate or baseline
     base, cand = _read(baseline), _read(candidate)
     _check_inputs(pairs, drops, (baseline, base), (candidate, cand))
+    _check_provenance((baseline, base), (candidate, cand), ignore_provenance)
     differences, only_base, only_cand = compare(base, cand, [pair for _, pair in pairs])
-    verdicts = {(d.system, d.metric): check_max_drop(d, drops[d.metric])
+    verdicts = {(d.system, d.metric): check_max_drop(d, drops[d.metric], allow_fewer)
                 for d in differences if d.metric in drops}
     unwritten = _write_exports(junit, markdown, baseline, candidate, differences, verdicts)
     stdout_problem = print_to_stdout(lambda: stdout_console().print(_table(differences,
@@ -115,6 +125,36 @@ def _pairs(baseline_system, candidate_system, items: list[str], one_csv: bool):
             abort(f"{option}: with one CSV this compares {pair.baseline} with itself; name "
                   "the other system with --candidate-system")
     return pairs
+
+
+def _check_provenance(baseline, candidate, ignore: bool) -> None:
+    """Refuse (exit 2) two runs whose provenance differs in what changes the numbers, or
+    where one run has a .meta.json and the other none (nothing tells whether they were
+    made alike); neither having one is said on stderr. ``ignore`` turns the refusal into
+    a note."""
+    from ..compare import provenance_differences
+
+    (baseline, base), (candidate, cand) = baseline, candidate
+    if baseline == candidate:
+        return
+    metas = [base.attrs.get("provenance") or {}, cand.attrs.get("provenance") or {}]
+    console = stderr_console()
+    if not metas[0] and not metas[1]:
+        console.print("note: neither CSV has a .meta.json beside it: whether the two runs were "
+                      "made alike is not checked", markup=False, soft_wrap=True)
+        return
+    missing = [str(path) for path, meta in zip((baseline, candidate), metas) if not meta]
+    found = ([f"{path}.meta.json: none, so what produced it cannot be compared"
+              for path in missing] if missing else provenance_differences(*metas))
+    if not found:
+        return
+    text = "; ".join(printable(line) for line in found)
+    if ignore:
+        console.print(f"note: the runs differ ({text}); compared anyway (--ignore-provenance)",
+                      markup=False, soft_wrap=True)
+        return
+    abort(f"the two runs were not made alike, so their numbers do not compare: {text}. "
+          "Score both with the same sqeval and options, or pass --ignore-provenance")
 
 
 def _read(path: Path):

@@ -91,16 +91,17 @@ def report_command(
         Path(path) for paths in (saved_provenance(meta).get("audio") or {}).values()
         for path in paths.values()])
     if group_by is None:
-        group_by = _saved_group_by(meta, meta_path, notes)
+        group_by = _saved_group_by(meta, meta_path, notes, [row.file for row in saved.rows])
     try:
         pattern = compile_group_by(group_by)
     except UsageError as error:
         abort(str(error))
     check_html(output, saved.metrics, metric)
-    gates, allow = _saved_gates(meta, meta_path, saved, notes)
+    gates, allow, allow_na = _saved_gates(meta, meta_path, saved, notes)
     specs = [REGISTRY.get(name) or Column(name) for name in saved.metrics]
     page = Page(sections(saved.rows, specs, saved.systems, pattern),
-                check_gates(gates, saved.rows, saved.systems), allow, worst, metric, group_by)
+                check_gates(gates, saved.rows, saved.systems, allow_missing=allow,
+                            allow_na=allow_na), allow, worst, metric, group_by)
     console = stderr_console()
     for note in notes:
         console.print(f"note: {printable(note)}", markup=False, soft_wrap=True)
@@ -112,8 +113,13 @@ def report_command(
                   markup=False)
 
 
-def _saved_group_by(meta: dict, meta_path: Path, notes: list) -> Optional[str]:
-    """The run's --group-by, when it is a usable regex; else None, with a note."""
+REGEX_SECONDS = 10.0  # how long a regex read from a file may take on the run's file names
+
+
+def _saved_group_by(meta: dict, meta_path: Path, notes: list, names: list) -> Optional[str]:
+    """The run's --group-by, when it is a usable regex; else None, with a note. A regex
+    read from a file is tried on the run's file names in a child process first: one that
+    backtracks for ever (``(a+)+$``) is dropped after :data:`REGEX_SECONDS`, not run here."""
     from ..api import UsageError, compile_group_by
 
     value = meta.get("group_by")
@@ -123,11 +129,31 @@ def _saved_group_by(meta: dict, meta_path: Path, notes: list) -> Optional[str]:
         if not isinstance(value, str):
             raise UsageError(f"not text but {type(value).__name__}")
         compile_group_by(value)
+        _try_regex(value, names)
         return value
     except UsageError as error:
         notes.append(f"{meta_path}: its group_by cannot be used ({error}); the page has no "
                      "per-condition tables (give --group-by to make them)")
         return None
+
+
+def _try_regex(pattern: str, names: list) -> None:
+    """Search ``pattern`` in every name in a child process; a :class:`UsageError` when
+    that takes more than :data:`REGEX_SECONDS` (catastrophic backtracking)."""
+    import json
+    import subprocess
+    import sys
+
+    from ..api import UsageError
+
+    code = ("import json, re, sys\ndata = json.load(sys.stdin)\npattern = re.compile(data[0])\n"
+            "for name in data[1]:\n    pattern.search(name)\n")
+    try:
+        subprocess.run([sys.executable, "-c", code], input=json.dumps([pattern, names]),
+                       text=True, capture_output=True, timeout=REGEX_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"it takes more than {REGEX_SECONDS:g} s on the run's file names "
+                         "(a regex that backtracks without end)") from None
 
 
 def _saved_gates(meta: dict, meta_path: Path, saved, notes: list):
@@ -139,17 +165,18 @@ def _saved_gates(meta: dict, meta_path: Path, saved, notes: list):
     if allow is not None and not isinstance(allow, bool):
         notes.append(f"{meta_path}: allow_missing is {allow!r}, not true or false; taken as "
                      "false")
+    allow_na = meta.get("allow_na") is True
     texts = meta.get("gates")
     if texts is None:
-        return [], allow is True
+        return [], allow is True, allow_na
     if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
         notes.append(f"{meta_path}: its gates are not a list of texts; the page shows none")
-        return [], allow is True
+        return [], allow is True, allow_na
     try:
         gates = [parse_gate(text) for text in texts]
         check_gate_targets(gates, saved.metrics, saved.systems)
     except GateError as error:
         notes.append(f"{meta_path}: its gates cannot be checked against the CSV ({error}); "
                      "the page shows none")
-        return [], allow is True
-    return gates, allow is True
+        return [], allow is True, allow_na
+    return gates, allow is True, allow_na

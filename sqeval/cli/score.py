@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import signal
 from pathlib import Path
 from typing import List, Optional
@@ -13,18 +14,18 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeRemainingColumn)
 from rich.text import Text
 
-from ..api import Results, check_jobs, check_timeout, compile_group_by, plan, run
+from ..api import Results, check_jobs, check_timeout, compile_group_by, csv_digest, plan, run
 from ..cache import DEFAULT_PATH, CacheUnusable, ResultCache
-from ..gates import (MISSING_FAILS, GateError, check_gate_targets, check_gates,
-                     check_gates_apply, find_config, load_config, merge_gates, parse_gate,
-                     run_verdict)
-from ..provenance import write_meta
-from ..report.files import document, write_atomically, write_csv, write_json
+from ..gates import (GateError, check_gate_targets, check_gates, check_gates_apply,
+                     find_config, load_config, merge_gates, parse_gate, run_verdict,
+                     recorded_verdict, unexcused_failures, verdict_line)
+from ..provenance import provenance, write_meta
+from ..report.files import document, write_atomically, write_json
 from ..report.summary import (LATEX_STYLES, gates_markdown, junit_xml, latex_tables,
                               markdown_tables, write_summary_csv)
 from ..report.table import gates_table, print_tables, section_table
 from ..runner import Interrupted, SchedulerError
-from ..results import Row, plural, printable
+from ..results import Row, plural, printable, write_rows
 from ..scoring import REFERENCE_ITSELF
 from ..stats import sections
 from ..report.html import Page
@@ -86,8 +87,9 @@ def score_command(
         help="Quality gate, e.g. 'pesq_wb>=3', 'stoi.median>=0.9', 'delta.pesq_wb>=0.3', "
              "'sysA:si_snr.p10>=5'. Repeatable; also read from sqeval.toml / [tool.sqeval]."),
     allow_missing: Optional[bool] = typer.Option(
-        None, "--allow-missing/--no-allow-missing", help="With gates: files that could not be "
-        "scored do not fail the run (the gates still see only scored files)."),
+        None, "--allow-missing/--no-allow-missing", help="With gates: output files that do "
+        "not exist do not fail the run (the gates see the files that do). Every other "
+        "failure still fails it: unreadable, NaN, silent, truncated, a metric's error."),
     summary_csv: Optional[Path] = typer.Option(
         None, "--summary-csv", metavar="FILE",
         help="Per system and metric statistics as CSV (+ .meta.json)."),
@@ -134,6 +136,14 @@ def score_command(
     max_delay: float = typer.Option(
         0.5, "--max-delay", metavar="SECONDS", min=0.0,
         help="Largest delay searched by --align, in seconds."),
+    max_length_diff: float = typer.Option(
+        0.1, "--max-length-diff", metavar="FRACTION", min=0.0,
+        help="How much an estimate's length may differ from its reference's, as a fraction "
+             "of the reference's length (never less than 0.25 s). A larger difference (a "
+             "truncated or padded output) fails the file instead of scoring a common prefix."),
+    allow_na: bool = typer.Option(
+        False, "--allow-na", help="Gates skip files where a gated metric does not apply (n/a, "
+        "e.g. pesq_wb at 8 kHz) instead of failing; the gate table counts them."),
     channel: Optional[int] = CHANNEL_OPTION,
     mix: Optional[str] = MIX_OPTION,
 ) -> None:
@@ -141,7 +151,7 @@ def score_command(
     try:
         planned = plan(clean, enhanced or [], noisy=noisy, metrics=metrics, key=key,
                        align=align, max_delay=max_delay, channel=channel, mix=mix,
-                       no_reference=no_reference)
+                       no_reference=no_reference, max_length_diff=max_length_diff)
         pattern = compile_group_by(group_by)
         crowded = check_jobs(jobs, force_jobs, scheduler)
         check_timeout(timeout)  # nan and inf pass the option's min=
@@ -168,11 +178,15 @@ def score_command(
     results_, cached = _score_with_progress(planned, jobs, None if no_cache else cache_path,
                                             scheduler, timeout, csv_path, isolate)
     results_.provenance.update(gates=[g.text for g in gates], allow_missing=allow,
-                               group_by=group_by)
+                               allow_na=allow_na, group_by=group_by)
     rows, names = results_.rows, results_.systems
     all_sections = sections(rows, list(options.metrics), names, pattern)
-    results = check_gates(gates, rows, names) if gates else []
-    incomplete = {name: sum(r.failed for r in rows if r.system == name) for name in names}
+    results = check_gates(gates, rows, names, allow_missing=allow,
+                          allow_na=allow_na) if gates else []
+    incomplete = {name: unexcused_failures([r for r in rows if r.system == name],
+                                           allow and bool(gates)) for name in names}
+    verdict = run_verdict(results, rows, bool(gates), allow)
+    results_.provenance["verdict"] = recorded_verdict(verdict, results, rows, allow)
     # The files first: a stdout that breaks while the tables print loses nothing else.
     unwritten = _write_outputs(results_, options, all_sections, pattern, results, incomplete,
                                allow, dict(csv=csv_path, json=json_path, summary=summary_csv,
@@ -192,10 +206,10 @@ def score_command(
                 f"the cache {cache_path} could not be used (see the warning above), so the "
                 "results are not kept")
         abort("could not write " + "; ".join(unwritten) + f". {kept}")
-    verdict = _exit_code(results, any(incomplete.values()), bool(gates), allow)
-    if verdict == ExitCode.OK and stdout_problem is not None:
-        verdict = stdout_problem
-    raise typer.Exit(int(verdict))
+    code = _exit_code(verdict, results, rows, bool(gates), allow)
+    if code == ExitCode.OK and stdout_problem is not None:
+        code = stdout_problem
+    raise typer.Exit(int(code))
 
 
 def _inputs(planned, sources: list, config: Optional[Path], cache_path: Optional[Path]):
@@ -214,10 +228,13 @@ def _inputs(planned, sources: list, config: Optional[Path], cache_path: Optional
         yield from cache_files(cache_path)
 
 
-def _exit_code(results, incomplete: bool, gated: bool, allow_missing: bool) -> ExitCode:
-    verdict = run_verdict(results, incomplete, gated, allow_missing)
-    if verdict.reason == MISSING_FAILS:
-        stderr_console().print(f"[bold red]gated run failed:[/bold red] {MISSING_FAILS}")
+def _exit_code(verdict, results, rows, gated: bool, allow_missing: bool) -> ExitCode:
+    """The exit code of the run's verdict; a gated run ends with the verdict's line on
+    stderr (PASS or FAIL, with its counts)."""
+    if gated:
+        style = "bold green" if verdict.outcome == "PASS" else "bold red"
+        line = verdict_line(verdict, results, rows, allow_missing)
+        stderr_console().print(f"[{style}]{escape(line)}[/{style}]", soft_wrap=True)
     return {"FAIL": ExitCode.GATE_FAILED, "INCOMPLETE": ExitCode.INCOMPLETE}.get(
         verdict.outcome, ExitCode.OK)
 
@@ -279,26 +296,43 @@ def _score_with_progress(planned, jobs: int, cache_path, scheduler: Optional[str
                          isolate=isolate, on_done=lambda k: progress.advance(bar, k))
             return scored, cache is not None and cache.usable
     except SchedulerError as error:
+        _write_partial(partial_csv, error.rows, planned, f"stopped: {error}")
         abort(str(error))
     except Interrupted as stop:
         kept = (f"the results of finished files are kept in {cache_path}: run the same command "
                 "again to resume" if cache else "nothing was kept (no cache)")
         console.print(f"[bold red]interrupted[/bold red] after {stop.done} of {stop.total} "
                       f"files; {escape(kept)}.")
-        if partial_csv is not None and stop.rows:
-            try:
-                write_csv(partial_csv, stop.rows, [spec.name for spec in planned.options.metrics])
-                held = plural(len(stop.rows), "row")
-                console.print(f"{printable(str(partial_csv))} holds the {held} "
-                              "finished so far.", markup=False)
-            except OSError as error:
-                console.print(f"could not write {printable(str(partial_csv))}: "
-                              f"{error.strerror or error}", markup=False)
+        _write_partial(partial_csv, stop.rows, planned,
+                       f"interrupted after {stop.done} of {stop.total} files")
         raise typer.Exit(INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
         if cache is not None:
             cache.close()
+
+
+def _write_partial(path: Optional[Path], rows: list, planned, reason: str) -> None:
+    """The rows finished before a run stopped, as ``path`` (the --csv), with a .meta.json
+    that says the run is partial (replacing a previous run's, which would describe other
+    rows): ``sqeval report`` and ``read_results`` never show it as a complete run."""
+    if path is None or not rows:
+        return
+    console = stderr_console()
+    names = [spec.name for spec in planned.options.metrics]
+    stream = io.StringIO()
+    write_rows(stream, rows, names)
+    text = stream.getvalue()
+    try:
+        write_atomically(path, lambda out: out.write(text))
+        write_meta(path, {**provenance(), "partial": True,
+                          "verdict": {"outcome": "INCOMPLETE", "reason": f"a partial run: {reason}"},
+                          "csv_sha256": csv_digest(text.encode("utf-8", "backslashreplace"))})
+        console.print(f"{printable(str(path))} holds the {plural(len(rows), 'row')} finished "
+                      "so far (its .meta.json says the run is partial).", markup=False)
+    except OSError as error:
+        console.print(f"could not write {printable(str(path))}: {error.strerror or error}",
+                      markup=False)
 
 
 def _print_report(rows, options, systems, sections, results) -> None:
@@ -322,8 +356,12 @@ def _write_outputs(scored: Results, options, sections, pattern, results, incompl
     n_tables = plural(len(sections), "table")
 
     def csv_file(path):
-        write_atomically(path, lambda stream: stream.write(scored.csv_text()))
-        meta = write_meta(path, scored.provenance)
+        text = scored.csv_text()
+        write_atomically(path, lambda stream: stream.write(text))
+        # the meta after the CSV, naming its content: a stop between the two leaves the
+        # old meta, which then no longer matches and is not used (read_results)
+        digest = csv_digest(text.encode("utf-8", "backslashreplace"))
+        meta = write_meta(path, {**scored.provenance, "csv_sha256": digest})
         return n_rows + (f"; provenance in {printable(str(meta))}" if meta else "")
 
     def json_file(path):
@@ -355,7 +393,7 @@ def _write_outputs(scored: Results, options, sections, pattern, results, incompl
     writers = {"csv": csv_file, "json": json_file, "summary": summary_file,
                "latex": text_file(lambda: latex_tables(sections, metrics, latex_style), n_tables),
                "markdown": markdown,
-               "junit": text_file(lambda: junit_xml(results, incomplete, allow),
+               "junit": text_file(lambda: junit_xml(results, incomplete),
                                   plural(len(results), "gate check")),
                "html": html_file}
     unwritten = []

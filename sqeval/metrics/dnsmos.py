@@ -50,6 +50,7 @@ from ._checks import MetricError, as_output, as_signal
 RATE = 16000
 WINDOW_SECONDS = 9.01
 HOP_SECONDS = 1
+MIN_SECONDS = 0.25  # shortest clip rated (as PESQ); the DNS script tiles shorter ones
 # Raw P.835 model outputs → MOS: the DNS Challenge's published polynomials (highest power
 # first), for the non-personalised model.
 SIG_POLY = (-0.08397278, 1.22083953, 0.0052439)
@@ -219,12 +220,19 @@ def dnsmos(*, estimate, fs: int) -> dict[str, float | np.ndarray]:
     16 kHz with librosa's default resampler, as the DNS Challenge's script does).
 
     Raises:
-        MetricError: the extra is not installed, non-finite samples, a silent signal, or
-            one whose peak is outside float32's normal range (the models' input).
+        MetricError: the extra is not installed, non-finite samples, a silent signal, one
+            shorter than :data:`MIN_SECONDS`, or one whose peak is outside float32's
+            normal range (the models' input).
     """
     x = as_signal(estimate, name="estimate")
     if not np.any(x, axis=-1).all():
         raise MetricError("the signal is silent (all samples zero); DNSMOS rates speech")
+    if x.shape[-1] < MIN_SECONDS * fs:
+        raise MetricError(
+            f"too short for DNSMOS: {x.shape[-1]} samples at {fs} Hz "
+            f"({x.shape[-1] / fs:.3f} s); it needs at least {MIN_SECONDS:g} s (the DNS "
+            "script repeats a clip up to the models' 9.01 s input: a fragment repeated "
+            "is not speech to rate)")
     _require_float32_range(x)
     _sessions()  # says which package of the extra is missing, if one is
     if int(fs) != RATE:

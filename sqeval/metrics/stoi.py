@@ -45,6 +45,7 @@ FFT_SIZE = 512
 BANDS = 15  # one-third-octave bands
 LOWEST_BAND_HZ = 150
 SEGMENT = 30  # frames per intermediate intelligibility segment (384 ms)
+MIN_SAMPLES = FRAME + SEGMENT * HOP  # at 10 kHz: the shortest input that can hold 30 frames
 DYNAMIC_RANGE_DB = 40  # frames this far below the loudest clean frame are silent
 BETA_DB = -15.0  # lower SDR bound of the clipping (Eq. 4)
 EPS = np.finfo(np.float64).eps
@@ -147,6 +148,11 @@ def _band_envelopes(s: np.ndarray, s_hat: np.ndarray, fs: int):
     file holds one 10 kHz copy at a time, not two (the values are the same either way).
     """
     s = _at_stoi_rate(s, fs)
+    if s.shape[-1] < MIN_SAMPLES:  # (also: sliding windows need one whole frame)
+        raise MetricError(
+            f"too short for STOI/ESTOI: {s_hat.shape[-1]} samples at {fs} Hz "
+            f"({s_hat.shape[-1] / fs:.3f} s); it needs at least {SEGMENT} frames of speech, "
+            f"{MIN_SAMPLES / RATE:.4g} s")
     norms = _frame_norms(s)
     if np.max(norms, initial=0.0) < MIN_FRAME_NORM:
         raise _too_quiet("reference", np.max(norms, initial=0.0), "STOI/ESTOI")
@@ -169,7 +175,8 @@ def _band_envelopes(s: np.ndarray, s_hat: np.ndarray, fs: int):
 def _at_stoi_rate(x: np.ndarray, fs: int) -> np.ndarray:
     """``x`` at 10 kHz, resampled as pystoi does: its port of Octave's ``resample``, a
     Kaiser-windowed sinc (60 dB rejection, roll-off a tenth of the cut-off) normalised to
-    unit sum, through ``resample_poly``; the same arithmetic, so the same bits (tested)."""
+    unit sum, through ``resample_poly`` (here sqeval's numpy polyphase loop: tested against
+    pystoi's ``resample_oct`` within the tolerance policy)."""
     if fs == RATE:
         return x
     divisor = gcd(RATE, int(fs))

@@ -259,10 +259,13 @@ def _header(results, page: Page) -> str:
 def _verdict(results, page: Page, anchor: str = "") -> str:
     """The run's verdict as a badge: the one the exit code of ``sqeval score`` says
     (``anchor``: the badge's id, for the one in the header)."""
-    from ..gates import run_verdict
+    from ..gates import Verdict, run_verdict
 
-    verdict = run_verdict(page.gate_results, any(row.failed for row in results.rows),
-                          bool(page.gate_results), page.allow_missing)
+    verdict = run_verdict(page.gate_results, results.rows, bool(page.gate_results),
+                          page.allow_missing)
+    if results.provenance.get("partial"):  # an interrupted run: never a PASS
+        verdict = Verdict("FAIL" if page.gate_results else "INCOMPLETE",
+                          "an interrupted run: its CSV holds only the files finished")
     css = {"FAIL": "fail", "INCOMPLETE": "fail", "PASS": "pass"}.get(verdict.outcome, "none")
     failures = (' (see <a href="#failures">Failures</a>)'
                 if verdict.outcome == "INCOMPLETE" else "")
@@ -285,9 +288,11 @@ def _gates(results, page: Page) -> str:
         lines.append(f'<tr><td class="t"><code>{esc(r.gate.text)}</code></td>'
                      f'<td class="t">{esc(r.system)}</td>{_number(r.observed)}'
                      f"<td>{esc(r.gate.op)} {esc(repr(r.gate.threshold))}</td>"
+                     f"<td>{r.n}</td><td>{r.failed}</td><td>{r.na}</td>"
                      f'<td class="t">{verdict}</td></tr>')
     head = ('<tr><th class="t">gate</th><th class="t">system</th><th>observed</th>'
-            '<th>threshold</th><th class="t">verdict</th></tr>')
+            '<th>threshold</th><th>n</th><th>failed</th><th>n/a</th>'
+            '<th class="t">verdict</th></tr>')
     passed = sum(r.passed for r in page.gate_results)
     return _section("gates", f"<p>{passed} of {len(page.gate_results)} gate checks pass. Run: "
                              f'{_verdict(results, page)}</p><table id="gates-table">'

@@ -8,10 +8,11 @@ tables print it with :func:`fmt`, so a table and the summary CSV agree.
 from __future__ import annotations
 
 import math
+import re
 from xml.etree import ElementTree
 
 from ..metrics import REGISTRY, Direction, MetricSpec
-from ..results import NOISY, CsvWriter, plural
+from ..results import NOISY, CsvWriter, plural, printable
 from ..stats import CI_METHOD, Section, summary_rows
 from .files import write_atomically
 
@@ -66,11 +67,22 @@ def _cells(section: Section, metrics: list[MetricSpec], style: str = "mean-ci"):
     return cells
 
 
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                 "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                 "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+                 "|": r"\textbar{}"}
+
+
 def _latex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
-                          ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
-        text = text.replace(char, escaped)
-    return text
+    r"""``text`` as LaTeX text that prints as written: each of LaTeX's special characters
+    as its command (in one pass, so no escape is escaped again), line breaks and other
+    control characters as visible escapes (a newline would end a table row or a comment).
+
+    Example:
+        >>> print(_latex_escape("a_b & {c}~^\\"))
+        a\_b \& \{c\}\textasciitilde{}\textasciicircum{}\textbackslash{}
+    """
+    return "".join(LATEX_SPECIAL.get(char, char) for char in printable(text))
 
 
 def latex_tables(sections: list[Section], metrics: list[MetricSpec],
@@ -84,7 +96,7 @@ def latex_tables(sections: list[Section], metrics: list[MetricSpec],
     header = " & ".join(f"{_latex_escape(s.title)} {arrows[s.direction]}" for s in metrics)
     for section in sections:
         cells = _cells(section, metrics, style)
-        out += [f"% {section.label}", "\\begin{tabular}{l" + "c" * len(metrics) + "}",
+        out += [f"% {printable(section.label)}", "\\begin{tabular}{l" + "c" * len(metrics) + "}",
                 "\\toprule", f"System & {header} \\\\", "\\midrule"]
         for system, row in cells.items():
             texts = [(r"\textbf{" + t + "}" if bold else t).replace("±", r"$\pm$").replace("–", "--")
@@ -100,45 +112,93 @@ def markdown_tables(sections: list[Section], metrics: list[MetricSpec],
     out = []
     for section in sections:
         cells = _cells(section, metrics, style)
-        out += [f"### {section.label}", "",
+        out += [f"### {md_text(section.label)}", "",
                 "| system | " + " | ".join(f"{s.title} {s.direction.arrow}"
                                           for s in metrics) + " |",
                 "|---|" + "---:|" * len(metrics)]
         for system, row in cells.items():
             texts = [f"**{t}**" if bold else t for t, bold in (row[s.name] for s in metrics)]
-            out.append(f"| {system} | " + " | ".join(texts) + " |")
+            out.append(f"| {md_text(system)} | " + " | ".join(texts) + " |")
         out.append("")
     return "\n".join(out)
 
 
 def gates_markdown(results) -> str:
-    lines = ["| gate | system | observed | threshold | verdict |", "|---|---|---:|---:|---|"]
+    lines = ["| gate | system | observed | threshold | n | failed | n/a | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in results:
         verdict = "pass" if r.passed else f"**FAIL**{' (' + r.reason + ')' if r.reason else ''}"
-        lines.append(f"| `{r.gate.text}` | {r.system} | {fmt(r.observed)} | "
-                     f"{r.gate.op} {r.gate.threshold:g} | {verdict} |")
+        lines.append(f"| {md_code(r.gate.text)} | {md_text(r.system)} | {fmt(r.observed)} | "
+                     f"{r.gate.op} {r.gate.threshold:g} | {r.n} | {r.failed} | {r.na} | "
+                     f"{md_text(verdict)} |")
     return "\n".join(lines) + "\n"
 
 
-def junit_xml(results, incomplete: dict[str, int], allow_missing: bool) -> str:
-    """One test case per gate and system; a second suite for files that were not scored."""
+def md_text(text: str) -> str:
+    r"""``text`` safe in a Markdown table cell: ``\`` and ``|`` escaped (a ``|`` would end
+    the cell and shift the ones after it), line breaks and other control characters shown
+    as escapes (a newline would end the row).
+
+    Example:
+        >>> print(md_text("a|b\nc"))
+        a\|b\x0ac
+    """
+    return printable(text.replace("\\", "\\\\").replace("|", "\\|"))
+
+
+def md_code(text: str) -> str:
+    r"""``text`` as inline code in a Markdown table cell: fenced by more backticks than
+    any run of them in it, with ``|`` escaped and control characters shown as escapes.
+
+    Example:
+        >>> print(md_code("pesq_wb>=3"))
+        ` pesq_wb>=3 `
+    """
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {printable(text).replace('|', PIPE)} {fence}"
+
+
+PIPE = "\\|"
+
+
+# characters XML 1.0 forbids (C0 controls but tab, newline, carriage return; lone
+# surrogates, as undecodable bytes of a file name; U+FFFE, U+FFFF)
+XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` with every character XML 1.0 forbids shown as a backslash escape, so that
+    the document stays well-formed (ElementTree escapes ``<&>"`` but writes these as
+    they are)."""
+    return XML_FORBIDDEN.sub(lambda m: printable(m.group()), text)
+
+
+def junit_xml(results, unscored: dict[str, int]) -> str:
+    """One test case per gate and system, with what it saw (n, failed, n/a) as
+    properties; a second suite, per system, for files that could not be scored
+    (``unscored``: system → files not scored that ``--allow-missing`` does not excuse)."""
     root = ElementTree.Element("testsuites", name="sqeval")
     suite = ElementTree.SubElement(root, "testsuite", name="sqeval gates", tests=str(len(results)),
                                    failures=str(sum(not r.passed for r in results)))
     for r in results:
-        case = ElementTree.SubElement(suite, "testcase", classname=f"sqeval.{r.system}",
-                                      name=r.gate.text)
+        case = ElementTree.SubElement(suite, "testcase", classname=xml_text(f"sqeval.{r.system}"),
+                                      name=xml_text(r.gate.text))
+        properties = ElementTree.SubElement(case, "properties")
+        for name, value in (("n", r.n), ("failed", r.failed), ("n/a", r.na),
+                            ("observed", repr(r.observed))):
+            ElementTree.SubElement(properties, "property", name=name, value=str(value))
         if not r.passed:
-            message = r.reason or (f"observed {r.gate.subject} = {r.observed!r}, "
-                                   f"needs {r.gate.op} {r.gate.threshold!r}")
+            message = xml_text(r.reason or (f"observed {r.gate.subject} = {r.observed!r}, "
+                                            f"needs {r.gate.op} {r.gate.threshold!r}"))
             ElementTree.SubElement(case, "failure", message=message).text = message
     completeness = ElementTree.SubElement(root, "testsuite", name="sqeval completeness",
-                                          tests=str(len(incomplete)))
+                                          tests=str(len(unscored)))
     failures = 0
-    for system, n_failed in incomplete.items():
-        case = ElementTree.SubElement(completeness, "testcase", classname=f"sqeval.{system}",
+    for system, n_failed in unscored.items():
+        case = ElementTree.SubElement(completeness, "testcase",
+                                      classname=xml_text(f"sqeval.{system}"),
                                       name="every file scored")
-        if n_failed and not allow_missing:
+        if n_failed:
             failures += 1
             message = (f"{plural(n_failed, 'file')} could not be scored (see the CSV error "
                        "column)")

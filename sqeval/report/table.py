@@ -181,14 +181,15 @@ def section_table(section, metrics: list[MetricSpec]) -> Table:
 
 
 def gates_table(results) -> Table:
-    """Gate, system, observed, threshold, verdict."""
+    """Gate, system, observed, threshold, n, failed, n/a, verdict."""
     table = Table(title="quality gates", title_justify="left")
-    for header in ("gate", "system", "observed", "threshold", "verdict"):
-        table.add_column(header, justify="right" if header in ("observed", "threshold") else "left")
+    for header in ("gate", "system", "observed", "threshold", "n", "failed", "n/a", "verdict"):
+        table.add_column(header, justify="left" if header in ("gate", "system", "verdict")
+                         else "right")
     for r in results:
         verdict = "[green]pass[/green]" if r.passed else (
             "[bold red]FAIL[/bold red]" + (f" ({escape(r.reason)})" if r.reason else ""))
         table.add_row(escape(r.gate.text), escape(r.system), fmt(r.observed),
-                      f"{r.gate.op} {r.gate.threshold:g}",
+                      f"{r.gate.op} {r.gate.threshold:g}", str(r.n), str(r.failed), str(r.na),
                       verdict)
     return table
