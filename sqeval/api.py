@@ -107,7 +107,7 @@ class Plan:
 def plan(reference, estimates=None, *, noisy=None, metrics=None,
          key: str | None = None, align: bool = False, max_delay: float = 0.5,
          channel: int | None = None, mix: str | None = None,
-         no_reference: bool = False, max_length_diff: float = 0.1) -> Plan:
+         no_reference: bool = False, max_length_diff: float | None = None) -> Plan:
     """Pair the sources and settle the options, without scoring anything.
 
     Arguments as :func:`score`. Raises :class:`UsageError` or
@@ -115,8 +115,9 @@ def plan(reference, estimates=None, *, noisy=None, metrics=None,
     """
     max_delay = _finite(max_delay, "--max-delay", positive=False,
                         what="the largest delay --align searches")
-    max_length_diff = _finite(max_length_diff, "--max-length-diff", positive=False,
-                              what="a fraction of the reference's length", unit="a number")
+    if max_length_diff is not None:
+        max_length_diff = _finite(max_length_diff, "--max-length-diff", positive=False,
+                                  what="a fraction of the reference's length", unit="a number")
     inputs = _inputs(reference, estimates, noisy, no_reference)
     specs, named = _specs(metrics, "dnsmos" if no_reference else "core")  # None: the default
     channels = channel_policy(channel, mix)
@@ -214,7 +215,7 @@ def score(reference, estimates=None, *, noisy=None, metrics=None,
           max_delay: float = 0.5, channel: int | None = None, mix: str | None = None,
           timeout: float | None = None, scheduler: str | None = None,
           no_reference: bool = False, force_jobs: bool = False,
-          isolate: bool = False, max_length_diff: float = 0.1) -> "Results":
+          isolate: bool = False, max_length_diff: float | None = None) -> "Results":
     """Score every estimate against its reference, file by file.
 
     Args:
@@ -236,8 +237,9 @@ def score(reference, estimates=None, *, noisy=None, metrics=None,
         timeout: give up on a file after this many seconds (finite, > 0), or None.
         scheduler: a Dask scheduler address, or ``"local"``.
         max_length_diff: how much an estimate's length may differ from its reference's,
-            as a fraction of the reference's (default 0.1; never less than 0.25 s); a
-            larger difference fails the row instead of scoring a common prefix.
+            as a fraction of the reference's (never less than 0.25 s); None, the default:
+            10 %, at most 1 s. A larger difference fails the row instead of scoring a
+            common prefix.
         isolate: score every file in a worker process, even a few short ones (which are
             otherwise scored in this process, where a crash in a C extension would end
             the program; see :func:`run`).
@@ -408,14 +410,15 @@ def read_results(csv_path) -> Results:
         raise UsageError(f"{path}: the (file, system) pair {twice!r} appears twice (a "
                          "formula guard ' before a name counts as the same name)")
     metrics = [c for c in frame.columns if c not in ("file", "system", "error")]
-    rows = [_saved_row(record, metrics, path, line)
-            for line, record in enumerate(frame.to_dict("records"), start=2)]
     meta = Path(f"{path}.meta.json")
     saved = _read_meta(meta) if os.path.exists(meta) else {}
     if saved and saved.get("csv_sha256") not in (None, csv_digest(data)):
         warn(f"sqeval: {meta} describes another CSV than {path} (a run stopped between "
              "writing the two?): its provenance, gates and verdict are not used")
         saved = {}
+    legacy = "csv_sha256" not in saved  # before 0.6, n/a reasons had no "n/a: " mark
+    rows = [_saved_row(record, metrics, path, line, legacy)
+            for line, record in enumerate(frame.to_dict("records"), start=2)]
     systems = list(dict.fromkeys(row.system for row in rows))
     return Results(rows, metrics, systems, saved)
 
@@ -456,9 +459,19 @@ def _read_meta(path: Path) -> dict:
     return saved
 
 
-def _saved_row(record: dict, metrics: list[str], path: Path, line: int) -> Row:
+# How the reasons of metrics that do not apply began before sqeval 0.6 wrote "n/a: " before
+# them: a CSV of an older run reads them back as n/a too (not as failures).
+LEGACY_NA = ("wide-band PESQ needs audio at ", "PESQ needs audio at ",
+             "the classic measures need audio at ", "the composite measures use wide-band ",
+             "the clean reference itself", "needs a clean reference")
+
+
+def _saved_row(record: dict, metrics: list[str], path: Path, line: int,
+               legacy: bool = False) -> Row:
     """A row from a CSV record: the error cell is kept whole, per metric where it names
-    one (``metric: reason; ...``), else as the file's error."""
+    one (``metric: reason; ...``), else as the file's error; a reason marked ``n/a: ``
+    (or, in a CSV without a ``csv_sha256`` in its ``.meta.json``, one of
+    :data:`LEGACY_NA`) is a metric that does not apply."""
     values = {}
     for name in metrics:
         try:
@@ -475,6 +488,8 @@ def _saved_row(record: dict, metrics: list[str], path: Path, line: int) -> Row:
             for name, reason in parts.items():  # n/a stays n/a, as the run had it
                 if reason.startswith(NA):
                     row.not_applicable[name] = reason[len(NA):]
+                elif legacy and reason.startswith(LEGACY_NA):
+                    row.not_applicable[name] = reason
                 else:
                     row.errors[name] = reason
         else:

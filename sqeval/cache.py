@@ -184,8 +184,8 @@ class ResultCache:
 def cache_settings(options) -> str:
     """What besides the two files' content decides a cached outcome."""
     align = f"; aligned within {options.max_delay:g} s" if options.max_delay else ""
-    return (f"sqeval {__version__}; {options.channels.describe()}{align}; lengths within "
-            f"{options.max_length_diff:g}")
+    lengths = "default" if options.max_length_diff is None else f"{options.max_length_diff:g}"
+    return f"sqeval {__version__}; {options.channels.describe()}{align}; lengths {lengths}"
 
 
 

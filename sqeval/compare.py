@@ -218,18 +218,22 @@ def provenance_differences(baseline: dict, candidate: dict) -> list[str]:
     """What differs between two runs' provenance in what changes the numbers, one line
     each (``key: baseline → candidate``); empty when nothing does. A key that one run
     records and the other does not counts as a difference."""
-    out = []
+    out = [f"the {side} is a partial run (interrupted or stopped)" for side, meta in
+           (("baseline", baseline), ("candidate", candidate)) if meta.get("partial") is True]
+    if out:
+        return out
     for key in NUMBER_KEYS:
         if baseline.get(key) != candidate.get(key):
             out.append(f"{key}: {_short(baseline.get(key))} → {_short(candidate.get(key))}")
-    refs = (baseline.get("references") or {}, candidate.get("references") or {})
+    refs = (baseline.get("references"), candidate.get("references"))
     if isinstance(refs[0], dict) and isinstance(refs[1], dict):
         other = sorted(file for file in set(refs[0]) & set(refs[1])
                        if refs[0][file] != refs[1][file])
         if other:
             out.append(f"the clean reference of {plural(len(other), 'file')} differs in "
                        f"content (e.g. {other[0]!r})")
-    versions = (baseline.get("versions") or {}, candidate.get("versions") or {})
+    versions = tuple(v if isinstance(v, dict) else {} for v in
+                     (baseline.get("versions"), candidate.get("versions")))
     for package in NUMBER_PACKAGES:
         if versions[0].get(package) != versions[1].get(package):
             out.append(f"{package}: {versions[0].get(package)} → {versions[1].get(package)}")

@@ -153,18 +153,28 @@ class Verdict:
 
 
 def unexcused_failures(rows: list[Row], allow_missing: bool) -> int:
-    """Rows that could not be fully scored, less the missing outputs ``--allow-missing``
+    """Rows that could not be fully scored, less the missing files ``--allow-missing``
     excuses: silence, NaN, truncation and every metric error always count."""
     return sum(row.failed and not (allow_missing and row.missing) for row in rows)
 
 
+def gated_rows(results: list[GateResult], rows: list[Row]) -> list[Row]:
+    """The rows of the systems the gates checked (and of ``noisy`` under a delta gate):
+    those a gated verdict is about."""
+    systems = {r.system for r in results} | (
+        {NOISY} if any(r.gate.delta for r in results) else set())
+    return [row for row in rows if row.system in systems]
+
+
 def run_verdict(results: list[GateResult], rows: list[Row], gated: bool,
                 allow_missing: bool) -> Verdict:
-    """The verdict of a run of ``rows`` with gate ``results``."""
+    """The verdict of a run of ``rows`` with gate ``results``. With gates, a failed row of
+    a gated system (other than a missing file under ``allow_missing``) fails the run; a
+    row of an ungated system (the noisy input, the clean references) does not."""
     failed = [r for r in results if not r.passed]
     if failed:
         return Verdict("FAIL", f"{len(failed)} of {len(results)} gate checks failed")
-    unexcused = unexcused_failures(rows, allow_missing)
+    unexcused = unexcused_failures(gated_rows(results, rows), allow_missing)
     if unexcused and gated:
         return Verdict("FAIL", MISSING_FAILS)
     if any(row.failed for row in rows) and not gated:
@@ -176,6 +186,7 @@ def verdict_line(verdict: Verdict, results: list[GateResult], rows: list[Row],
                  allow_missing: bool) -> str:
     """One line that ends a gated run: the verdict with its counts."""
     checks = f"{sum(r.passed for r in results)} of {len(results)} gate checks pass"
+    rows = gated_rows(results, rows)
     failed = unexcused_failures(rows, allow_missing)
     missing = sum(row.missing for row in rows)
     na = sum(r.na for r in results)
@@ -188,9 +199,10 @@ def recorded_verdict(verdict: Verdict, results: list[GateResult], rows: list[Row
                      allow_missing: bool) -> dict:
     """The verdict and its counts as the run's provenance records them (``verdict`` in the
     ``.meta.json``; ``Results.verdict``)."""
+    rows = gated_rows(results, rows) if results else rows
     return {"outcome": verdict.outcome, "reason": verdict.reason,
             "gate_checks": len(results), "gate_failures": sum(not r.passed for r in results),
-            "rows_failed": unexcused_failures(rows, allow_missing),
+            "rows_failed": unexcused_failures(rows, allow_missing and bool(results)),
             "missing": sum(row.missing for row in rows),
             "na": sum(r.na for r in results)}
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import AUDIO_SUFFIXES
-from .results import CLEAN, NO_NOISY_INPUT, NO_OUTPUT, NOISY, NOT_IN_FOLDER, NOT_IN_SOURCE
+from .results import (CLEAN, NO_NOISY_INPUT, NO_OUTPUT, NO_REFERENCE_FILE, NOISY,
+                      NOT_IN_FOLDER, NOT_IN_SOURCE)
 from .sources import (AudioFile, Entry, FileList, Folder, PairingError, Source, default_name,
                       is_manifest, open_source, read_manifest, rekey)
 
@@ -308,7 +309,7 @@ def _job(id: str, references: Listing, listings: dict[str, Listing]) -> Job:
             job.problems[name] = CLEAN_PROBLEM + references.problems[id]
         elif clean is None:
             if entry is not None:
-                job.problems[name] = "no clean reference for this file"
+                job.problems[name] = NO_REFERENCE_FILE
         elif entry is None:
             job.problems[name] = NO_NOISY_INPUT if name == NOISY else NO_OUTPUT
     job.name = _name(id, [references, *listings.values()])

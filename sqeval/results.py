@@ -31,8 +31,10 @@ NO_OUTPUT = "no output for this reference"
 NO_NOISY_INPUT = "no noisy input for this reference"
 NOT_IN_FOLDER = "no file of this name in this folder (another folder has one)"
 NOT_IN_SOURCE = "no file of this id in this source (another source has one)"
+NO_REFERENCE_FILE = "no clean reference for this file"  # an output without its reference
 NO_SUCH_FILE = "no such file: "  # a listed path that does not exist (the path follows)
-MISSING_REASONS = frozenset({NO_OUTPUT, NO_NOISY_INPUT, NOT_IN_FOLDER, NOT_IN_SOURCE})
+MISSING_REASONS = frozenset({NO_OUTPUT, NO_NOISY_INPUT, NOT_IN_FOLDER, NOT_IN_SOURCE,
+                             NO_REFERENCE_FILE})
 NO_REFERENCE = "(no reference)"  # the cache's clean key in --no-reference runs
 NA = "n/a: "  # before the reason of a metric that does not apply, in the error cell
 

@@ -531,14 +531,15 @@ def _run_dask(items, options, n_jobs, scheduler,
     """The jobs on a Dask cluster, at most twice as many in flight as it has workers.
 
     Every wait is bounded: a file not done ``timeout`` seconds after it was handed out gets
-    an error row (its task is cancelled), and a cluster that finishes nothing while it has
+    an error row (its task is cancelled; with a timeout, one file per worker is in flight,
+    so that the time is the file's own), and a cluster that finishes nothing while it has
     no worker, or while its scheduler cannot be reached, for :data:`DASK_STALL_S` seconds
-    ends the run with :class:`SchedulerError`."""
+    ends the run with :class:`SchedulerError` (a long file on a live cluster does not)."""
     client, cluster = _dask_client(scheduler, n_jobs)  # says so when dask is missing
     from dask.distributed import wait
 
     try:
-        window = 2 * max(1, _dask_workers(client) or 0)
+        window = (1 if timeout is not None else 2) * max(1, _dask_workers(client) or 0)
         queue, pending = iter(items), {}
 
         def submit_next() -> None:
@@ -570,7 +571,9 @@ def _run_dask(items, options, n_jobs, scheduler,
                 yield index, rows
                 submit_next()
                 stalled_since = now
-            if not done and not late and now - stalled_since > DASK_STALL_S:
+            if done or late or _dask_workers(client):  # progress, or workers at it
+                stalled_since = now
+            elif now - stalled_since > DASK_STALL_S:
                 raise SchedulerError(_stall_reason(client, scheduler))
     finally:
         with contextlib.suppress(Exception):  # a lost scheduler must not hang the exit

@@ -37,6 +37,9 @@ class ScoreOptions:
         max_length_diff: the largest difference between an estimate's length and its
             reference's, as a fraction of the reference's length (never less than
             :data:`MIN_LENGTH_ALLOWANCE_S`); a larger one is an error for the whole row.
+            None: the default, 10 % but at most :data:`MAX_LENGTH_ALLOWANCE_S`.
+        check_outputs: refuse silent, constant and truncated estimates (``sqeval
+            sanity`` scores such cases on purpose, to show what each metric gives).
 
     A system named :data:`CLEAN` is the clean reference itself: its rows carry the
     non-intrusive metrics (DNSMOS of the clean speech); the intrusive ones do not apply.
@@ -48,11 +51,15 @@ class ScoreOptions:
     strict: frozenset = frozenset()
     max_delay: float | None = None  # seconds; set: remove a constant delay (--align)
     no_reference: bool = False
-    max_length_diff: float = 0.1  # of the reference's length (--max-length-diff)
+    max_length_diff: float | None = None  # of the reference's length; None: the default
+    check_outputs: bool = True  # refuse degenerate and truncated estimates (sanity: False)
 
 
 MIN_LENGTH_ALLOWANCE_S = 0.25  # seconds an estimate may always differ from its reference
 # (real models' framing: CMGAN's VoiceBank outputs are 0.1 s shorter than their references)
+DEFAULT_LENGTH_FRACTION = 0.1  # by default, up to 10 % of the reference's length ...
+MAX_LENGTH_ALLOWANCE_S = 1.0  # ... but never more than 1 s: the common prefix is what is
+# scored, so a long file must not leave seconds of its reference unscored by default
 
 REFERENCE_ITSELF = "the clean reference itself (an intrusive metric compares against it)"
 NEEDS_REFERENCE = "needs a clean reference (--no-reference)"
@@ -187,7 +194,7 @@ def score_signals(file: str, system: str, reference: Signal | None, samples: np.
     With ``reference=None`` only non-intrusive metrics have values."""
     known = known or {}
     row = Row(file, system)
-    degenerate = degenerate_estimate(samples)
+    degenerate = degenerate_estimate(samples) if options.check_outputs else None
     if degenerate is not None:
         return failed_row(file, system, degenerate, options.metrics)
     if reference is not None:
@@ -204,7 +211,8 @@ def score_signals(file: str, system: str, reference: Signal | None, samples: np.
         row.notes.append(f"estimate at {rate} Hz resampled to the reference's {fs} Hz")
     estimate = Signal(samples, fs)
     n_ref, n_est = len(reference.samples), len(samples)
-    mismatch = length_mismatch(n_ref, n_est, fs, options.max_length_diff)
+    mismatch = length_mismatch(n_ref, n_est, fs, options.max_length_diff,
+                               options.max_delay) if options.check_outputs else None
     if mismatch is not None:
         return failed_row(file, system, mismatch, options.metrics)
     if n_ref != n_est:
@@ -236,19 +244,29 @@ def degenerate_estimate(samples: np.ndarray) -> str | None:
     return None
 
 
-def length_mismatch(n_ref: int, n_est: int, fs: int, max_diff: float) -> str | None:
+def length_mismatch(n_ref: int, n_est: int, fs: int, max_diff: float | None,
+                    max_delay: float | None = None) -> str | None:
     """Why an estimate of ``n_est`` samples cannot be scored against a reference of
-    ``n_ref`` (both at ``fs``), or None: their lengths differ by more than ``max_diff`` of
-    the reference's length and more than :data:`MIN_LENGTH_ALLOWANCE_S`. Scoring the
-    common prefix would hide the rest (the first 20 ms of a 2.9 s output got SI-SNR 140 dB)."""
-    allowed = max(max_diff * n_ref, MIN_LENGTH_ALLOWANCE_S * fs)
+    ``n_ref`` (both at ``fs``), or None: their lengths differ by more than the allowance,
+    ``max_diff`` of the reference's length (default: 10 %, at most
+    :data:`MAX_LENGTH_ALLOWANCE_S`), never less than :data:`MIN_LENGTH_ALLOWANCE_S`; with
+    ``--align``, plus the largest delay it removes. Scoring the common prefix would hide
+    the rest (the first 20 ms of a 2.9 s output got SI-SNR 140 dB)."""
+    if max_diff is None:
+        allowed = min(DEFAULT_LENGTH_FRACTION * n_ref, MAX_LENGTH_ALLOWANCE_S * fs)
+        rule = (f"{DEFAULT_LENGTH_FRACTION:.0%} (at most {MAX_LENGTH_ALLOWANCE_S:g} s, at "
+                f"least {MIN_LENGTH_ALLOWANCE_S:g} s)")
+    else:
+        allowed, rule = max_diff * n_ref, f"{max_diff:.0%} (at least {MIN_LENGTH_ALLOWANCE_S:g} s)"
+    allowed = max(allowed, MIN_LENGTH_ALLOWANCE_S * fs) + (max_delay or 0.0) * fs
     if abs(n_ref - n_est) <= allowed:
         return None
     which = "shorter" if n_est < n_ref else "longer"
     return (f"the estimate is {n_est} samples ({n_est / fs:.3f} s), the reference {n_ref} "
             f"({n_ref / fs:.3f} s): {abs(n_ref - n_est) / n_ref:.1%} {which}, more than the "
-            f"{max_diff:.0%} (or {MIN_LENGTH_ALLOWANCE_S:g} s) allowed; a truncated or padded "
-            "output is not scored on part of the signal (--max-length-diff to allow more)")
+            f"{rule} allowed{' plus --max-delay' if max_delay else ''}; a truncated or "
+            "padded output is not scored on part of the signal (--max-length-diff to allow "
+            "more)")
 
 
 def _score_alone(row: Row, signal: Signal, options: ScoreOptions, known: dict,

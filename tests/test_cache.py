@@ -141,7 +141,12 @@ def test_interrupt_message_and_exit_code(folders, monkeypatch):
     assert result.exit_code == 130
     message = " ".join(result.stderr.split())
     assert "interrupted after 1 of 3 files" in message and "run the same command again" in message
-    assert not (folders / "o.csv").exists()
+    # no row finished: the CSV holds its header, and its .meta.json says the run is partial
+    # (an earlier run's CSV and PASS must not stand in its place)
+    assert (folders / "o.csv").read_text() == "file,system,snr,error\n"
+    from sqeval import read_results
+
+    assert read_results(folders / "o.csv").verdict["outcome"] == "INCOMPLETE"
 
 
 def test_parallel_run_uses_and_fills_the_cache(folders):

@@ -288,6 +288,12 @@ def test_runs_made_differently_are_refused_and_say_what_differs(tmp_path):
     assert run(*args, "--ignore-provenance").exit_code == 0
     (tmp_path / "cand.csv.meta.json").write_text(json.dumps({**meta, "time": "later"}))
     assert run(*args).exit_code == 0  # the time and the command do not change numbers
+    (tmp_path / "cand.csv.meta.json").write_text(json.dumps({**meta, "versions": "damaged"}))
+    damaged = run(*args)  # a damaged field is a difference, never a crash
+    assert damaged.exit_code == 2 and "pesq: 0.0.4 → None" in text(damaged)
+    (tmp_path / "cand.csv.meta.json").write_text(json.dumps({**meta, "partial": True}))
+    partial = run(*args)
+    assert partial.exit_code == 2 and "the candidate is a partial run" in text(partial)
 
 
 def test_a_row_and_its_formula_guarded_twin_are_a_duplicate(tmp_path):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -139,13 +141,21 @@ def test_a_scheduler_without_workers_ends_the_run_within_the_bound(tmp_path, gol
     s, e, rate, _ = golden
     write(tmp_path / "clean" / "a.wav", s, rate)
     write(tmp_path / "enh" / "a.wav", e, rate)
+    out = tmp_path / "o.csv"
+    out.write_text("file,system,snr,error\na.wav,enh,30.0,\n")  # a past run that passed
+    (tmp_path / "o.csv.meta.json").write_text(json.dumps(
+        {"verdict": {"outcome": "PASS"}, "csv_sha256": hashlib.sha256(out.read_bytes()).hexdigest()}))
     started = time.monotonic()
     result = runner.invoke(app, ["score", str(tmp_path / "clean"), str(tmp_path / "enh"),
                                  "-m", "snr", "--no-cache", "--scheduler", address,
-                                 "--timeout", "5"])
+                                 "--timeout", "5", "--csv", str(out)])
     assert result.exit_code == 2, result.output
     assert "has 0 workers and no file finished for 3 s" in " ".join(result.stderr.split())
     assert time.monotonic() - started < 60
+    from sqeval import read_results
+
+    stopped = read_results(out)  # not the past run's PASS: this run's, partial, no rows
+    assert stopped.rows == [] and stopped.verdict["outcome"] == "INCOMPLETE"
 
 
 def test_a_scheduler_killed_mid_run_ends_it_with_the_partial_csv(tmp_path, golden,
@@ -179,3 +189,19 @@ def test_a_scheduler_killed_mid_run_ends_it_with_the_partial_csv(tmp_path, golde
     saved = read_results(out)
     assert 0 < len(saved.rows) < 60 and saved.provenance["partial"] is True
     assert saved.verdict["outcome"] == "INCOMPLETE"
+    page = tmp_path / "partial.html"
+    assert runner.invoke(app, ["report", str(out), "-o", str(page)]).exit_code == 0
+    assert '<span class="verdict fail" id="verdict">INCOMPLETE</span>' in page.read_text()
+
+
+def test_a_long_file_on_a_live_cluster_is_not_a_stall(tmp_path, golden, monkeypatch):
+    from sqeval import runner as execution
+
+    monkeypatch.setattr(execution, "DASK_STALL_S", 0.5)  # far less than one file takes
+    s, e, rate, _ = golden
+    write(tmp_path / "clean" / "a.wav", np.tile(s, 4), rate)
+    write(tmp_path / "enh" / "a.wav", np.tile(e, 4), rate)
+    result = runner.invoke(app, ["score", str(tmp_path / "clean"), str(tmp_path / "enh"),
+                                 "-m", "pesq_wb,stoi,sdr", "--no-cache", "--jobs", "1",
+                                 "--scheduler", "local"])
+    assert result.exit_code == 0, result.output

@@ -339,3 +339,40 @@ def test_a_saved_group_by_that_backtracks_for_ever_cannot_hang_report(tmp_path, 
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started < 60
     assert "takes more than 2 s on the run's file names" in " ".join(result.stderr.split())
+
+
+def test_the_length_rule_with_align_long_files_and_extra_noisy_files(tmp_path, pair):
+    s, good, noisy, rate = pair
+    # --align: a real latency (0.4 s of silence before the output) is removed, not refused
+    write(tmp_path / "a" / "clean" / "b.wav", s, rate)
+    write(tmp_path / "a" / "enh" / "b.wav", np.r_[np.zeros(int(0.4 * rate)), good], rate)
+    aligned = run("score", tmp_path / "a" / "clean", tmp_path / "a" / "enh", "-m", "si_snr",
+                  "--no-cache", "--align", "--max-delay", "0.5", "--gate", "si_snr>=5")
+    assert aligned.exit_code == 0, aligned.output
+    # a long file: by default at most 1 s may be missing (10 % of 20 s would be 2 s)
+    long_s, long_good = np.tile(s, 7)[: 20 * rate], np.tile(good, 7)[: 20 * rate]
+    write(tmp_path / "b" / "clean" / "long.wav", long_s, rate)
+    write(tmp_path / "b" / "enh" / "long.wav", long_good[: -int(1.5 * rate)], rate)
+    out = tmp_path / "b.csv"
+    long = run("score", tmp_path / "b" / "clean", tmp_path / "b" / "enh", "-m", "si_snr",
+               "--no-cache", "--csv", out)
+    assert long.exit_code == 3 and "at most 1 s" in rows_of(out)[("long.wav", "enh")]["error"]
+    assert run("score", tmp_path / "b" / "clean", tmp_path / "b" / "enh", "-m", "si_snr",
+               "--no-cache", "--max-length-diff", "0.1").exit_code == 0  # asked for: 2 s
+    # a noisy file without reference or output is not a failure of the gated system
+    write(tmp_path / "a" / "noisy" / "b.wav", noisy, rate)
+    write(tmp_path / "a" / "noisy" / "zz.wav", noisy, rate)
+    extra = run("score", tmp_path / "a" / "clean", tmp_path / "a" / "enh", "--noisy",
+                tmp_path / "a" / "noisy", "-m", "si_snr", "--no-cache", "--align",
+                "--gate", "si_snr>=5", "--allow-missing")
+    assert extra.exit_code == 0, extra.output
+
+
+def test_a_csv_of_an_older_sqeval_reads_its_na_cells_back_as_na(tmp_path):
+    from sqeval import read_results
+
+    path = tmp_path / "old.csv"
+    path.write_text("file,system,pesq_wb,stoi,error\na.wav,m,,0.9,pesq_wb: wide-band PESQ "
+                    "needs audio at ≥ 16 kHz; this pair is at 8000 Hz (use pesq_nb)\n")
+    (row,) = read_results(path).rows
+    assert "pesq_wb" in row.not_applicable and not row.errors and not row.failed

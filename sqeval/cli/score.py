@@ -136,11 +136,12 @@ def score_command(
     max_delay: float = typer.Option(
         0.5, "--max-delay", metavar="SECONDS", min=0.0,
         help="Largest delay searched by --align, in seconds."),
-    max_length_diff: float = typer.Option(
-        0.1, "--max-length-diff", metavar="FRACTION", min=0.0,
+    max_length_diff: Optional[float] = typer.Option(
+        None, "--max-length-diff", metavar="FRACTION", min=0.0,
         help="How much an estimate's length may differ from its reference's, as a fraction "
-             "of the reference's length (never less than 0.25 s). A larger difference (a "
-             "truncated or padded output) fails the file instead of scoring a common prefix."),
+             "of the reference's length (never less than 0.25 s; default 10 %, at most 1 s). "
+             "A larger difference (a truncated or padded output) fails the file instead of "
+             "scoring a common prefix."),
     allow_na: bool = typer.Option(
         False, "--allow-na", help="Gates skip files where a gated metric does not apply (n/a, "
         "e.g. pesq_wb at 8 kHz) instead of failing; the gate table counts them."),
@@ -316,7 +317,7 @@ def _write_partial(path: Optional[Path], rows: list, planned, reason: str) -> No
     """The rows finished before a run stopped, as ``path`` (the --csv), with a .meta.json
     that says the run is partial (replacing a previous run's, which would describe other
     rows): ``sqeval report`` and ``read_results`` never show it as a complete run."""
-    if path is None or not rows:
+    if path is None:  # (with no row finished, a CSV of its header: never an old run's rows)
         return
     console = stderr_console()
     names = [spec.name for spec in planned.options.metrics]

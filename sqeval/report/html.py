@@ -68,10 +68,12 @@ def saved_provenance(meta) -> dict:
     """The fields of a run's provenance the page shows, each of the type it should have
     (a damaged ``.meta.json`` loses the fields it damaged, not the page): text fields as
     text, ``versions`` as {name: version}, ``audio`` as {file: {system: path}},
-    ``channels`` as {"channel": int or None, "mix": bool}."""
+    ``channels`` as {"channel": int or None, "mix": bool}, ``partial`` when true."""
     meta = meta if isinstance(meta, dict) else {}
     out = {key: meta[key] for key in ("command", "time", "sqeval_version", "python")
            if isinstance(meta.get(key), str)}
+    if meta.get("partial") is True:  # an interrupted run: its verdict is never a PASS
+        out["partial"] = True
     versions = meta.get("versions")
     if isinstance(versions, dict):
         out["versions"] = {str(k): v for k, v in versions.items() if isinstance(v, str)}
