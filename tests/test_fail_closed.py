@@ -362,10 +362,14 @@ def test_the_length_rule_with_align_long_files_and_extra_noisy_files(tmp_path, p
     # a noisy file without reference or output is not a failure of the gated system
     write(tmp_path / "a" / "noisy" / "b.wav", noisy, rate)
     write(tmp_path / "a" / "noisy" / "zz.wav", noisy, rate)
+    junit = tmp_path / "g.xml"
     extra = run("score", tmp_path / "a" / "clean", tmp_path / "a" / "enh", "--noisy",
                 tmp_path / "a" / "noisy", "-m", "si_snr", "--no-cache", "--align",
-                "--gate", "si_snr>=5", "--allow-missing")
+                "--gate", "si_snr>=5", "--junit", junit)
     assert extra.exit_code == 0, extra.output
+    # the JUnit file says what the exit code says: no failed case for the ungated noisy row
+    assert all(suite.get("failures") == "0"
+               for suite in ElementTree.parse(junit).getroot().iter("testsuite"))
 
 
 def test_a_csv_of_an_older_sqeval_reads_its_na_cells_back_as_na(tmp_path):

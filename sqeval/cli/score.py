@@ -18,7 +18,7 @@ from ..api import Results, check_jobs, check_timeout, compile_group_by, csv_dige
 from ..cache import DEFAULT_PATH, CacheUnusable, ResultCache
 from ..gates import (GateError, check_gate_targets, check_gates, check_gates_apply,
                      find_config, load_config, merge_gates, parse_gate, run_verdict,
-                     recorded_verdict, unexcused_failures, verdict_line)
+                     gated_rows, recorded_verdict, unexcused_failures, verdict_line)
 from ..provenance import provenance, write_meta
 from ..report.files import document, write_atomically, write_json
 from ..report.summary import (LATEX_STYLES, gates_markdown, junit_xml, latex_tables,
@@ -184,8 +184,12 @@ def score_command(
     all_sections = sections(rows, list(options.metrics), names, pattern)
     results = check_gates(gates, rows, names, allow_missing=allow,
                           allow_na=allow_na) if gates else []
+    # files not scored per system; under gates, of the gated systems (the verdict's rows),
+    # so that the JUnit completeness suite says what the exit code says
+    counted = {row.system for row in gated_rows(results, rows)} if gates else set(names)
     incomplete = {name: unexcused_failures([r for r in rows if r.system == name],
-                                           allow and bool(gates)) for name in names}
+                                           allow and bool(gates))
+                  for name in names if name in counted}
     verdict = run_verdict(results, rows, bool(gates), allow)
     results_.provenance["verdict"] = recorded_verdict(verdict, results, rows, allow)
     # The files first: a stdout that breaks while the tables print loses nothing else.
