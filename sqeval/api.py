@@ -14,6 +14,7 @@ import numbers
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -402,11 +403,8 @@ def read_results(csv_path) -> Results:
                          "of `sqeval score --csv` (file,system,<metrics>,error)")
     keys = [(read_text_cell(file), read_text_cell(system))  # as named, not as guarded
             for file, system in zip(frame["file"], frame["system"])]
-    if len(set(keys)) != len(keys):
-        seen, twice = set(), None
-        for key in keys:
-            twice = key if key in seen else twice
-            seen.add(key)
+    twice = next((key for key, count in Counter(keys).items() if count > 1), None)
+    if twice is not None:
         raise UsageError(f"{path}: the (file, system) pair {twice!r} appears twice (a "
                          "formula guard ' before a name counts as the same name)")
     metrics = [c for c in frame.columns if c not in ("file", "system", "error")]

@@ -329,15 +329,22 @@ def _write_partial(path: Optional[Path], rows: list, planned, reason: str) -> No
     write_rows(stream, rows, names)
     text = stream.getvalue()
     try:
-        write_atomically(path, lambda out: out.write(text))
-        write_meta(path, {**provenance(), "partial": True,
-                          "verdict": {"outcome": "INCOMPLETE", "reason": f"a partial run: {reason}"},
-                          "csv_sha256": csv_digest(text.encode("utf-8", "backslashreplace"))})
+        write_run_csv(path, text, {**provenance(), "partial": True, "verdict": {
+            "outcome": "INCOMPLETE", "reason": f"a partial run: {reason}"}})
         console.print(f"{printable(str(path))} holds the {plural(len(rows), 'row')} finished "
                       "so far (its .meta.json says the run is partial).", markup=False)
     except OSError as error:
         console.print(f"could not write {printable(str(path))}: {error.strerror or error}",
                       markup=False)
+
+
+def write_run_csv(path: Path, text: str, meta: dict) -> Optional[Path]:
+    """Write a run's per-file CSV ``text`` to ``path``, then its .meta.json ``meta`` with
+    the CSV's SHA-256 (``csv_sha256``): a stop between the two leaves the old meta, which
+    then no longer matches and is not used (``read_results``). Returns the meta's path."""
+    write_atomically(path, lambda stream: stream.write(text))
+    return write_meta(path, {**meta, "csv_sha256": csv_digest(
+        text.encode("utf-8", "backslashreplace"))})  # the bytes write_atomically wrote
 
 
 def _print_report(rows, options, systems, sections, results) -> None:
@@ -361,12 +368,7 @@ def _write_outputs(scored: Results, options, sections, pattern, results, incompl
     n_tables = plural(len(sections), "table")
 
     def csv_file(path):
-        text = scored.csv_text()
-        write_atomically(path, lambda stream: stream.write(text))
-        # the meta after the CSV, naming its content: a stop between the two leaves the
-        # old meta, which then no longer matches and is not used (read_results)
-        digest = csv_digest(text.encode("utf-8", "backslashreplace"))
-        meta = write_meta(path, {**scored.provenance, "csv_sha256": digest})
+        meta = write_run_csv(path, scored.csv_text(), scored.provenance)
         return n_rows + (f"; provenance in {printable(str(meta))}" if meta else "")
 
     def json_file(path):
