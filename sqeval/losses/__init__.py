@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics._checks import as_output, as_pair, as_signal
-from .metrics.entropy import rel_entropy
-from .metrics.snr import si_snr
-from .metrics.spectral import COMPRESSION, compressed_mse
+from ..metrics._checks import as_output, as_pair, as_signal
+from ..metrics.entropy import rel_entropy
+from ..metrics.snr import si_snr
+from ..metrics.spectral import COMPRESSION, compressed_mse
 
 SCALE_EPS = 1e-10  # added to ⟨m, m̂⟩ in the frame-wise OSI-SNR scale λ
 ERROR_EPS = 1e-8  # added to the error energy ‖m̂ − t‖² in frame-wise OSI-SNR
