@@ -266,7 +266,7 @@ def _loss_functions() -> dict[str, Callable]:
         "osi_snr_loss_m2": lambda s, e, spectra: losses.osi_snr_loss(**spectra(), method=2),
         "fused_loss": lambda s, e, spectra: losses.fused_loss(**spectra()),
         "rel_entropy_sum": lambda s, e, spectra: losses.relative_entropy(
-            reference=s, estimate=e, reduction="sum"),
+            reference=s, estimate=e, over_time="sum"),
     }
 
 

@@ -45,7 +45,9 @@ def test_osi_snr_frames_equals_a_per_column_loop_and_vectorises():
         target = scale * column
         expected = 10 * np.log10((target @ target) / ((estimate - target) @ (estimate - target) + 1e-8))
         assert frames[index] == pytest.approx(expected, rel=1e-12)
-    assert losses.osi_snr_loss(reference=m, estimate=m_hat).shape == (2, 5)
+    assert losses.osi_snr_loss(reference=m, estimate=m_hat, reduction="none").shape == (2, 5)
+    assert losses.osi_snr_loss(reference=m, estimate=m_hat) == pytest.approx(
+        losses.osi_snr_loss(reference=m, estimate=m_hat, reduction="none").mean(), rel=1e-12)
 
 
 def test_fused_is_method_1_plus_gamma_mc_mse():
@@ -63,7 +65,8 @@ def test_waveform_losses_against_si_snr_and_orthogonal_noise():
     noise -= noise.mean() + (noise @ s) / (s @ s) * s
     noise *= np.sqrt((s @ s) / (noise @ noise) / 10)  # 10 dB
     e = s + noise
-    assert losses.si_snr_loss(reference=s, estimate=e) == -si_snr(reference=s, estimate=e)
+    assert losses.si_snr_loss(reference=s, estimate=e) == pytest.approx(
+        -si_snr(reference=s, estimate=e), rel=1e-12)
     assert losses.si_snr_loss(reference=s, estimate=e) == pytest.approx(-10.0, abs=1e-9)
     assert losses.nsr(reference=s, estimate=e) == pytest.approx(0.1, rel=1e-9)
 
@@ -73,12 +76,18 @@ def test_relative_entropy_reductions():
     e = np.array([[0.4, -0.9, 2.5, 0.1], [0.5, 0.5, 0.5, 0.5]])
     q, r = 1 / (1 + np.exp(-e)), 1 / (1 + np.exp(-s))
     terms = q * np.log(q / r)
-    assert losses.relative_entropy(reference=s, estimate=e) == pytest.approx(
+    assert losses.relative_entropy(reference=s, estimate=e, reduction="none") == pytest.approx(
         terms.mean(axis=-1), rel=1e-12)
+    assert losses.relative_entropy(reference=s, estimate=e, over_time="sum",
+                                   reduction="none") == pytest.approx(terms.sum(axis=-1), rel=1e-12)
+    assert losses.relative_entropy(reference=s, estimate=e, over_time="sum") == pytest.approx(
+        terms.sum(axis=-1).mean(), rel=1e-12)
     assert losses.relative_entropy(reference=s, estimate=e, reduction="sum") == pytest.approx(
-        terms.sum(axis=-1), rel=1e-12)
+        terms.mean(axis=-1).sum(), rel=1e-12)
     with pytest.raises(ValueError, match="reduction"):
         losses.relative_entropy(reference=s, estimate=e, reduction="max")
+    with pytest.raises(ValueError, match="over_time"):
+        losses.relative_entropy(reference=s, estimate=e, over_time="max")
 
 
 def test_bad_arguments_say_what_was_expected():

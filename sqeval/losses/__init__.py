@@ -1,35 +1,106 @@
-"""Loss forms of the metrics, as used to train enhancement models.
+"""Loss forms of the metrics, for training enhancement models: one definition for numpy
+arrays and PyTorch tensors.
+
+Every function takes numpy arrays (computed in float64, returning a Python float or a
+numpy array, as the metrics do) or ``torch.Tensor`` s (computed by torch on the tensors'
+device, differentiable, returning a tensor; install ``sqeval[torch]``). The same code
+runs in both cases (:mod:`sqeval.losses._backend`), so the value a model is trained on
+is the value ``sqeval score`` reports: the tests hold the tensor path to the numpy path
+within 1e-9 (float64) and each loss to its metric or its reference implementation.
 
 Conventions
 -----------
-Waveform losses take ``reference``/``estimate`` of shape ``(..., time)``. Frame-wise
-losses take real matrices ``M`` (reference) and ``M̂`` (estimate) of shape
-``(..., bins, frames)``, for example STFT magnitudes, and work column by column. All
-arguments are keyword-only, so reference and estimate cannot be swapped by accident.
-Lower is better for every loss here.
+- Keyword-only ``reference=`` (clean, ``s``) and ``estimate=`` (``ŝ``), so they cannot be
+  swapped by accident. Waveform losses take shapes ``(..., time)``; frame-wise losses take
+  real matrices ``M``/``M̂`` of shape ``(..., bins, frames)`` (e.g. STFT magnitudes).
+- ``reduction=``: ``"mean"`` (the default) or ``"sum"`` over the leading axes, or
+  ``"none"`` for one value per item (shape ``(...)``). A 1-D signal gives one value.
+- Lower is better for every loss. Tensors of float32 are computed in float32, float16 and
+  bfloat16 in float32 (returned as float32), float64 in float64.
+- Every floor ε is a named constant below, and keeps the value and the gradient finite
+  for a silent reference, a silent estimate and identical signals.
 
-The constants (1e-10 in the frame-wise OSI-SNR scale, 1e-8 beside the error energy,
-ε = 1e-8 in loss method 1 and 2, ε = 1e-10 in the fused loss) are those of the articles
-these forms come from, and give the golden values of sqeval's metric contract.
+The frame-wise constants (1e-10 in the OSI-SNR scale, 1e-8 beside the error energy, ε =
+1e-8 in loss methods 1 and 2, ε = 1e-10 in the fused loss) are those of the articles these
+forms come from, and give the golden values of sqeval's metric contract.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..metrics._checks import as_output, as_pair, as_signal
-from ..metrics.entropy import rel_entropy
-from ..metrics.snr import si_snr
-from ..metrics.spectral import COMPRESSION, compressed_mse
+from ..metrics.spectral import COMPRESSION
+from ._backend import prepare
+from ._pit import pit
 
+EPS = float(np.finfo(np.float64).eps)  # added to both energies of a dB ratio (torchmetrics)
 SCALE_EPS = 1e-10  # added to ⟨m, m̂⟩ in the frame-wise OSI-SNR scale λ
 ERROR_EPS = 1e-8  # added to the error energy ‖m̂ − t‖² in frame-wise OSI-SNR
 LOSS_EPS = 1e-8  # ε of OSI-SNR loss methods 1 and 2
 FUSED_EPS = 1e-10  # ε of the OSI-SNR term inside the fused loss
+WSDR_EPS = EPS  # inside the root of wSDR's norms ‖a‖·‖b‖ = sqrt(‖a‖²‖b‖² + ε)
+
+__all__ = [
+    "UncertaintyWeighting", "fused_loss", "mc_mse", "nsr", "osi_snr_frames", "osi_snr_loss",
+    "pit", "relative_entropy", "si_sdr_loss", "si_snr_loss", "snr_loss", "wsdr_loss",
+]
 
 
-def si_snr_loss(*, reference, estimate):
-    """−SI-SNR in dB: the usual SI-SNR training loss; unbounded below.
+def _db(ops, numerator, denominator):
+    """``10·log10((num + ε)/(den + ε))``, ε = :data:`EPS`: the metrics' dB ratio."""
+    return 10.0 * ops.log10((numerator + EPS) / (denominator + EPS))
+
+
+def _target_and_residual(ops, s, s_hat, zero_mean: bool):
+    """Energies ``‖t‖²`` and ``‖ŝ − t‖²`` of SI-SDR's target ``t = α·s``,
+    ``α = (⟨ŝ, s⟩ + ε)/(‖s‖² + ε)`` (Le Roux et al. 2019, Eq. 5; ε as torchmetrics)."""
+    if zero_mean:
+        s = s - ops.mean(s, keepdims=True)
+        s_hat = s_hat - ops.mean(s_hat, keepdims=True)
+    alpha = (ops.inner(s_hat, s) + EPS) / (ops.inner(s, s) + EPS)
+    target = alpha[..., None] * s
+    return ops.inner(target, target), ops.inner(target - s_hat, target - s_hat)
+
+
+def snr_loss(*, reference, estimate, reduction: str = "mean"):
+    """−SNR in dB: ``−10·log10((‖s‖² + ε)/(‖ŝ − s‖² + ε))``, ε = :data:`EPS`.
+
+    Not scale-invariant (the estimate's gain counts). Equal to −``sqeval.metrics.snr``.
+    A silent estimate gives 0; identical signals give about −353 dB (ε's limit).
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.array([1.0, -1.0, 1.0, -1.0])
+        >>> round(snr_loss(reference=s, estimate=1.1 * s), 6)
+        -20.0
+    """
+    ops, (s, s_hat) = prepare({"reference": reference, "estimate": estimate}, reduction=reduction)
+    return ops.reduce(-_db(ops, ops.inner(s, s), ops.inner(s_hat - s, s_hat - s)), reduction)
+
+
+def si_sdr_loss(*, reference, estimate, reduction: str = "mean"):
+    """−SI-SDR in dB (no mean removal), Le Roux et al. 2019, Eq. 5.
+
+    ``α = (⟨ŝ, s⟩ + ε)/(‖s‖² + ε)``, ``t = α·s``, loss ``−10·log10((‖t‖² + ε)/(‖ŝ − t‖² +
+    ε))``, ε = :data:`EPS` (torchmetrics' placement). Equal to −``sqeval.metrics.si_sdr``.
+    Unbounded below; a silent estimate (or reference) gives 0 dB, not NaN.
+
+    Example:
+        >>> import numpy as np
+        >>> s = np.array([1.0, 0.0, -1.0, 0.0])
+        >>> n = np.array([0.0, 0.1, 0.0, -0.1])  # orthogonal to s
+        >>> round(si_sdr_loss(reference=s, estimate=3 * (s + n)), 6)
+        -20.0
+    """
+    ops, (s, s_hat) = prepare({"reference": reference, "estimate": estimate}, reduction=reduction)
+    return ops.reduce(-_db(ops, *_target_and_residual(ops, s, s_hat, False)), reduction)
+
+
+def si_snr_loss(*, reference, estimate, reduction: str = "mean"):
+    """−SI-SNR in dB: −SI-SDR of the zero-mean signals (Luo & Mesgarani 2019); the usual
+    SI-SNR training loss, unbounded below. Equal to −``sqeval.metrics.si_snr``.
+
+    ε = :data:`EPS` as in :func:`si_sdr_loss`; a silent or constant estimate gives 0 dB.
 
     Example:
         >>> import numpy as np
@@ -37,13 +108,15 @@ def si_snr_loss(*, reference, estimate):
         >>> round(si_snr_loss(reference=s, estimate=s + np.array([0, .1, 0, -.1])), 6)
         -20.0
     """
-    return as_output(-np.asarray(si_snr(reference=reference, estimate=estimate)))
+    ops, (s, s_hat) = prepare({"reference": reference, "estimate": estimate}, reduction=reduction)
+    return ops.reduce(-_db(ops, *_target_and_residual(ops, s, s_hat, True)), reduction)
 
 
-def nsr(*, reference, estimate):
+def nsr(*, reference, estimate, reduction: str = "mean"):
     """Noise-to-signal ratio without the log: ``(‖ŝ − t‖² + ε)/(‖t‖² + ε)`` = 10^(−SI-SNR/10).
 
-    Both signals zero-mean, ``t = α·s`` as in SI-SNR. Range [0, inf); 0 at identity.
+    Both signals zero-mean, ``t = α·s`` as in :func:`si_snr_loss`, ε = :data:`EPS`.
+    Range [0, ∞); 0 at identity; 1 for a silent estimate.
 
     Example:
         >>> import numpy as np
@@ -51,16 +124,57 @@ def nsr(*, reference, estimate):
         >>> round(nsr(reference=s, estimate=s + np.array([0, .1, 0, -.1])), 6)
         0.01
     """
-    return as_output(10 ** (np.asarray(si_snr(reference=reference, estimate=estimate)) / -10))
+    ops, (s, s_hat) = prepare({"reference": reference, "estimate": estimate}, reduction=reduction)
+    target, residual = _target_and_residual(ops, s, s_hat, True)
+    return ops.reduce((residual + EPS) / (target + EPS), reduction)
 
 
-def _matrices(reference, estimate):
-    m = as_signal(reference, name="reference")
-    m_hat = as_signal(estimate, name="estimate")
-    if m.ndim < 2 or m.shape != m_hat.shape:
-        raise ValueError(f"expected two matrices of one shape (..., bins, frames); got "
-                         f"{m.shape} and {m_hat.shape}")
-    return m, m_hat
+def _cosine(ops, a, b):
+    """``⟨a, b⟩ / sqrt(‖a‖²·‖b‖² + ε)``, ε = :data:`WSDR_EPS` inside the root, so that the
+    value (0) and the gradient stay finite when either signal is silent."""
+    return ops.inner(a, b) / ops.sqrt(ops.inner(a, a) * ops.inner(b, b) + WSDR_EPS)
+
+
+def wsdr_loss(*, reference, estimate, noisy, reduction: str = "mean"):
+    """Weighted SDR loss of Choi et al. 2019 (DCUnet, "Phase-aware speech enhancement with
+    deep complex U-Net", ICLR 2019, Eq. 4), with the noisy mixture ``x``.
+
+    With the noise ``z = x − s`` and its estimate ``ẑ = x − ŝ``:
+    ``α = ‖s‖²/(‖s‖² + ‖z‖² + ε)``, loss ``= −α·cos(s, ŝ) − (1 − α)·cos(z, ẑ)``, where
+    ``cos(a, b) = ⟨a, b⟩/sqrt(‖a‖²‖b‖² + ε)`` (ε = :data:`WSDR_EPS`). Range [−1, 1]; −1
+    when the estimate is the reference. A silent estimate gives ``−(1 − α)``.
+
+    Example:
+        >>> import numpy as np
+        >>> s, z = np.array([1.0, 0.0, -1.0, 0.0]), np.array([0.0, 0.5, 0.0, -0.5])
+        >>> round(wsdr_loss(reference=s, estimate=s, noisy=s + z), 6)
+        -1.0
+    """
+    ops, (s, s_hat, x) = prepare({"reference": reference, "estimate": estimate, "noisy": noisy},
+                                 reduction=reduction)
+    z, z_hat = x - s, x - s_hat
+    energy = ops.inner(s, s)
+    alpha = energy / (energy + ops.inner(z, z) + WSDR_EPS)
+    loss = -alpha * _cosine(ops, s, s_hat) - (1 - alpha) * _cosine(ops, z, z_hat)
+    return ops.reduce(loss, reduction)
+
+
+def _frames(reference, estimate, reduction):
+    return prepare({"reference": reference, "estimate": estimate}, reduction=reduction,
+                   min_ndim=2, layout="(..., bins, frames)")
+
+
+def _osi_frames(ops, m, m_hat):
+    """Per column: ``λ = ‖m̂‖²/(⟨m, m̂⟩ + 1e-10)``, ``t = λ·m``,
+    ``10·log10(‖t‖²/(‖m̂ − t‖² + 1e-8))``; −inf where ``t = 0`` (a silent column), with a
+    zero gradient there (the log is taken of 1 in the branch that is not used)."""
+    scale = ops.sum(m_hat**2, axis=-2) / (ops.sum(m * m_hat, axis=-2) + SCALE_EPS)
+    target = scale[..., None, :] * m
+    energy = ops.sum(target**2, axis=-2)
+    error = ops.sum((m_hat - target) ** 2, axis=-2)
+    audible = energy > 0
+    value = 10 * ops.log10(ops.where(audible, energy, ops.const(1.0)) / (error + ERROR_EPS))
+    return ops.where(audible, value, ops.const(-np.inf))
 
 
 def osi_snr_frames(*, reference, estimate):
@@ -70,9 +184,10 @@ def osi_snr_frames(*, reference, estimate):
     ``10·log10(‖t‖² / (‖m̂ − t‖² + 1e-8))``.
 
     Returns:
-        an array of shape ``(..., frames)``; −inf for a frame where the estimate is silent
-        (λ = 0), so loss method 1 gives such a frame a loss of 0: the formula's own
-        blind spot, which ``sqeval sanity --losses`` shows on its "silence" case.
+        shape ``(..., frames)``; −inf for a frame where the estimate (or the reference) is
+        silent (t = 0), so loss method 1 gives such a frame a loss of 0: the formula's own
+        blind spot, which ``sqeval sanity --losses`` shows on its "silence" case. The
+        gradient there is 0.
 
     Example:
         >>> import numpy as np
@@ -80,19 +195,24 @@ def osi_snr_frames(*, reference, estimate):
         >>> np.round(osi_snr_frames(reference=m, estimate=m - 0.1), 8)
         array([28.07307793, 30.06463945, 31.86671312])
     """
-    m, m_hat = _matrices(reference, estimate)
-    scale = np.sum(m_hat**2, axis=-2) / (np.sum(m * m_hat, axis=-2) + SCALE_EPS)
-    target = scale[..., None, :] * m
-    error = np.sum((m_hat - target) ** 2, axis=-2)
-    with np.errstate(divide="ignore"):  # a silent estimate frame gives −inf, as written
-        return 10 * np.log10(np.sum(target**2, axis=-2) / (error + ERROR_EPS))
+    ops, (m, m_hat) = _frames(reference, estimate, None)
+    return ops.output(_osi_frames(ops, m, m_hat))
 
 
-def osi_snr_loss(*, reference, estimate, method: int = 1, eps: float = LOSS_EPS):
-    """OSI-SNR loss on ``(..., bins, frames)`` matrices.
+def _osi_loss(ops, m, m_hat, method, eps):
+    frames = _osi_frames(ops, m, m_hat)
+    if method == 1:
+        return ops.mean(1 / (frames + eps))
+    return 1 / (ops.mean(frames) + eps)
+
+
+def osi_snr_loss(*, reference, estimate, method: int = 1, eps: float = LOSS_EPS,
+                 reduction: str = "mean"):
+    """OSI-SNR loss on ``(..., bins, frames)`` matrices, from :func:`osi_snr_frames`.
 
     Method 1: ``mean over frames of 1/(osi + ε)``; method 2: ``1/(mean over frames of osi
-    + ε)``. Both positive while every frame's OSI-SNR is, and smaller when it is larger.
+    + ε)`` (ε = :data:`LOSS_EPS`). Both positive while every frame's OSI-SNR is, and
+    smaller when it is larger; a frame near 0 dB makes them large (the formula's pole).
 
     Example:
         >>> import numpy as np
@@ -100,16 +220,28 @@ def osi_snr_loss(*, reference, estimate, method: int = 1, eps: float = LOSS_EPS)
         >>> round(osi_snr_loss(reference=m, estimate=m - 0.1, method=2), 12)
         0.033331692478
     """
-    frames = osi_snr_frames(reference=reference, estimate=estimate)
-    if method == 1:
-        return as_output(np.mean(1 / (frames + eps), axis=-1))
-    if method == 2:
-        return as_output(1 / (np.mean(frames, axis=-1) + eps))
-    raise ValueError(f"method must be 1 or 2; got {method!r}")
+    if method not in (1, 2):
+        raise ValueError(f"method must be 1 or 2; got {method!r}")
+    ops, (m, m_hat) = _frames(reference, estimate, reduction)
+    return ops.reduce(_osi_loss(ops, m, m_hat, method, eps), reduction)
 
 
-def mc_mse(*, reference, estimate, power: float = COMPRESSION):
-    """Power-law compressed MSE of matrices: ``mean((|M|^p − |M̂|^p)²)`` over the last two axes.
+def _compressed(ops, x, power):
+    """``|x|^p``, 0 at 0 with a zero gradient there (``p·|x|^(p−1)`` is infinite at 0)."""
+    magnitude = ops.abs(x)
+    nonzero = magnitude > 0
+    return ops.where(nonzero, ops.where(nonzero, magnitude, ops.const(1.0)) ** power,
+                     ops.const(0.0))
+
+
+def _mc_mse(ops, m, m_hat, power):
+    difference = _compressed(ops, m, power) - _compressed(ops, m_hat, power)
+    return ops.mean(ops.mean(difference**2, axis=-1), axis=-1)
+
+
+def mc_mse(*, reference, estimate, power: float = COMPRESSION, reduction: str = "mean"):
+    """Power-law compressed MSE of matrices: ``mean((|M|^p − |M̂|^p)²)`` over the last two
+    axes (``p`` = 0.3). The gradient of ``|x|^p`` at an exact 0 is taken as 0.
 
     Example:
         >>> import numpy as np
@@ -117,13 +249,14 @@ def mc_mse(*, reference, estimate, power: float = COMPRESSION):
         >>> round(mc_mse(reference=m, estimate=m - 0.1), 12)
         0.001354390127
     """
-    m, m_hat = _matrices(reference, estimate)
-    return as_output(compressed_mse(m, m_hat, power))
+    ops, (m, m_hat) = _frames(reference, estimate, reduction)
+    return ops.reduce(_mc_mse(ops, m, m_hat, power), reduction)
 
 
 def fused_loss(*, reference, estimate, gamma: float = 15.0, power: float = COMPRESSION,
-               eps: float = FUSED_EPS):
-    """OSI-SNR loss (method 1) + ``gamma``·MC-MSE, on ``(..., bins, frames)`` matrices.
+               eps: float = FUSED_EPS, reduction: str = "mean"):
+    """OSI-SNR loss (method 1, ε = :data:`FUSED_EPS`) + ``gamma``·MC-MSE, on
+    ``(..., bins, frames)`` matrices.
 
     Example:
         >>> import numpy as np
@@ -131,28 +264,58 @@ def fused_loss(*, reference, estimate, gamma: float = 15.0, power: float = COMPR
         >>> round(fused_loss(reference=m, estimate=m - 0.1), 12)
         0.053737081982
     """
-    osi = osi_snr_loss(reference=reference, estimate=estimate, method=1, eps=eps)
-    return as_output(np.asarray(osi) + gamma * np.asarray(
-        mc_mse(reference=reference, estimate=estimate, power=power)))
+    ops, (m, m_hat) = _frames(reference, estimate, reduction)
+    value = _osi_loss(ops, m, m_hat, 1, eps) + gamma * _mc_mse(ops, m, m_hat, power)
+    return ops.reduce(value, reduction)
 
 
-def relative_entropy(*, reference, estimate, reduction: str = "mean"):
-    """Sigmoid relative entropy ``q·ln(q/r)``, ``q = σ(ŝ)``, ``r = σ(s)``, reduced over time.
+def _log_sigmoid(ops, x):
+    if ops.is_torch:
+        return ops.torch.nn.functional.logsigmoid(x)
+    from ..metrics.entropy import log_expit
 
-    ``reduction="mean"`` is the ``rel_entropy`` metric; ``"sum"`` is the form first written
-    down, which grows with the signal's length.
+    return log_expit(x)
+
+
+def _log_ratio(ops, s, s_hat):
+    """``ln(σ(ŝ)/σ(s))`` without cancellation (as ``sqeval.metrics.rel_entropy``): with
+    ``d = s − ŝ``, ``−log1p(expm1(d)·σ(−s))`` where ``|d| < 1``, else ``ln σ(ŝ) − ln σ(s)``.
+    Both branches are finite everywhere, so the unused one adds no NaN to the gradient."""
+    d = s - s_hat
+    near = ops.abs(d) < 1.0
+    close = -ops.log1p(ops.expm1(ops.where(near, d, ops.const(0.0))) * ops.sigmoid(-s))
+    return ops.where(near, close, _log_sigmoid(ops, s_hat) - _log_sigmoid(ops, s))
+
+
+def relative_entropy(*, reference, estimate, over_time: str = "mean", reduction: str = "mean"):
+    """Sigmoid relative entropy ``q·ln(q/r)``, ``q = σ(ŝ)``, ``r = σ(s)``, over time.
+
+    ``over_time="mean"`` is the ``rel_entropy`` metric; ``"sum"`` is the form first
+    written down, which grows with the signal's length. 0 at identity; it can be slightly
+    negative (σ values are not distributions), so a lower value is not always a better
+    estimate. (Before sqeval 0.7, ``reduction=`` chose the time reduction; it now reduces
+    over the leading axes as in every loss.)
 
     Example:
         >>> import numpy as np
         >>> s = np.array([1.0, 1.0])
-        >>> relative_entropy(reference=s, estimate=s / 2, reduction="sum") == 2 * rel_entropy(
-        ...     reference=s, estimate=s / 2)
+        >>> relative_entropy(reference=s, estimate=s / 2, over_time="sum") == 2 * (
+        ...     relative_entropy(reference=s, estimate=s / 2))
         True
     """
-    value = np.asarray(rel_entropy(reference=reference, estimate=estimate))
-    if reduction == "mean":
-        return as_output(value)
-    if reduction == "sum":
-        s, _ = as_pair(reference, estimate, estimate_may_be_silent=True)
-        return as_output(value * s.shape[-1])
-    raise ValueError(f"reduction must be 'mean' or 'sum'; got {reduction!r}")
+    if over_time not in ("mean", "sum"):
+        raise ValueError(f"over_time must be 'mean' or 'sum'; got {over_time!r}")
+    ops, (s, s_hat) = prepare({"reference": reference, "estimate": estimate}, reduction=reduction)
+    terms = ops.sigmoid(s_hat) * _log_ratio(ops, s, s_hat)
+    value = ops.mean(terms) if over_time == "mean" else ops.sum(terms)
+    return ops.reduce(value, reduction)
+
+
+def __getattr__(name: str):
+    """:class:`UncertaintyWeighting` is a ``torch.nn.Module``: defined on first use, so that
+    the numpy path never imports torch."""
+    if name == "UncertaintyWeighting":
+        from ._weighting import uncertainty_weighting_class
+
+        return uncertainty_weighting_class()
+    raise AttributeError(f"module 'sqeval.losses' has no attribute {name!r}")

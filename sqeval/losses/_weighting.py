@@ -1,0 +1,50 @@
+"""Multi-task loss weighting by homoscedastic uncertainty (Kendall, Gal, Cipolla, "Multi-task
+learning using uncertainty to weigh losses for scene geometry and semantics", CVPR 2018)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ._backend import torch_module
+
+
+@lru_cache(maxsize=1)
+def uncertainty_weighting_class():
+    """Define :class:`UncertaintyWeighting` (a ``torch.nn.Module``) once torch is needed."""
+    torch = torch_module()
+
+    class UncertaintyWeighting(torch.nn.Module):
+        """Weigh ``n`` task losses by learned uncertainties (Kendall et al. 2018, Eq. 7).
+
+        With one learnable log-variance ``s_i = log σ_i²`` per task (initialised to 0):
+        ``total = Σ_i ½·exp(−s_i)·L_i + ½·s_i``. Optimise its parameters together with the
+        model's; ``weights`` gives the current ``½·exp(−s_i)``.
+
+        Example:
+            >>> import torch
+            >>> from sqeval.losses import UncertaintyWeighting
+            >>> weighting = UncertaintyWeighting(2)
+            >>> float(weighting(torch.tensor(2.0), torch.tensor(4.0)).detach())
+            3.0
+        """
+
+        def __init__(self, tasks: int):
+            super().__init__()
+            if isinstance(tasks, bool) or not isinstance(tasks, int) or tasks < 1:
+                raise ValueError(f"tasks must be a positive number of task losses; got {tasks!r}")
+            self.log_variances = torch.nn.Parameter(torch.zeros(tasks))
+
+        @property
+        def weights(self):
+            return 0.5 * torch.exp(-self.log_variances.detach())
+
+        def forward(self, *losses):
+            if len(losses) != self.log_variances.numel():
+                raise ValueError(f"expected {self.log_variances.numel()} task losses; got "
+                                 f"{len(losses)}")
+            stacked = torch.stack([torch.as_tensor(value).reshape(()) for value in losses])
+            s = self.log_variances.to(stacked.dtype)
+            return torch.sum(0.5 * torch.exp(-s) * stacked + 0.5 * s)
+
+    UncertaintyWeighting.__module__ = "sqeval.losses"
+    return UncertaintyWeighting
