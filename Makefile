@@ -5,7 +5,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # The test target installs every optional extra, so no test is ever skipped.
-EXTRAS := test,plot,dask,dnsmos,visqol
+EXTRAS := test,plot,dask,dnsmos,visqol,torch
+# torch is installed first, pinned: on this project's machines `pip install torch==2.13.0`
+# takes a CPU build from local disk (elsewhere PyPI's build of that release). Left to
+# resolve `torch>=2.1` alone, pip would download the newest CUDA build (several GB).
+TORCH  ?= torch==2.13.0
+# asteroid's PMSQE loss is a reference of sqeval.losses.pmsqe_loss: installed without its
+# dependencies (they pull torchaudio, another multi-GB download), with only what
+# `import asteroid.losses` needs.
+PEERS_NO_DEPS := asteroid==0.7.0
 
 .PHONY: install demo test test-oldest clean
 
@@ -18,7 +26,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(PEERS_NO_DEPS)
 	touch $@
 
 install: $(VENV)/.installed
@@ -42,13 +52,14 @@ VENV_OLDEST := .venv-oldest
 ifndef PYTHON_OLDEST
 PYTHON_OLDEST := $(firstword $(foreach p,python3.10 $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && echo y),$(p))) $(PYTHON))
 endif
-KEY_PACKAGES := numpy|scipy|pandas|soundfile|pystoi|pesq|typer|click|rich|pytest|hypothesis|selenium|fast.bss.eval|mir.eval|matplotlib|dask|distributed|speechmos|onnxruntime|librosa|soxr|numba|llvmlite|tomli|visqol.python|ai.edge.litert|libsvm.official
+KEY_PACKAGES := numpy|scipy|pandas|soundfile|pystoi|pesq|typer|click|rich|pytest|hypothesis|selenium|fast.bss.eval|mir.eval|matplotlib|dask|distributed|speechmos|onnxruntime|librosa|soxr|numba|llvmlite|tomli|visqol.python|ai.edge.litert|libsvm.official|torch|torchmetrics|auraloss|ci.sdr|asteroid
 
 $(VENV_OLDEST)/.installed: pyproject.toml constraints-oldest.txt
 	rm -rf $(VENV_OLDEST)
 	$(PYTHON_OLDEST) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "sqeval needs Python 3.10 or later; set PYTHON_OLDEST=python3.X")'
 	$(PYTHON_OLDEST) -m venv $(VENV_OLDEST)
 	$(VENV_OLDEST)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]" -c constraints-oldest.txt
+	$(VENV_OLDEST)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $(PEERS_NO_DEPS)
 	touch $@
 
 test-oldest: $(VENV_OLDEST)/.installed
