@@ -196,6 +196,9 @@ def test_finite_value_and_gradient_when_silent_or_identical(pairs, dtype):
         value, grad_estimate, grad_reference = _value_and_gradient(reference, estimate)
         for what in (value, grad_estimate, grad_reference):
             assert torch.isfinite(what).all(), case
+    # a silent estimate: all bands below the hearing threshold, no gradient (documented)
+    _, grad_estimate, _ = _value_and_gradient(speech, silent)
+    assert not grad_estimate.any()
     value, _, _ = _value_and_gradient(speech, speech)
     assert 0 < value < 1e-3  # ε's small floor, as asteroid's
     assert float(value) == pytest.approx(

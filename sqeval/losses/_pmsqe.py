@@ -170,7 +170,10 @@ def pmsqe_loss(*, reference, estimate, pad_mask=None, reduction: str = "mean"):
        (unpadded) frames, silent frames included (the authors' convention).
 
     ``ε = 1e-8`` (``DISTURBANCE_EPS``). Identical spectra give a small positive value
-    (of the order of 1e-4, from ε), not 0.
+    (of the order of 1e-4, from ε), not 0. A silent (or nearly silent) estimate gets a
+    zero gradient: all its bands are below the hearing threshold, where the loudness is 0
+    whatever the input, so a model whose outputs are all silent cannot learn from this loss
+    alone.
 
     Args:
         reference: clean power spectrum, ``(..., frames, 257)``, non-negative.
