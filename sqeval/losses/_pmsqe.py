@@ -148,7 +148,8 @@ def pmsqe_loss(*, reference, estimate, pad_mask=None, reduction: str = "mean"):
 
     Per item, with ``X[t, k]`` the spectrum, ``w_t`` the frame mask (1 without padding),
     ``m_k`` the level-alignment bin weights, ``H`` the Bark matrix, ``T_j`` the hearing
-    threshold, ``γ_j`` the loudness exponent and ``W_j`` the width in Bark of band j:
+    threshold, ``γ_j`` the loudness exponent and ``W_j`` the width in Bark of band j, and
+    ``Sp``, ``Sl`` P.862's power and loudness calibration constants (module constants):
 
     1. level alignment: ``P = (4/N²) Σ_t w_t Σ_k m_k X[t,k] / Σ_t w_t`` (average power in
        350–3250 Hz, N = 512), ``X ← 1e7 · X / max(P, 1e-20)``;
