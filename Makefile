@@ -13,7 +13,7 @@ TORCH  ?= torch==2.13.0
 # asteroid's PMSQE loss is a reference of sqeval.losses.pmsqe_loss: installed without its
 # dependencies (they pull torchaudio, another multi-GB download), with only what
 # `import asteroid.losses` needs.
-PEERS_NO_DEPS := asteroid==0.7.0
+PEERS_NO_DEPS := asteroid==0.7.0 asteroid-filterbanks==0.4.0 huggingface-hub==2.4.0
 
 .PHONY: install demo test test-oldest clean
 

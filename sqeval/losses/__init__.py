@@ -32,6 +32,7 @@ import numpy as np
 from ..metrics.spectral import COMPRESSION
 from ._backend import prepare
 from ._pit import pit
+from ._pmsqe import pmsqe_loss
 
 EPS = float(np.finfo(np.float64).eps)  # added to both energies of a dB ratio (torchmetrics)
 SCALE_EPS = 1e-10  # added to ⟨m, m̂⟩ in the frame-wise OSI-SNR scale λ
@@ -42,7 +43,7 @@ WSDR_EPS = EPS  # inside the root of wSDR's norms ‖a‖·‖b‖ = sqrt(‖a�
 
 __all__ = [
     "UncertaintyWeighting", "fused_loss", "mc_mse", "nsr", "osi_snr_frames", "osi_snr_loss",
-    "pit", "relative_entropy", "si_sdr_loss", "si_snr_loss", "snr_loss", "wsdr_loss",
+    "pit", "pmsqe_loss", "relative_entropy", "si_sdr_loss", "si_snr_loss", "snr_loss", "wsdr_loss",
 ]
 
 
