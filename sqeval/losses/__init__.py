@@ -156,3 +156,6 @@ def relative_entropy(*, reference, estimate, reduction: str = "mean"):
         s, _ = as_pair(reference, estimate, estimate_may_be_silent=True)
         return as_output(value * s.shape[-1])
     raise ValueError(f"reduction must be 'mean' or 'sum'; got {reduction!r}")
+
+
+from ._stoi import estoi_loss, stoi_loss  # noqa: E402
