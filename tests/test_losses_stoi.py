@@ -76,6 +76,27 @@ def test_real_speech_equals_pystoi_and_the_metric_at_several_rates(speech, exten
         assert abs(-value - metric) < 1e-6
 
 
+def test_the_resampler_is_pystois_for_every_length():
+    """The polyphase form (numpy and torch) against pystoi's ``resample_oct`` (scipy's
+    ``resample_poly``), sample by sample, including lengths shorter than the filter."""
+    from pystoi.utils import resample_oct
+
+    from sqeval.losses._backend import Ops
+    from sqeval.losses._stoi import _resample
+
+    rng = np.random.default_rng(4)
+    for fs in (8000, 11025, 16000, 44100, 48000):
+        for n in (1, 7, 4097, 5003):
+            x = rng.standard_normal((2, n))
+            expected = np.stack([resample_oct(row, 10000, fs) for row in x])
+            numpy_out = _resample(Ops(), x, fs)
+            torch_out = _resample(Ops(torch, torch.float64, torch.device("cpu")),
+                                  torch.from_numpy(x), fs).numpy()
+            assert numpy_out.shape == torch_out.shape == expected.shape
+            np.testing.assert_allclose(numpy_out, expected, rtol=0, atol=1e-13)
+            np.testing.assert_allclose(torch_out, expected, rtol=0, atol=1e-13)
+
+
 @pytest.mark.parametrize("extended", [False, True])
 def test_noise_at_several_snrs_equals_pystoi(speech, extended):
     rng = np.random.default_rng(3)
