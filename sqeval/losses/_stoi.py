@@ -147,14 +147,12 @@ def _segments(reference, estimate, fs, reduction):
     s, s_hat = s.reshape(-1, n_in), s_hat.reshape(-1, n_in)
     # the silent-frame choice: numpy, float64, from the reference alone
     order, counts = _speech_frames(_resample(Ops(), ops.numpy(s), fs), fs, n_in, lead)
-    pair = _resample(ops, ops.stack([s, s_hat]).reshape(-1, n_in), fs)  # (2B, L)
-    envelopes = _envelopes(ops, pair, np.concatenate([order, order]),
-                           np.concatenate([counts, counts]))  # (2B, F_max, 15)
-    windows = _windows(ops, envelopes, SEGMENT, axis=1)  # (2B, M_max, 15, 30)
-    items = len(counts)
+    # one signal at a time, so that the backward pass does not run through the reference
+    x, y = (_windows(ops, _envelopes(ops, _resample(ops, signal, fs), order, counts),
+                     SEGMENT, axis=1) for signal in (s, s_hat))  # (B, M_max, 15, 30)
     segments = counts - SEGMENT  # F = counts − 1 frames, F − N + 1 segments
-    valid = np.arange(windows.shape[1])[None, :] < segments[:, None]
-    return ops, windows[:items], windows[items:], valid, segments, lead
+    valid = np.arange(x.shape[1])[None, :] < segments[:, None]
+    return ops, x, y, valid, segments, lead
 
 
 def _check_rate(fs) -> int:
