@@ -36,8 +36,8 @@ Floors, and why the value still equals pystoi's:
 - :data:`ESTOI_EPS` beside ESTOI's row and column norms, where pystoi instead adds
   ``EPS``-sized Gaussian noise before normalising (and sqeval's metric divides only
   where the norm is positive): without it a silent estimate would divide 0 by 0. It
-  moves a normalised row by a relative ``ESTOI_EPS/‖row‖`` (below 1e-12 for any row
-  louder than 1e-4; pystoi's own noise is of the same size).
+  moves a normalised row by a relative ``ESTOI_EPS/‖row‖`` (2e-12 for a row of norm
+  1e-4; pystoi's own noise is of the same size).
 
 Batches: the leading axes are flattened; items keep different numbers of speech frames
 by padding the gathered frames with zeros to the largest count and masking the segments
@@ -82,7 +82,9 @@ def stoi_loss(*, reference, estimate, fs: int, reduction: str = "mean"):
 
     Returns:
         numpy input: a float (or a float64 array for ``"none"``); torch input: a tensor
-        in the input's dtype and device. A silent estimate gives 0, with a zero gradient.
+        in the input's dtype and device. A silent estimate gives 0, with a zero gradient
+        (the metric refuses an estimate quieter than ``MIN_FRAME_NORM``; a loss cannot,
+        as a model may start from silence).
 
     Raises:
         ValueError: bad shapes, non-finite values, an unknown reduction or rate; a
