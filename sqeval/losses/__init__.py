@@ -33,6 +33,7 @@ from ..metrics.spectral import COMPRESSION
 from ._backend import prepare
 from ._pit import pit
 from ._pmsqe import pmsqe_loss
+from ._stoi import estoi_loss, stoi_loss
 
 EPS = float(np.finfo(np.float64).eps)  # added to both energies of a dB ratio (torchmetrics)
 SCALE_EPS = 1e-10  # added to ⟨m, m̂⟩ in the frame-wise OSI-SNR scale λ
@@ -42,8 +43,8 @@ FUSED_EPS = 1e-10  # ε of the OSI-SNR term inside the fused loss
 WSDR_EPS = EPS  # inside the root of wSDR's norms ‖a‖·‖b‖ = sqrt(‖a‖²‖b‖² + ε)
 
 __all__ = [
-    "UncertaintyWeighting", "fused_loss", "mc_mse", "nsr", "osi_snr_frames", "osi_snr_loss",
-    "pit", "pmsqe_loss", "relative_entropy", "si_sdr_loss", "si_snr_loss", "snr_loss", "wsdr_loss",
+    "UncertaintyWeighting", "estoi_loss", "fused_loss", "mc_mse", "nsr", "osi_snr_frames", "osi_snr_loss",
+    "pit", "pmsqe_loss", "relative_entropy", "si_sdr_loss", "si_snr_loss", "snr_loss", "stoi_loss", "wsdr_loss",
 ]
 
 
