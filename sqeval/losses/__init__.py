@@ -156,3 +156,7 @@ def relative_entropy(*, reference, estimate, reduction: str = "mean"):
         s, _ = as_pair(reference, estimate, estimate_may_be_silent=True)
         return as_output(value * s.shape[-1])
     raise ValueError(f"reduction must be 'mean' or 'sum'; got {reduction!r}")
+
+from ._ci_sdr import ci_sdr_loss  # noqa: E402
+from ._sa_sdr import sa_sdr_loss  # noqa: E402
+from ._stft import multi_resolution_stft_loss  # noqa: E402
