@@ -28,8 +28,9 @@ Floors, and where the reference implementation differs:
   the loading moves the value by a few 1e-9 dB. It also bounds the CI-SDR of an estimate
   equal to its reference (about 170 dB on speech, 195 dB on white noise in float64), where
   ci_sdr gives ~300 dB with gradients of ~1e13 (here ~50).
-- ``ε = finfo(dtype).eps`` beside both energies, as in sqeval's SNR metrics and
-  torchmetrics: a silent estimate gives 0/0 = NaN in ci_sdr and a finite value here.
+- ``ε = finfo(dtype).eps`` beside both energies (``EPS_FLOAT64``/``EPS_FLOAT32`` of
+  :mod:`._sa_sdr`), as in sqeval's SNR metrics and torchmetrics: a silent estimate gives
+  0/0 = NaN in ci_sdr and 0 dB here (``w = 0``, so ``t = e = 0``).
 """
 
 from __future__ import annotations
@@ -37,16 +38,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import prepare
+from ._sa_sdr import energy_eps  # ε = EPS_FLOAT64 or EPS_FLOAT32, as the dtype is
 
 TOEPLITZ_LOADING = 1e-10  # λ relative to the reference energy r[0], on R's diagonal
 TOEPLITZ_FLOOR = 1e-20  # absolute part of λ: R stays invertible for a silent reference
-
-
-def _eps(ops) -> float:
-    """ε beside the energies: the machine epsilon of the computation's dtype."""
-    if ops.is_torch:
-        return float(ops.torch.finfo(ops.dtype).eps)
-    return float(np.finfo(np.float64).eps)
 
 
 def _rfft(ops, x, n):
@@ -83,7 +78,7 @@ def _toeplitz(ops, r):
 
 def ci_sdr_filtered(ops, reference, estimate, filter_length: int):
     """CI-SDR in dB, one value per leading index (arrays already prepared)."""
-    eps = _eps(ops)
+    eps = energy_eps(ops)
     if filter_length == 0:
         target, error = reference, reference - estimate
     else:

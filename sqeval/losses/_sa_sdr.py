@@ -23,13 +23,17 @@ import numpy as np
 
 from ._backend import prepare
 
+# ε beside the energies (and in α): the machine epsilon of the computation's dtype, as in
+# torchmetrics and sqeval's SNR metrics (float16 and bfloat16 are computed in float32).
+EPS_FLOAT64 = float(np.finfo(np.float64).eps)  # numpy, and float64 tensors
+EPS_FLOAT32 = float(np.finfo(np.float32).eps)  # float32 (and smaller) tensors
 
-def _eps(ops) -> float:
-    """ε beside the energies (and in α): the machine epsilon of the computation's dtype,
-    as in torchmetrics and sqeval's SNR metrics."""
-    if ops.is_torch:
-        return float(ops.torch.finfo(ops.dtype).eps)
-    return float(np.finfo(np.float64).eps)
+
+def energy_eps(ops) -> float:
+    """``EPS_FLOAT64`` or ``EPS_FLOAT32``, as the computation's dtype is."""
+    if ops.is_torch and ops.dtype != ops.torch.float64:
+        return EPS_FLOAT32
+    return EPS_FLOAT64
 
 
 def sa_sdr_loss(*, reference, estimate, scale_invariant: bool = False,
@@ -55,7 +59,7 @@ def sa_sdr_loss(*, reference, estimate, scale_invariant: bool = False,
     ops, (reference, estimate) = prepare({"reference": reference, "estimate": estimate},
                                          reduction=reduction, min_ndim=2,
                                          layout="(..., sources, time)")
-    eps = _eps(ops)
+    eps = energy_eps(ops)
     if zero_mean:
         reference = reference - ops.mean(reference, axis=-1, keepdims=True)
         estimate = estimate - ops.mean(estimate, axis=-1, keepdims=True)
