@@ -31,8 +31,11 @@ import numpy as np
 
 from ..metrics.spectral import COMPRESSION
 from ._backend import prepare
+from ._ci_sdr import ci_sdr_loss
 from ._pit import pit
 from ._pmsqe import pmsqe_loss
+from ._sa_sdr import sa_sdr_loss
+from ._stft import multi_resolution_stft_loss
 from ._stoi import estoi_loss, stoi_loss
 
 EPS = float(np.finfo(np.float64).eps)  # added to both energies of a dB ratio (torchmetrics)
@@ -43,8 +46,10 @@ FUSED_EPS = 1e-10  # ε of the OSI-SNR term inside the fused loss
 WSDR_EPS = EPS  # inside the root of wSDR's norms ‖a‖·‖b‖ = sqrt(‖a‖²‖b‖² + ε)
 
 __all__ = [
-    "UncertaintyWeighting", "estoi_loss", "fused_loss", "mc_mse", "nsr", "osi_snr_frames", "osi_snr_loss",
-    "pit", "pmsqe_loss", "relative_entropy", "si_sdr_loss", "si_snr_loss", "snr_loss", "stoi_loss", "wsdr_loss",
+    "UncertaintyWeighting", "ci_sdr_loss", "estoi_loss", "fused_loss", "mc_mse",
+    "multi_resolution_stft_loss", "nsr", "osi_snr_frames", "osi_snr_loss", "pit", "pmsqe_loss",
+    "relative_entropy", "sa_sdr_loss", "si_sdr_loss", "si_snr_loss", "snr_loss", "stoi_loss",
+    "wsdr_loss",
 ]
 
 
