@@ -209,3 +209,16 @@ def test_evaluate_on_arrays_never_imports_torch(tmp_path):
 def test_evaluate_is_public_and_documented():
     assert "evaluate" in sqeval.__all__ and "evaluate" in dir(sqeval)
     assert sqeval.evaluate.__module__ == "sqeval.arrays"
+
+
+def test_score_given_arrays_points_at_evaluate(tmp_path, speech):
+    """The gap of issue 25: `{id: array}` given to score failed every row with "no such
+    file: [-0.0020752 ...]"; now the call says to use sqeval.evaluate."""
+    ref, est, _ = batch(speech, 16000, n=1)
+    sf.write(tmp_path / "0.wav", ref[0], 16000, subtype="DOUBLE")
+    for call in (lambda: sqeval.score({"0": ref[0]}, {"0": est[0]}),
+                 lambda: sqeval.score(tmp_path, {"model": {"0": est[0]}}),
+                 lambda: sqeval.score(str(tmp_path), est[0])):
+        with pytest.raises(ValueError, match="sqeval.evaluate") as caught:
+            call()
+        assert "shape (24000,)" in str(caught.value)
