@@ -514,6 +514,7 @@ def compile_group_by(text: str | None):
 
 def _inputs(reference, estimates, noisy, no_reference: bool) -> Inputs:
     """Sources from Python values; command-line strings take the CLI's path."""
+    _refuse_arrays(reference=reference, estimates=estimates, noisy=noisy)
     plain = (str, os.PathLike)
     if isinstance(reference, plain) and not isinstance(estimates, MappingType) and (
             noisy is None or isinstance(noisy, plain)):
@@ -540,6 +541,24 @@ def _inputs(reference, estimates, noisy, no_reference: bool) -> Inputs:
     if isinstance(first, AudioFile):
         systems = [System(s.name, _pinned(s.source, first)) for s in systems]
     return Inputs(first, systems)
+
+
+def _refuse_arrays(**arguments) -> None:
+    """A :class:`UsageError` pointing at :func:`sqeval.evaluate` for signals given where
+    ``score`` reads sources: an array or tensor (anything with a ``shape``), alone or as
+    a mapping's value, would otherwise be taken for a path and fail every row with
+    ``no such file: [-0.0020752 ...]``."""
+    for name, value in arguments.items():
+        values = list(value.values()) if isinstance(value, MappingType) else [value]
+        for item in values:
+            if isinstance(item, MappingType):
+                values.extend(item.values())
+            elif not isinstance(item, (str, os.PathLike)) and hasattr(item, "shape"):
+                raise UsageError(
+                    f"{name} holds a {type(item).__name__} of shape {tuple(item.shape)}; "
+                    "sqeval.score reads audio files (a folder, a file, a list, or "
+                    "{id: path}). For signals in memory use sqeval.evaluate(reference, "
+                    "estimate, fs, noisy=..., metrics=...)")
 
 
 def _text(value) -> str:

@@ -179,13 +179,19 @@ def read_audio(path, policy: ChannelPolicy = ChannelPolicy(),
         notes.append(f"mono file: --channel {policy.channel} applies to multichannel files "
                      "only; its one channel is scored")
     samples = np.ascontiguousarray(data[:, 0])
+    check_finite(samples)
+    return samples, int(rate)
+
+
+def check_finite(samples: np.ndarray) -> None:
+    """Refuse NaN or Inf samples (an AudioError: one file's row, or one item's of
+    ``sqeval.evaluate``, never the run)."""
     bad = ~np.isfinite(samples)
     if bad.any():
         n_nan = int(np.isnan(samples).sum())
         raise AudioError(
             f"{n_nan} NaN and {int(bad.sum()) - n_nan} Inf samples; expected finite audio"
         )
-    return samples, int(rate)
 
 
 def check_rate(rate: int) -> None:

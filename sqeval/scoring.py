@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioError, ChannelPolicy, check_resampled_size, estimate_delay, read_audio
+from .audio import (AudioError, ChannelPolicy, check_finite, check_resampled_size,
+                    estimate_delay, read_audio)
 from .dsp import resample
 from .metrics import MetricError, MetricSpec, NotApplicableError
 from .pairing import Job
@@ -164,11 +165,53 @@ def read_reference(path: Path, channels: ChannelPolicy) -> Signal:
     ``digest`` is the content digest of the bytes decoded."""
     notes, digests = [], []
     samples, rate = read_audio(path, channels, notes, digests)
-    if not samples.any():
-        raise AudioError("silent (all samples zero); no comparison with it is defined")
-    signal = Signal(samples, rate, [f"clean reference: {note}" for note in notes])
+    signal = reference_signal(samples, rate, notes)
     signal.digest = digests[0]
     return signal
+
+
+def reference_signal(samples: np.ndarray, rate: int, notes=()) -> Signal:
+    """The clean reference as a :class:`Signal`; a silent one is an :class:`AudioError`."""
+    if not samples.any():
+        raise AudioError("silent (all samples zero); no comparison with it is defined")
+    return Signal(samples, rate, [f"clean reference: {note}" for note in notes])
+
+
+def score_arrays(file: str, reference: np.ndarray, estimates: dict, rate: int,
+                 options: ScoreOptions) -> list[Row]:
+    """All rows of one item held in memory (``sqeval.evaluate``), in ``options.systems``
+    order: what :func:`score_job` gives for the same float64 samples read from files at
+    ``rate``. ``estimates`` maps a system name to its samples (the :data:`CLEAN` row, when
+    a system, is the reference itself). Never raises for bad input: an empty or non-finite
+    signal fails its row as an unreadable file would, a silent or non-finite reference
+    every row of the item."""
+    try:
+        signal = reference_signal(_checked(reference), rate)
+    except AudioError as error:
+        reason = f"clean reference: {error}"
+        return [failed_row(file, name, reason, options.metrics) for name in options.systems
+                if name == CLEAN or name in estimates]
+    rows = []
+    for name in options.systems:
+        if name == CLEAN:
+            rows.append(_score_alone(Row(file, name), signal, options, {}, REFERENCE_ITSELF))
+        elif name in estimates:
+            try:
+                samples = _checked(estimates[name])
+            except AudioError as error:
+                rows.append(failed_row(file, name, str(error), options.metrics))
+                continue
+            rows.append(score_signals(file, name, signal, samples, rate, options))
+    return rows
+
+
+def _checked(samples: np.ndarray) -> np.ndarray:
+    """``samples`` when :func:`~sqeval.audio.read_audio` would have returned them from a
+    file: some samples, all finite; else the :class:`AudioError` it raises."""
+    if samples.size == 0:
+        raise AudioError("the signal holds no samples")
+    check_finite(samples)
+    return samples
 
 
 def _score_estimate(file: str, system: str, reference: Signal | None, path: Path,
