@@ -46,5 +46,8 @@ def uncertainty_weighting_class():
             s = self.log_variances.to(stacked.dtype)
             return torch.sum(0.5 * torch.exp(-s) * stacked + 0.5 * s)
 
+    # pickle (torch.save of a whole model, multiprocessing) finds a class by module and
+    # qualified name: sqeval.losses.UncertaintyWeighting, this very class (lru_cache)
     UncertaintyWeighting.__module__ = "sqeval.losses"
+    UncertaintyWeighting.__qualname__ = "UncertaintyWeighting"
     return UncertaintyWeighting
