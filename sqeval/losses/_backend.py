@@ -107,7 +107,8 @@ class Ops:
     def sigmoid(self, x):
         if self.is_torch:
             return self.torch.sigmoid(x)
-        return 1.0 / (1.0 + np.exp(-x))
+        with np.errstate(over="ignore"):  # e^(−x) = inf for x < −709: σ = 1/inf = 0, exact
+            return 1.0 / (1.0 + np.exp(-x))
 
     # --- output -------------------------------------------------------------------------------
     def reduce(self, value, reduction: str):
