@@ -116,3 +116,13 @@ def test_documented_silent_cases():
     assert losses.wsdr_loss(reference=s, estimate=0 * s, noisy=x) == pytest.approx(
         -(1 - alpha) * cos, rel=1e-12)
     assert "−(1 − α)·cos(z, x)" in losses.wsdr_loss.__doc__
+
+
+def test_documented_limit_at_identity():
+    """snr_loss's docstring said identical signals give about −353 dB; it is
+    −10·log10((‖s‖² + ε)/ε), −156.5 dB for a unit-energy signal."""
+    s = np.array([1.0, -1.0, 1.0, -1.0]) / 2
+    for loss in (losses.snr_loss, losses.si_sdr_loss, losses.si_snr_loss):
+        assert loss(reference=s, estimate=s) == pytest.approx(
+            -10 * np.log10((1 + losses.EPS) / losses.EPS), rel=1e-9)
+    assert "353" not in losses.snr_loss.__doc__ and "−157 dB" in losses.snr_loss.__doc__
