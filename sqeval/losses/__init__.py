@@ -73,7 +73,8 @@ def snr_loss(*, reference, estimate, reduction: str = "mean"):
     """−SNR in dB: ``−10·log10((‖s‖² + ε)/(‖ŝ − s‖² + ε))``, ε = :data:`EPS`.
 
     Not scale-invariant (the estimate's gain counts). Equal to −``sqeval.metrics.snr``.
-    A silent estimate gives 0; identical signals give about −353 dB (ε's limit).
+    A silent estimate gives 0; identical signals give ``−10·log10((‖s‖² + ε)/ε)`` (ε's
+    limit: about −157 dB for ‖s‖² = 1, 10 dB lower per tenfold energy).
 
     Example:
         >>> import numpy as np
@@ -90,7 +91,9 @@ def si_sdr_loss(*, reference, estimate, reduction: str = "mean"):
 
     ``α = (⟨ŝ, s⟩ + ε)/(‖s‖² + ε)``, ``t = α·s``, loss ``−10·log10((‖t‖² + ε)/(‖ŝ − t‖² +
     ε))``, ε = :data:`EPS` (torchmetrics' placement). Equal to −``sqeval.metrics.si_sdr``.
-    Unbounded below; a silent estimate (or reference) gives 0 dB, not NaN.
+    Unbounded below; a silent estimate gives 0 dB, not NaN; a silent reference gives
+    ``10·log10((‖ŝ‖² + ε)/ε)`` (α = 1, t = 0: large and finite, about 157 dB for
+    ``‖ŝ‖² = 1``).
 
     Example:
         >>> import numpy as np
@@ -149,7 +152,8 @@ def wsdr_loss(*, reference, estimate, noisy, reduction: str = "mean"):
     With the noise ``z = x − s`` and its estimate ``ẑ = x − ŝ``:
     ``α = ‖s‖²/(‖s‖² + ‖z‖² + ε)``, loss ``= −α·cos(s, ŝ) − (1 − α)·cos(z, ẑ)``, where
     ``cos(a, b) = ⟨a, b⟩/sqrt(‖a‖²‖b‖² + ε)`` (ε = :data:`WSDR_EPS`). Range [−1, 1]; −1
-    when the estimate is the reference. A silent estimate gives ``−(1 − α)``.
+    when the estimate is the reference. A silent estimate gives ``−(1 − α)·cos(z, x)``
+    (``ẑ = x``), which is ``−(1 − α)`` only when the mixture is all noise.
 
     Example:
         >>> import numpy as np

@@ -107,7 +107,8 @@ class Ops:
     def sigmoid(self, x):
         if self.is_torch:
             return self.torch.sigmoid(x)
-        return 1.0 / (1.0 + np.exp(-x))
+        with np.errstate(over="ignore"):  # e^(−x) = inf for x < −709: σ = 1/inf = 0, exact
+            return 1.0 / (1.0 + np.exp(-x))
 
     # --- output -------------------------------------------------------------------------------
     def reduce(self, value, reduction: str):
@@ -144,7 +145,8 @@ def prepare(named: dict, *, reduction: str | None = "mean", min_ndim: int = 1,
 
     Raises:
         ValueError: an unknown ``reduction``; a tensor beside a non-tensor; tensors on
-            different devices; a non-floating tensor; fewer than ``min_ndim`` axes;
+            different devices; a non-floating tensor; a complex, ragged or non-numeric
+            array; fewer than ``min_ndim`` axes;
             shapes that differ; non-finite values.
     """
     if reduction is not None:
@@ -154,7 +156,7 @@ def prepare(named: dict, *, reduction: str | None = "mean", min_ndim: int = 1,
         ops, arrays = _torch_arrays(named, tensors)
     else:
         ops = Ops()
-        arrays = [np.asarray(value, dtype=np.float64) for value in named.values()]
+        arrays = [_float64(name, value, layout) for name, value in named.items()]
     names = list(named)
     for name, array in zip(names, arrays):
         if array.ndim < min_ndim or any(size == 0 for size in array.shape[-min_ndim:]):
@@ -172,6 +174,22 @@ def prepare(named: dict, *, reduction: str | None = "mean", min_ndim: int = 1,
         if not bool(finite):
             raise ValueError(f"{name} contains NaN or Inf values; expected finite values")
     return ops, arrays
+
+
+def _float64(name: str, value, layout: str) -> np.ndarray:
+    """``value`` as a float64 array; a complex one is refused (numpy would drop its imaginary
+    part, where a complex tensor is refused), a ragged or non-numeric one named."""
+    try:
+        array = np.asarray(value)
+        complex_ = np.iscomplexobj(array)
+        if not complex_:
+            return array.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be an array of real numbers of shape {layout}; "
+                         f"got a {type(value).__name__} that numpy cannot convert ({error})"
+                         ) from None
+    raise ValueError(f"{name} must be real; got a complex array (take np.abs(...) or its "
+                     "power first)")
 
 
 def _broadcast(shapes) -> bool:
