@@ -8,7 +8,7 @@ CSV); the metric functions in :mod:`sqeval.metrics` (keyword-only ``reference=``
 :mod:`sqeval.losses`.
 """
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 __all__ = ["Results", "evaluate", "read_results", "score"]
 # where each public name lives (imported on first use)
 HOMES = {"Results": ".api", "evaluate": ".arrays", "read_results": ".api", "score": ".api"}

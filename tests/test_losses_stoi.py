@@ -21,8 +21,8 @@ from sqeval.dsp import resample
 from sqeval.losses import estoi_loss, stoi_loss
 from sqeval.metrics import estoi, stoi
 
-torch = pytest.importorskip("torch")
-pystoi = pytest.importorskip("pystoi")
+import torch  # noqa: E402  (the test environment has every extra: never skipped)
+import pystoi  # noqa: E402  (a runtime dependency of sqeval: never skipped)
 
 # compares numbers with a reference: repeated under every CPU profile (scripts/cpu_profiles.py)
 pytestmark = pytest.mark.numeric
@@ -176,6 +176,19 @@ def test_finite_value_and_gradient_where_stoi_is_degenerate(speech, extended, dt
         value, grad = _value_and_grad(extended, np.stack([r] * 3), batch, dtype=dtype)
         assert torch.isfinite(value) and torch.isfinite(grad).all()
         assert torch.all(grad[1] == 0) and torch.any(grad[2] != 0)
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_a_dc_estimate_gives_one_value_on_numpy_and_tensors(speech, extended):
+    """A constant estimate (a model's output at initialisation) has envelopes that vary only
+    by the Hann window's leakage: rows constant to 1e-6 are centred to 0, so the value
+    does not depend on rounding (pystoi's does) and the gradient stays finite."""
+    reference = speech[0][0][:32000]
+    dc = np.full_like(reference, 0.3)
+    value, tensor = _both(extended, reference, dc, 16000)
+    assert abs(value - tensor) <= 1e-9
+    _, grad = _value_and_grad(extended, reference, dc, dtype=torch.float32)
+    assert torch.isfinite(grad).all()
 
 
 def test_float32_in_float32_out_near_float64(speech):

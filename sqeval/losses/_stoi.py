@@ -33,6 +33,10 @@ Floors, and why the value still equals pystoi's:
   at all, so the value is exactly the formula's; the gradient of a norm is a unit
   vector (bounded) wherever ``s > 0`` and 0 at the zero vector, never NaN or Inf.
 - :data:`EPS` (float64's eps, pystoi's ε) beside STOI's norms: part of the definition.
+- :data:`CONSTANT_ROW`: a row of envelopes that is constant to 1e-6 of its level (a DC or
+  tonal estimate's) is centred to exactly 0, so its correlation is 0 with a zero
+  gradient; pystoi correlates what is left, rounding noise (a value that is noise, and a
+  gradient of 1e15 or more). Rows of speech and noise vary far more than this.
 - :data:`ESTOI_EPS` beside ESTOI's row and column norms, where pystoi instead adds
   ``EPS``-sized Gaussian noise before normalising (and sqeval's metric divides only
   where the norm is positive): without it a silent estimate would divide 0 by 0. It
@@ -62,6 +66,14 @@ from ._backend import Ops, prepare
 
 CLIP = 1 + 10 ** (-BETA_DB / 20)  # Eq. 4: ȳ ≤ (1 + 10^(−β/20))·x, β = −15 dB
 ESTOI_EPS = EPS  # added to ESTOI's row and column norms (see the module docstring)
+# A row (or column) of envelopes whose centred norm is at most this fraction of its own norm
+# (float64; 1000 eps of the dtype if larger: 1.2e-4 in float32) is taken as constant: its
+# centred values are set to 0, with a zero gradient, rather than normalised. Normalising
+# a row that varies by 1e-9 of its level (a DC or tonal estimate: the Hann window's
+# leakage, nearly the same in every frame) divides rounding errors by 1e-9: its value is
+# noise (pystoi's too: it adds eps-sized random noise there) and its gradient explodes.
+# Envelopes of speech or noise over 384 ms vary by far more.
+CONSTANT_ROW = 1e-6
 
 
 def stoi_loss(*, reference, estimate, fs: int, reduction: str = "mean"):
@@ -101,8 +113,7 @@ def stoi_loss(*, reference, estimate, fs: int, reduction: str = "mean"):
     ops, x, y, valid, counts, lead = _segments(reference, estimate, fs, reduction)
     scale = _norm(ops, x) / (_norm(ops, y) + EPS)  # (B, M, J, 1)
     clipped = ops.minimum(y * scale, x * CLIP)  # Eqs. 3–4
-    x = x - ops.mean(x, axis=-1, keepdims=True)
-    clipped = clipped - ops.mean(clipped, axis=-1, keepdims=True)
+    x, clipped = _centred(ops, x, -1), _centred(ops, clipped, -1)
     correlations = ops.sum((x / (_norm(ops, x) + EPS)) * (clipped / (_norm(ops, clipped) + EPS)),
                            axis=(-2, -1))  # Σ_j d_{j,m} (Eq. 5), shape (B, M)
     value = ops.sum(correlations * ops.const(valid), axis=-1) / ops.const(counts * BANDS)
@@ -297,9 +308,18 @@ def _norm(ops, x, axis=-1):
     return _sqrt0(ops, ops.sum(x * x, axis=axis, keepdims=True))
 
 
+def _centred(ops, x, axis):
+    """``x`` minus its mean along ``axis``; 0 (zero gradient) where ``x`` is constant to
+    :data:`CONSTANT_ROW` (a centred norm ≤ that fraction of the norm of ``x``)."""
+    centred = x - ops.mean(x, axis=axis, keepdims=True)
+    eps = float(ops.torch.finfo(x.dtype).eps) if ops.is_torch else float(np.finfo(np.float64).eps)
+    varies = _norm(ops, centred, axis) > max(CONSTANT_ROW, 1000 * eps) * _norm(ops, x, axis)
+    return ops.where(varies, centred, ops.const(0.0))
+
+
 def _normalise(ops, x, axis):
     """Zero mean, unit norm along ``axis`` (Jensen & Taal Eqs. 6–7), with ESTOI_EPS."""
-    x = x - ops.mean(x, axis=axis, keepdims=True)
+    x = _centred(ops, x, axis)
     return x / (_norm(ops, x, axis) + ESTOI_EPS)
 
 

@@ -23,8 +23,10 @@ from ._checks import as_output, as_pair
 def expit(x: np.ndarray) -> np.ndarray:
     """σ(x) = 1/(1 + e^(−x)), as ``scipy.special.expit`` computes it (the same operations:
     the same bits where numpy's exp is the C library's, as on x86-64 without AVX-512),
-    without scipy.special's 0.3 s import."""
-    return 1.0 / (1.0 + np.exp(-x))
+    without scipy.special's 0.3 s import. exp(−x) overflows to inf for x < −709: σ is then 0,
+    as it should be, without a warning."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 def log_expit(x: np.ndarray) -> np.ndarray:
