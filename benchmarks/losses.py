@@ -77,7 +77,7 @@ def _case(name: str):
         from auraloss.freq import MultiResolutionSTFTLoss
         peer = MultiResolutionSTFTLoss()
         return (lambda c, e: losses.multi_resolution_stft_loss(reference=c, estimate=e),
-                lambda c, e: peer(e, c), "auraloss", _inputs)
+                lambda c, e: peer(e[:, None], c[:, None]), "auraloss", _inputs)  # (batch, 1, time)
     if name == "pmsqe":
         from asteroid.losses import SingleSrcPMSQE
         peer = SingleSrcPMSQE()
@@ -108,9 +108,6 @@ def _rss_kib(field: str) -> int:
 def measure(name: str, which: str, runs: int) -> dict:
     """In this process: time ``runs`` forward+backward passes (after one warm-up) and the
     peak memory of the first."""
-    import torch
-
-    torch.set_num_threads(os.cpu_count() or 1)
     ours, peer, peer_name, make = _case(name)
     function = ours if which == "ours" else peer
     clean, noisy = make()
@@ -148,7 +145,9 @@ def main() -> None:
         results = {}
         for which in ("ours", "peer"):
             out = subprocess.run([sys.executable, __file__, "--runs", str(args.runs), "--one",
-                                  name, which], capture_output=True, text=True, check=True)
+                                  name, which], capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"{name} ({which}) failed:\n{out.stderr}")
             results[which] = json.loads(out.stdout.strip().splitlines()[-1])
         ours, peer = results["ours"], results["peer"]
         print(f"| {name} | {ours['peer']} | {1000 * ours['median_s']:.1f} | "

@@ -5,6 +5,8 @@ inputs, dtypes, shapes, and a few steps of training."""
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import warnings
 from pathlib import Path
@@ -379,3 +381,20 @@ def test_a_few_adam_steps_lower_the_loss(speech, name, options):
         values.append(value.item())
     assert np.isfinite(values).all()
     assert values[-1] < values[0] - 0.1 * abs(values[0]) or values[-1] < values[0] - 1.0, values
+
+
+def test_ci_sdr_solves_a_batch_after_set_num_threads():
+    """torch 2.13's batched LU (oneMKL) fails once torch.set_num_threads was called, as a
+    training script often does; ci_sdr_loss solves one item at a time (in a fresh process:
+    the thread setting is global)."""
+    code = ("import torch, numpy as np\n"
+            "torch.set_num_threads(2)\n"
+            "from sqeval.losses import ci_sdr_loss\n"
+            "rng = np.random.default_rng(0)\n"
+            "c = torch.from_numpy(rng.standard_normal((4, 4000)).astype(np.float32))\n"
+            "e = (c + 0.5 * torch.randn(4, 4000)).requires_grad_(True)\n"
+            "ci_sdr_loss(reference=c, estimate=e).backward()\n"
+            "print(bool(torch.isfinite(e.grad).all()))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"

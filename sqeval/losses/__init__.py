@@ -66,7 +66,8 @@ def _target_and_residual(ops, s, s_hat, zero_mean: bool):
         s_hat = s_hat - ops.mean(s_hat, keepdims=True)
     alpha = (ops.inner(s_hat, s) + EPS) / (ops.inner(s, s) + EPS)
     target = alpha[..., None] * s
-    return ops.inner(target, target), ops.inner(target - s_hat, target - s_hat)
+    residual = target - s_hat
+    return ops.inner(target, target), ops.inner(residual, residual)
 
 
 def snr_loss(*, reference, estimate, reduction: str = "mean"):
@@ -83,7 +84,8 @@ def snr_loss(*, reference, estimate, reduction: str = "mean"):
         -20.0
     """
     ops, (s, s_hat) = prepare({"reference": reference, "estimate": estimate}, reduction=reduction)
-    return ops.reduce(-_db(ops, ops.inner(s, s), ops.inner(s_hat - s, s_hat - s)), reduction)
+    error = s_hat - s
+    return ops.reduce(-_db(ops, ops.inner(s, s), ops.inner(error, error)), reduction)
 
 
 def si_sdr_loss(*, reference, estimate, reduction: str = "mean"):

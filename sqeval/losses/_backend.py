@@ -45,6 +45,7 @@ class Ops:
         self.dtype = dtype
         self.device = device
         self.xp = torch if torch is not None else np
+        self.inputs: dict = {}  # name → tensor, checked for NaN/Inf when the value is not finite
 
     @property
     def is_torch(self) -> bool:
@@ -104,6 +105,11 @@ class Ops:
             raise AttributeError(name)
         return getattr(self.xp, name)
 
+    def stack(self, arrays, axis=0):
+        if self.is_torch:
+            return self.torch.stack(arrays, dim=axis)
+        return np.stack(arrays, axis=axis)
+
     def sigmoid(self, x):
         if self.is_torch:
             return self.torch.sigmoid(x)
@@ -119,9 +125,23 @@ class Ops:
             value = self.sum(value, axis=tuple(range(value.ndim))) if value.ndim else value
         return self.output(value)
 
+    def require_finite(self) -> None:
+        """Check the inputs for NaN/Inf now (for a loss whose steps would fail on them
+        before :meth:`output` could say why: a linear solve, a choice made in numpy)."""
+        for name, array in self.inputs.items():
+            if not bool(self.torch.isfinite(array).all()):
+                raise ValueError(f"{name} contains NaN or Inf values; expected finite values")
+
     def output(self, value):
-        """numpy: a 0-d result as a Python float, else a float64 array; torch: the tensor."""
+        """numpy: a 0-d result as a Python float, else a float64 array; torch: the tensor.
+
+        Tensors are checked for non-finite values here, after the computation, not before
+        it: a NaN or Inf input makes the value non-finite, and then (only then) the inputs
+        are searched for it, so a finite result costs one look at the (small) value
+        instead of a pass over every input."""
         if self.is_torch:
+            if self.inputs and not bool(self.torch.isfinite(value).all()):
+                self.require_finite()
             return value
         value = np.asarray(value, dtype=np.float64)
         return float(value) if value.ndim == 0 else value
@@ -169,10 +189,12 @@ def prepare(named: dict, *, reduction: str | None = "mean", min_ndim: int = 1,
             raise ValueError(
                 f"{' and '.join(names)} must have one shape {layout}; got "
                 f"{' and '.join(map(str, shapes))}")
-    for name, array in zip(names, arrays):
-        finite = ops.torch.isfinite(array).all() if ops.is_torch else np.isfinite(array).all()
-        if not bool(finite):
-            raise ValueError(f"{name} contains NaN or Inf values; expected finite values")
+    if ops.is_torch:  # checked by ops.output, once the value shows a problem
+        ops.inputs = dict(zip(names, arrays))
+    else:
+        for name, array in zip(names, arrays):
+            if not np.isfinite(array).all():
+                raise ValueError(f"{name} contains NaN or Inf values; expected finite values")
     return ops, arrays
 
 

@@ -57,9 +57,18 @@ def _irfft(ops, x, n):
 
 
 def _solve(ops, matrix, vector):
-    """``matrix⁻¹ vector`` for stacks of square matrices and vectors (LU, batched)."""
+    """``matrix⁻¹ vector`` for stacks of square matrices and vectors (LU).
+
+    torch solves one matrix at a time: torch's batched LU (2.13, CPU build with oneMKL)
+    fails after ``torch.set_num_threads(n)`` ("Pivots given to lu_solve must all be
+    greater or equal to 1", oneMKL: "Parameter 6 was incorrect on entry to SLASWP"),
+    while one matrix at a time works; the cost is the same."""
     if ops.is_torch:
-        return ops.torch.linalg.solve(matrix, vector[..., None])[..., 0]
+        torch = ops.torch
+        flat_matrix = matrix.reshape(-1, *matrix.shape[-2:])
+        flat_vector = vector.reshape(-1, vector.shape[-1])
+        solved = [torch.linalg.solve(m, v[:, None])[:, 0] for m, v in zip(flat_matrix, flat_vector)]
+        return torch.stack(solved).reshape(vector.shape) if solved else vector
     return np.linalg.solve(matrix, vector[..., None])[..., 0]
 
 
@@ -123,6 +132,8 @@ def ci_sdr_loss(*, reference, estimate, filter_length: int = 512, reduction: str
     """
     ops, (reference, estimate) = prepare({"reference": reference, "estimate": estimate},
                                          reduction=reduction)
+    if ops.is_torch:
+        ops.require_finite()  # a NaN would stop the linear solve before the value shows it
     time = reference.shape[-1]
     if isinstance(filter_length, bool) or not isinstance(filter_length, (int, np.integer)) or not (
             0 <= filter_length <= time):

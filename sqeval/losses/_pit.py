@@ -13,21 +13,25 @@ EXHAUSTIVE_UP_TO = 4  # sources: every permutation (4! = 24) is tried; beyond, t
 
 
 def _pairwise(ops, loss, reference, estimate):
-    """``L[..., i, j] = loss(reference=reference[..., i, :], estimate=estimate[..., j, :])``,
-    from one call of ``loss`` on broadcast copies."""
+    """``L[:, i, j] = loss(reference=reference[:, i], estimate=estimate[:, j])``: one call
+    per reference source, against all estimates at once (copies of all pairs at once took
+    twice the time and memory)."""
     n = reference.shape[1]
-    shape = (reference.shape[0], n, n, *reference.shape[2:])
+    return ops.stack([_row(ops, loss, reference[:, i:i + 1], estimate) for i in range(n)],
+                     axis=-2)
+
+
+def _row(ops, loss, reference, estimate):
     if ops.is_torch:
-        r, e = reference[:, :, None].expand(shape), estimate[:, None, :].expand(shape)
+        reference = reference.expand(estimate.shape)
     else:
-        r = np.broadcast_to(reference[:, :, None], shape)
-        e = np.broadcast_to(estimate[:, None, :], shape)
-    pairwise = loss(reference=r, estimate=e, reduction="none")
-    if tuple(pairwise.shape) != shape[:3]:
+        reference = np.broadcast_to(reference, estimate.shape)
+    value = loss(reference=reference, estimate=estimate, reduction="none")
+    if tuple(value.shape) != tuple(estimate.shape[:2]):
         raise ValueError(f"pit needs a loss that gives one value per (batch, source) pair with "
-                         f"reduction='none'; it gave shape {tuple(pairwise.shape)} for inputs "
-                         f"of shape {shape}")
-    return pairwise
+                         f"reduction='none'; it gave shape {tuple(value.shape)} for inputs of "
+                         f"shape {tuple(estimate.shape)}")
+    return value
 
 
 def _best(pairwise: np.ndarray) -> np.ndarray:
@@ -76,7 +80,7 @@ def pit(loss, *, reference, estimate, reduction: str = "mean"):
     ops, (r, e) = prepare({"reference": reference, "estimate": estimate}, reduction=reduction,
                           min_ndim=3, layout="(batch, sources, ...)")
     pairwise = _pairwise(ops, loss, r, e)
-    best = _best(ops.numpy(pairwise))
+    best = _best(ops.numpy(ops.output(pairwise)))  # output: NaN inputs are a ValueError
     chosen = ops.index(best)
     rows = ops.index(np.arange(best.shape[1]))
     if ops.is_torch:

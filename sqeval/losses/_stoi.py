@@ -159,6 +159,8 @@ def _segments(reference, estimate, fs, reduction):
         raise ValueError(f"reference and estimate hold no signals: shape {tuple(s.shape)}")
     s, s_hat = s.reshape(-1, n_in), s_hat.reshape(-1, n_in)
     # the silent-frame choice: numpy, float64, from the reference alone
+    if ops.is_torch:
+        ops.require_finite()  # before the frame choice, which runs in numpy
     order, counts = _speech_frames(_resample(Ops(), ops.numpy(s), fs), fs, n_in, lead)
     # one signal at a time, so that the backward pass does not run through the reference
     x, y = (_windows(ops, _envelopes(ops, _resample(ops, signal, fs), order, counts),
