@@ -11,6 +11,7 @@ a tensor is taken by what it offers (``detach``, ``cpu``, ``numpy``).
 from __future__ import annotations
 
 import numbers
+import operator
 from collections.abc import Mapping
 
 import numpy as np
@@ -37,7 +38,8 @@ def evaluate(reference, estimate, fs: int, *, noisy=None, metrics=None,
             ``soundfile.read`` gives them (full scale ±1).
         estimate: the estimates, shaped as ``reference`` with as many items: system
             ``"estimate"``; or a ``{system name: estimates}`` mapping for several systems.
-        fs: the sample rate of every signal, an ``int`` from 1000 to 768000 Hz.
+        fs: the sample rate of every signal, an ``int`` from 1000 to 768000 Hz (or a 0-d
+            integer array or tensor).
         noisy: the noisy inputs, shaped as ``reference``: system ``noisy``, the baseline.
         metrics: as in :func:`sqeval.score`: metric and group names (a string or a
             list), ``"all"``, or None for the default set (``core``).
@@ -53,9 +55,11 @@ def evaluate(reference, estimate, fs: int, *, noisy=None, metrics=None,
 
     Raises:
         ValueError: a call that cannot make a run (the message says what was expected,
-            what was given, and the fix): more than two dimensions, counts that differ
-            between ``reference``, ``estimate`` and ``noisy``, integer or complex
-            samples, a rate outside the range, bad ``names`` or ``metrics``.
+            what was given, and the fix): more than two dimensions, a 2-D array with more
+            rows than columns (``(time, channels)``, as ``soundfile.read`` gives a
+            multichannel file), no signals at all, counts that differ between
+            ``reference``, ``estimate`` and ``noisy``, integer or complex samples, a rate
+            outside the range, bad ``names`` or ``metrics``.
 
     Example:
         >>> import numpy as np
@@ -88,6 +92,9 @@ def evaluate(reference, estimate, fs: int, *, noisy=None, metrics=None,
                              "order (a batch on the first axis)" + (
                                  "; a mapping given as estimate is {system name: estimates}"
                                  if isinstance(estimate, Mapping) else ""))
+    if not references:
+        raise UsageError("reference holds no signals (an empty batch); expected at least one "
+                         "signal (time,) or a batch (batch, time) with batch >= 1")
     files = _names(names, len(references))
     specs, named = _specs(metrics, "core")
     order = [NOISY] if noisy is not None else []
@@ -107,13 +114,28 @@ def evaluate(reference, estimate, fs: int, *, noisy=None, metrics=None,
 
 
 def _rate(fs) -> int:
+    if getattr(fs, "ndim", None) == 0 and getattr(fs, "dtype", None) is not None and (
+            str(fs.dtype).replace("torch.", "").startswith(("int", "uint"))):
+        fs = operator.index(fs)  # a 0-d integer array or tensor (a DataLoader's rate)
     if isinstance(fs, bool) or not isinstance(fs, numbers.Integral) or not (
             MIN_RATE <= fs <= MAX_RATE):
         raise UsageError(f"fs takes the sample rate of the signals, an int from {MIN_RATE} to "
                          f"{MAX_RATE} Hz; got {fs!r}"
-                         + (f" (pass int(fs), e.g. {int(fs)})" if isinstance(fs, float)
-                            and fs.is_integer() and MIN_RATE <= fs <= MAX_RATE else ""))
+                         + _rate_fix(fs))
     return int(fs)
+
+
+def _rate_fix(fs) -> str:
+    """How to turn ``fs`` into the int it stands for, when it plainly stands for one."""
+    try:
+        flat = np.asarray(fs.detach().cpu() if _is_tensor(fs) else fs, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return ""
+    if flat.size == 0 or not (flat == flat[0]).all() or not float(flat[0]).is_integer() or not (
+            MIN_RATE <= flat[0] <= MAX_RATE):
+        return ""
+    return (f" (pass int(fs), e.g. {int(flat[0])})" if flat.size == 1 else
+            f" (one rate per item: pass int(fs[0]), e.g. {int(flat[0])}, when all are equal)")
 
 
 def _check_system(name) -> None:
@@ -151,6 +173,8 @@ def _items(value, what: str) -> list[np.ndarray]:
                          "tensor or a list of signals. For {id: signal} mappings pass "
                          "evaluate([reference[k] for k in ids], [estimate[k] for k in ids], fs, "
                          "names=ids)")
+    if isinstance(value, (list, tuple)) and not value:
+        return []  # no signals (refused by evaluate), not one empty signal
     if isinstance(value, (list, tuple)) and value and all(np.ndim(item) >= 1 for item in value):
         signals = [_float(_numpy(item), f"{what}[{index}]") for index, item in enumerate(value)]
         wrong = next((index for index, s in enumerate(signals) if s.ndim != 1), None)
@@ -162,6 +186,12 @@ def _items(value, what: str) -> list[np.ndarray]:
     if array.ndim == 1:
         return [array]
     if array.ndim == 2:
+        if array.shape[0] > array.shape[1]:  # more items than samples: (time, channels)
+            raise UsageError(
+                f"{what} has shape {array.shape}: {array.shape[0]} signals of "
+                f"{array.shape[1]} sample(s) each; expected a batch (batch, time), not "
+                "(time, channels) as soundfile.read gives a multichannel file (pass x.T "
+                "for a batch of its channels, or x[:, 0] for one channel)")
         return list(array)
     raise UsageError(f"{what} has shape {array.shape}; expected one signal (time,) or a batch "
                      "(batch, time)" + (" (squeeze the channel axis: x[:, 0] for (batch, 1, "

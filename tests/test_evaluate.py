@@ -222,3 +222,39 @@ def test_score_given_arrays_points_at_evaluate(tmp_path, speech):
         with pytest.raises(ValueError, match="sqeval.evaluate") as caught:
             call()
         assert "shape (24000,)" in str(caught.value)
+
+
+def test_a_time_by_channels_array_is_refused_not_scored_as_many_tiny_items(speech):
+    """soundfile.read gives a stereo file as (time, channels): taken as a (batch, time)
+    batch it was 4000 items of 2 samples, scored (a mean SI-SNR of 116 dB), not an error."""
+    clean, _ = speech
+    stereo = np.stack([clean[:4000], clean[4000:8000]], axis=1)
+    with pytest.raises(ValueError) as caught:
+        sqeval.evaluate(stereo, stereo * 0.9, 16000, metrics="si_snr")
+    for word in ["shape (4000, 2)", "(batch, time)", "(time, channels)", ".T"]:
+        assert word in str(caught.value)
+    ref, est, _ = batch(speech, 16000, n=2)  # (2, 24000) stays a batch of two
+    assert len(sqeval.evaluate(ref, est, 16000, metrics="si_snr").rows) == 2
+
+
+@pytest.mark.parametrize("empty", [np.zeros((0, 16000)), [], ()])
+def test_no_items_is_a_value_error_as_score_on_no_files(empty):
+    """A summary of nothing would pass for a run: `sqeval score` refuses sources with no
+    audio files; evaluate refuses an empty batch (an empty list was one empty signal)."""
+    with pytest.raises(ValueError, match="no signals"):
+        sqeval.evaluate(empty, empty, 16000, metrics="si_snr")
+
+
+def test_fs_as_a_0d_integer_tensor_or_array(speech):
+    """A DataLoader collates a rate into a tensor; a 0-d integer one is the rate."""
+    import torch
+    ref, est, _ = batch(speech, 16000, n=1)
+    expected = sqeval.evaluate(ref, est, 16000, metrics="si_snr").to_frame()
+    for fs in (torch.tensor(16000), np.array(16000), np.int32(16000)):
+        got = sqeval.evaluate(ref, est, fs, metrics="si_snr").to_frame()
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    for fs, words in ((torch.tensor([16000, 16000]), "int(fs[0])"),
+                      (torch.tensor(16000.0), "int(fs)")):
+        with pytest.raises(ValueError, match=r"an int from 1000 to 768000") as caught:
+            sqeval.evaluate(ref, est, fs, metrics="si_snr")
+        assert words in str(caught.value)
