@@ -141,8 +141,12 @@ def evaluate(model, clean, noisy) -> dict:
     with torch.no_grad():
         estimates = [model(torch.from_numpy(n)[None])[0].numpy() for n in noisy]
     results = sqeval.evaluate(clean, estimates, FS, metrics=["si_snr", "stoi", "pesq_wb"])
+    for row in results.failures.itertuples():  # an item not scored is not left out quietly
+        print(f"not scored: file {row.file}: {row.error}", flush=True)
     frame = results.to_frame()
-    return {name: float(frame[name].mean()) for name in ("si_snr", "stoi", "pesq_wb")}
+    # skipna=False: a failed item makes the mean NaN, never the mean of the others
+    return {name: float(frame[name].mean(skipna=False))
+            for name in ("si_snr", "stoi", "pesq_wb")}
 
 
 def main(argv=None) -> dict:

@@ -258,3 +258,24 @@ def test_fs_as_a_0d_integer_tensor_or_array(speech):
         with pytest.raises(ValueError, match=r"an int from 1000 to 768000") as caught:
             sqeval.evaluate(ref, est, fs, metrics="si_snr")
         assert words in str(caught.value)
+
+
+def test_the_example_validation_does_not_average_over_failed_items(speech, capsys):
+    """examples/train_denoiser.py's evaluate took pandas' mean, which skips NaN: a model
+    silent on one file was reported with the mean of the others."""
+    import importlib.util
+
+    import torch
+    path = DATA.parent.parent / "examples" / "train_denoiser.py"
+    spec = importlib.util.spec_from_file_location("train_denoiser_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    ref, _, noi = batch(speech, 16000, n=2)
+    clean, noisy = [x.astype(np.float32) for x in ref], [x.astype(np.float32) for x in noi]
+
+    def silent_on_the_second(x):
+        return torch.zeros_like(x) if torch.equal(x[0], torch.from_numpy(noisy[1])) else x
+
+    means = example.evaluate(silent_on_the_second, clean, noisy)
+    assert all(np.isnan(value) for value in means.values()), means
+    assert "silent" in capsys.readouterr().out
