@@ -23,7 +23,7 @@ from typing import Callable
 from .audio import AUDIO_SUFFIXES, AudioError, ChannelPolicy, read_regular
 from .cache import CacheUnusable, ResultCache
 from .metrics import REGISTRY, resolve
-from .metrics.registry import GROUPS
+from .metrics.registry import GROUPS, PRESETS
 from .pairing import (CLEAN_PROBLEM, Inputs, PairingError, System, check_reserved_names,
                       pair_sources, read_inputs)
 from .provenance import provenance as current_provenance
@@ -329,7 +329,7 @@ class Results:
         specs = [REGISTRY.get(name) or Column(name) for name in self.metrics]
         stream = io.StringIO()
         CsvWriter(stream).writerows(summary_rows(
-            sections(self.rows, specs, self.systems, pattern),
+            sections(self.rows, specs, self.systems, pattern, self.provenance.get("audio")),
             list(pattern.groupindex) if pattern else [], guard=False))
         return _read_csv(io.StringIO(stream.getvalue()))
 
@@ -495,6 +495,23 @@ def _saved_row(record: dict, metrics: list[str], path: Path, line: int,
     return row
 
 
+def check_group_by_matches(pattern, paths: dict) -> None:
+    """Raise :class:`UsageError` when ``pattern`` (a compiled ``--group-by``) matches no
+    file of the run, by any of the places :func:`~sqeval.stats.group_sources` looks:
+    every file would be "(no match)" and the per-condition tables empty."""
+    from .stats import NO_MATCH, file_groups, group_sources
+
+    if pattern is None or not paths:
+        return
+    keys = file_groups(paths, pattern, paths)
+    if any(value != NO_MATCH for key in keys.values() for _, value in key):
+        return
+    seen = [source for file in list(paths)[:2] for source in group_sources(file, paths)[:4]]
+    raise UsageError(f"--group-by '{pattern.pattern}' matches none of the {len(paths)} files: "
+                     "it is searched in each file's name, then the paths of its clean, noisy "
+                     "and enhanced audio; for example " + "; ".join(map(repr, seen[:6])))
+
+
 def compile_group_by(text: str | None):
     """``text`` compiled, or None; a :class:`UsageError` when it is not a regex with a
     named group."""
@@ -638,7 +655,8 @@ def _specs(metrics, default: str):
     reasons = dict.fromkeys(spec.missing_backend() for spec in specs if spec.missing_backend)
     if any(reasons):
         raise UsageError("; ".join(reason for reason in reasons if reason))
-    named = {name.strip() for name in (metrics or "").split(",")} - set(GROUPS) - {"all"}
+    named = ({name.strip() for name in (metrics or "").split(",")} - set(GROUPS) - set(PRESETS)
+             - {"all"})
     return specs, frozenset(named)
 
 

@@ -251,19 +251,41 @@ class Section:
         return ", ".join(f"{k}={v}" for k, v in self.group.items()) or "all files"
 
 
+def group_sources(file: str, paths: dict | None) -> list[str]:
+    """Where ``--group-by`` looks for a file's groups, in this order (the first that
+    matches gives them): the file's name (its id), then the paths of its clean reference,
+    its noisy input and each system's estimate (``paths``: ``provenance["audio"]``)."""
+    found = paths.get(file) if isinstance(paths, dict) else None
+    found = found if isinstance(found, dict) else {}  # a damaged saved provenance: the name
+    ordered = [found.get("clean"), found.get("noisy"),
+               *(path for system, path in found.items() if system not in ("clean", "noisy"))]
+    return [file, *(path for path in ordered if isinstance(path, str) and path)]
+
+
+def file_groups(files, pattern, paths: dict | None = None) -> dict[str, tuple]:
+    """File → its group key ``((name, value), ...)``, :data:`NO_MATCH` values where no
+    source of :func:`group_sources` matches ``pattern``."""
+    out = {}
+    for file in files:
+        match = next((m for m in (pattern.search(source) for source in
+                                  group_sources(file, paths)) if m), None)
+        out[file] = tuple((name, (match.group(name) or "") if match else NO_MATCH)
+                          for name in pattern.groupindex)
+    return out
+
+
 def sections(rows: list[Row], metrics: list[MetricSpec], systems: list[str],
-             pattern=None) -> list[Section]:
+             pattern=None, paths: dict | None = None) -> list[Section]:
     """All files, then (with a compiled ``pattern`` with named groups) one section per
-    combination of the groups' values in the file names, in natural order."""
+    combination of the groups' values, taken from the file's name or the paths of its
+    audio (:func:`group_sources`), in natural order."""
     out = [Section({}, summarise(rows, metrics, systems))]
     if pattern is None:
         return out
+    keys = file_groups(dict.fromkeys(row.file for row in rows), pattern, paths)
     groups: dict[tuple, list[Row]] = {}
     for row in rows:
-        match = pattern.search(row.file)
-        key = tuple((name, (match.group(name) or "") if match else NO_MATCH)
-                    for name in pattern.groupindex)
-        groups.setdefault(key, []).append(row)
+        groups.setdefault(keys[row.file], []).append(row)
     for key in sorted(groups, key=_natural):
         group_rows = groups[key]
         present = [s for s in systems if any(r.system == s for r in group_rows)]

@@ -59,3 +59,23 @@ def test_listing_the_registry_imports_no_backend():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_presets_give_the_columns_papers_print_in_their_order():
+    from typer.testing import CliRunner
+
+    from sqeval.api import _specs
+    from sqeval.cli import app
+    from sqeval.metrics.registry import PRESETS, resolve
+
+    assert [s.name for s in resolve("voicebank")] == ["pesq_wb", "csig", "cbak", "covl",
+                                                      "seg_snr", "stoi"]
+    assert [s.name for s in resolve("dns")] == ["dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl",
+                                                "dnsmos_p808"]
+    assert [s.name for s in resolve("voicebank,snr")][-1] == "snr"
+    _, named = _specs("voicebank,snr", "core")  # a preset is not a metric named one by one
+    assert named == {"snr"}
+    listing = CliRunner().invoke(app, ["metrics"], env={"COLUMNS": "200"})
+    assert listing.exit_code == 0
+    for name, (metrics, _) in PRESETS.items():
+        assert name in listing.stdout and ", ".join(metrics) in listing.stdout

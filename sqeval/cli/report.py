@@ -91,7 +91,12 @@ def report_command(
         Path(path) for paths in (saved_provenance(meta).get("audio") or {}).values()
         for path in paths.values()])
     if group_by is None:
-        group_by = _saved_group_by(meta, meta_path, notes, [row.file for row in saved.rows])
+        from ..stats import group_sources
+
+        audio = saved_provenance(meta).get("audio")
+        group_by = _saved_group_by(meta, meta_path, notes, [  # every place it is searched
+            source for file in dict.fromkeys(row.file for row in saved.rows)
+            for source in group_sources(file, audio)])
     try:
         pattern = compile_group_by(group_by)
     except UsageError as error:
@@ -99,7 +104,8 @@ def report_command(
     check_html(output, saved.metrics, metric)
     gates, allow, allow_na = _saved_gates(meta, meta_path, saved, notes)
     specs = [REGISTRY.get(name) or Column(name) for name in saved.metrics]
-    page = Page(sections(saved.rows, specs, saved.systems, pattern),
+    page = Page(sections(saved.rows, specs, saved.systems, pattern,
+                         saved_provenance(meta).get("audio")),
                 check_gates(gates, saved.rows, saved.systems, allow_missing=allow,
                             allow_na=allow_na), allow, worst, metric, group_by)
     console = stderr_console()

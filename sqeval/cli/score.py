@@ -14,7 +14,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeRemainingColumn)
 from rich.text import Text
 
-from ..api import Results, check_jobs, check_timeout, compile_group_by, csv_digest, plan, run
+from ..api import (Results, audio_sources, check_group_by_matches, check_jobs, check_timeout,
+                   compile_group_by, csv_digest, plan, run)
 from ..cache import DEFAULT_PATH, CacheUnusable, ResultCache
 from ..gates import (GateError, check_gate_targets, check_gates, check_gates_apply,
                      find_config, load_config, merge_gates, parse_gate, run_verdict,
@@ -154,6 +155,7 @@ def score_command(
                        align=align, max_delay=max_delay, channel=channel, mix=mix,
                        no_reference=no_reference, max_length_diff=max_length_diff)
         pattern = compile_group_by(group_by)
+        check_group_by_matches(pattern, audio_sources(planned))
         crowded = check_jobs(jobs, force_jobs, scheduler)
         check_timeout(timeout)  # nan and inf pass the option's min=
     except ValueError as error:  # UsageError, PairingError: what cannot make a run
@@ -181,7 +183,8 @@ def score_command(
     results_.provenance.update(gates=[g.text for g in gates], allow_missing=allow,
                                allow_na=allow_na, group_by=group_by)
     rows, names = results_.rows, results_.systems
-    all_sections = sections(rows, list(options.metrics), names, pattern)
+    all_sections = sections(rows, list(options.metrics), names, pattern,
+                            results_.provenance.get("audio"))
     results = check_gates(gates, rows, names, allow_missing=allow,
                           allow_na=allow_na) if gates else []
     # files not scored per system; under gates, of the gated systems (the verdict's rows),

@@ -491,9 +491,21 @@ GROUPS = {
 }
 
 
+# Presets: the columns of the tables papers print, in their order (``-m voicebank``).
+PRESETS = {
+    "voicebank": (("pesq_wb", "csig", "cbak", "covl", "seg_snr", "stoi"),
+                  "the columns of VoiceBank-DEMAND tables, in their order: PESQ (wide-band), "
+                  "CSIG, CBAK, COVL, SSNR (seg_snr), STOI"),
+    "dns": (("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"),
+            "the columns of DNS Challenge tables: DNSMOS P.835 SIG, BAK, OVRL and P.808 "
+            "(the dnsmos extra: pip install '.[dnsmos]')"),
+}
+
+
 def resolve(names: str | None) -> list[MetricSpec]:
-    """The specs for a comma-separated list of metric and group names, in registry order
-    for groups; ``None`` is the ``core`` group, ``"all"`` every metric.
+    """The specs for a comma-separated list of metric, group and preset names, in registry
+    order for groups and in the preset's order for a preset (:data:`PRESETS`); ``None`` is
+    the ``core`` group, ``"all"`` every metric.
 
     Raises:
         KeyError: an unknown name; the message lists the known ones.
@@ -503,20 +515,28 @@ def resolve(names: str | None) -> list[MetricSpec]:
         ['pesq_wb', 'stoi']
         >>> [spec.name for spec in resolve("classic")][:3]
         ['seg_snr', 'fw_seg_snr', 'llr']
+        >>> [spec.name for spec in resolve("voicebank")]
+        ['pesq_wb', 'csig', 'cbak', 'covl', 'seg_snr', 'stoi']
     """
     if names is None:
         names = "core"
     if names.strip().lower() == "all":
         return list(REGISTRY.values())
     wanted = [name.strip() for name in names.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in REGISTRY and name not in GROUPS]
+    unknown = [name for name in wanted
+               if name not in REGISTRY and name not in GROUPS and name not in PRESETS]
     if unknown or not wanted:
         raise KeyError(
             f"unknown metric(s) {', '.join(unknown) or '(none given)'}; known: "
-            f"{', '.join(REGISTRY)}, the groups {', '.join(GROUPS)}, or 'all'"
+            f"{', '.join(REGISTRY)}, the groups {', '.join(GROUPS)}, the presets "
+            f"{', '.join(PRESETS)}, or 'all'"
         )
     expanded = []
     for name in wanted:
-        expanded += ([spec.name for spec in REGISTRY.values() if spec.group == name]
-                     if name in GROUPS else [name])
+        if name in PRESETS:
+            expanded += PRESETS[name][0]
+        elif name in GROUPS:
+            expanded += [spec.name for spec in REGISTRY.values() if spec.group == name]
+        else:
+            expanded.append(name)
     return [REGISTRY[name] for name in dict.fromkeys(expanded)]

@@ -116,6 +116,18 @@ def registry_tables(metrics: list[MetricSpec], groups: dict[str, str]) -> list[T
     return tables
 
 
+def preset_table(presets: dict) -> Table:
+    """The presets: name (``-m NAME``), their metrics in order, and what they are."""
+    table = Table(title="presets: the columns of the tables papers print (-m NAME)",
+                  title_justify="left")
+    for header in ("name", "metrics", "about"):
+        table.add_column(header, overflow="fold")
+    for name, (metrics, about) in presets.items():
+        table.add_row(escape_markup(name), escape_markup(", ".join(metrics)),
+                      escape_markup(about))
+    return table
+
+
 def case_table(rows, names: list[str], n_files: int, title: str) -> Table:
     """A row per sanity case, a column per metric or loss; the mean over files if several."""
     import numpy as np

@@ -1,0 +1,58 @@
+"""--group-by finds the groups in every path of a pair (file name, clean, noisy, enhanced),
+and one that matches no file is a usage error (exit 2) that shows the paths it saw."""
+
+from __future__ import annotations
+
+import numpy as np
+from typer.testing import CliRunner
+
+import sqeval
+from sqeval.cli import app
+
+from conftest import read_csv, write
+
+
+def _dns_style(tmp_path, golden):
+    """DNS Challenge names: the SNR is only in the noisy and enhanced names."""
+    reference, _, rate, _ = golden
+    reference = reference[:16000]
+    rng = np.random.default_rng(0)
+    for i, snr in enumerate([0, 5, 10, 5]):
+        noise = rng.standard_normal(len(reference)) * np.std(reference) * 10 ** (-snr / 20)
+        write(tmp_path / "clean" / f"clean_fileid_{i}.wav", reference, rate)
+        write(tmp_path / "noisy" / f"book_{i:03d}_snr{snr}_fileid_{i}.wav", reference + noise, rate)
+        write(tmp_path / "enh" / f"book_{i:03d}_snr{snr}_fileid_{i}.wav", reference + noise / 2,
+              rate)
+    return tmp_path
+
+
+def test_the_snr_in_the_noisy_and_enhanced_names_gives_a_table_per_snr(tmp_path, golden):
+    root = _dns_style(tmp_path, golden)
+    summary = tmp_path / "s.csv"
+    result = CliRunner().invoke(app, [
+        "score", str(root / "clean"), str(root / "enh"), "--noisy", str(root / "noisy"),
+        "--key", r"fileid_(\d+)", "--group-by", r"_snr(?P<snr>-?\d+)", "-m", "si_snr",
+        "--no-cache", "--summary-csv", str(summary)])
+    assert result.exit_code == 0, result.output
+    for snr in ("0", "5", "10"):
+        assert f"snr={snr}" in result.stdout
+    table = read_csv(summary, dtype={"snr": str})
+    counts = table[(table.system == "enh") & table.snr.notna()].set_index("snr")["n"].to_dict()
+    assert counts == {"0": 1, "5": 2, "10": 1}
+    assert "(no match)" not in result.stdout
+    # the library's summary takes the groups from the same places
+    results = sqeval.score(str(root / "clean"), str(root / "enh"), noisy=str(root / "noisy"),
+                           key=r"fileid_(\d+)", metrics="si_snr")
+    frame = results.summary(group_by=r"_snr(?P<snr>-?\d+)")
+    assert sorted(frame["snr"].dropna().astype(float).unique().tolist()) == [0.0, 5.0, 10.0]
+
+
+def test_a_group_by_that_matches_nothing_is_an_error_with_the_paths_it_saw(tmp_path, golden):
+    root = _dns_style(tmp_path, golden)
+    result = CliRunner().invoke(app, [
+        "score", str(root / "clean"), str(root / "enh"), "--noisy", str(root / "noisy"),
+        "--key", r"fileid_(\d+)", "--group-by", r"_db(?P<snr>-?\d+)", "-m", "si_snr",
+        "--no-cache"])
+    assert result.exit_code == 2
+    assert "matches none of the 4 files" in result.output
+    assert "book_000_snr0_fileid_0.wav" in result.output  # an example of what it searched
