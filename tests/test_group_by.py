@@ -1,5 +1,6 @@
 """--group-by finds the groups in every path of a pair (file name, clean, noisy, enhanced),
-and one that matches no file is a usage error (exit 2) that shows the paths it saw."""
+and one that matches no file is a usage error (exit 2); and the hints where a user is about
+to be misled: rel_entropy never marked best, a folder of system folders."""
 
 from __future__ import annotations
 
@@ -56,3 +57,40 @@ def test_a_group_by_that_matches_nothing_is_an_error_with_the_paths_it_saw(tmp_p
     assert result.exit_code == 2
     assert "matches none of the 4 files" in result.output
     assert "book_000_snr0_fileid_0.wav" in result.output  # an example of what it searched
+
+
+def test_rel_entropy_is_never_marked_best(tmp_path, golden):
+    """Silence scores below a perfect copy on rel_entropy: no table marks a "best" on it."""
+    reference, estimate, rate, _ = golden
+    reference, estimate = reference[:16000], estimate[:16000]
+    write(tmp_path / "clean" / "a.wav", reference, rate)
+    write(tmp_path / "good" / "a.wav", reference + 0.01 * (estimate - reference), rate)
+    write(tmp_path / "bad" / "a.wav", estimate, rate)
+    table, html = tmp_path / "t.md", tmp_path / "p.html"
+    result = CliRunner().invoke(app, [
+        "score", str(tmp_path / "clean"), str(tmp_path / "good"), str(tmp_path / "bad"),
+        "-m", "si_snr,rel_entropy", "--no-cache", "--markdown", str(table),
+        "--latex", str(tmp_path / "t.tex")])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in table.read_text().splitlines() if line.startswith("| good")
+            or line.startswith("| bad")]
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in rows}
+    assert cells["good"][0].startswith("**")  # si_snr: the best is marked
+    assert not any(cells[s][1].startswith("**") for s in ("good", "bad"))
+    assert "none on rel_entropy" in (tmp_path / "t.tex").read_text()
+
+
+def test_a_folder_of_system_folders_suggests_passing_them(tmp_path, golden):
+    reference, estimate, rate, _ = golden
+    write(tmp_path / "clean" / "a.wav", reference[:16000], rate)
+    for system in ("sysA", "sysB"):
+        write(tmp_path / "runs" / system / "a.wav", estimate[:16000], rate)
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "clean"), str(tmp_path / "runs"),
+                                      "-m", "si_snr", "--no-cache"])
+    assert "holds no audio of its own but 2 folders of audio (sysA, sysB)" in result.stderr
+    assert f"{tmp_path / 'runs' / '*'}" in result.stderr
+    plain = CliRunner().invoke(app, ["score", str(tmp_path / "clean"),
+                                     str(tmp_path / "runs" / "sysA"), "-m", "si_snr",
+                                     "--no-cache"])
+    assert plain.exit_code == 0 and "holds no audio" not in plain.stderr

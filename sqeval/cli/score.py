@@ -150,6 +150,8 @@ def score_command(
     mix: Optional[str] = MIX_OPTION,
 ) -> None:
     """Score ENHANCED sources (and --noisy) against the REFERENCE, file by file."""
+    for hint in folders_of_systems(enhanced or []):  # before pairing, which may refuse them
+        stderr_console().print(f"note: {hint}", markup=False, soft_wrap=True)
     try:
         planned = plan(clean, enhanced or [], noisy=noisy, metrics=metrics, key=key,
                        align=align, max_delay=max_delay, channel=channel, mix=mix,
@@ -359,6 +361,32 @@ def _print_report(rows, options, systems, sections, results) -> None:
         console.print(section_table(section, metrics))
     if results:
         console.print(gates_table(results))
+
+
+def folders_of_systems(sources) -> list[str]:
+    """A note for each ENHANCED folder that holds no audio of its own, only folders that
+    do: one folder per system (``runs/sysA``, ``runs/sysB``) meant as ``runs/*``; scored
+    as one source, every file would be "no clean reference for this file"."""
+    from ..audio import AUDIO_SUFFIXES
+
+    notes = []
+    for source in sources:
+        text = source.split("=", 1)[1] if "=" in source and not Path(source).exists() else source
+        folder = Path(text)
+        try:
+            if not folder.is_dir() or any(p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+                                          for p in folder.iterdir()):
+                continue
+            systems = sorted(p.name for p in folder.iterdir() if p.is_dir() and any(
+                q.suffix.lower() in AUDIO_SUFFIXES for q in p.iterdir() if q.is_file()))
+        except OSError:
+            continue
+        if systems:
+            shown = ", ".join(systems[:5]) + (", ..." if len(systems) > 5 else "")
+            notes.append(f"{text} holds no audio of its own but {len(systems)} folders of "
+                         f"audio ({shown}): if each is a system, pass them one by one, e.g. "
+                         f"{str(folder / '*')} in the shell")
+    return notes
 
 
 def _write_outputs(scored: Results, options, sections, pattern, results, incomplete, allow,

@@ -325,7 +325,7 @@ def _best(section: Section) -> set[tuple[str, str]]:
         spec = REGISTRY.get(metric)
         means = [m for m in summaries if m.system not in (NOISY, CLEAN)
                  and not math.isnan(m.stats.mean)]
-        if spec is None or not means:
+        if spec is None or not means or not spec.ranks:
             continue
         choose = max if spec.higher_is_better else min
         top = fmt(choose(m.stats.mean for m in means))

@@ -55,7 +55,9 @@ def _cells(section: Section, metrics: list[MetricSpec], style: str = "mean-ci"):
     for spec in metrics:
         means = {s: by[s, spec.name].stats.mean for s in systems if s != NOISY
                  and not math.isnan(by[s, spec.name].stats.mean)}
-        best = (max if spec.higher_is_better else min)(means.values()) if means else None
+        ranks = getattr(spec, "ranks", True)  # a saved CSV's unknown column: a Column
+        best = ((max if spec.higher_is_better else min)(means.values())
+                if means and ranks else None)
         for system in systems:
             stats = by[system, spec.name].stats
             text = fmt(stats.mean)
@@ -91,7 +93,8 @@ def latex_tables(sections: list[Section], metrics: list[MetricSpec],
     PESQ (WB), ...): the mean, ± the 95 % CI half-width or the standard deviation as
     ``style`` says (:data:`LATEX_STYLES`); the best system in bold."""
     out = [f"% sqeval: {LATEX_STYLES[style]} over scored files; best system per metric "
-           "in bold (the noisy input excluded). Needs \\usepackage{booktabs}."]
+           "in bold (the noisy input excluded; none on rel_entropy, whose sanity cases show "
+           "no consistent direction). Needs \\usepackage{booktabs}."]
     arrows = {Direction.HIGHER: r"$\uparrow$", Direction.LOWER: r"$\downarrow$"}
     header = " & ".join(f"{_latex_escape(s.title)} {arrows[s.direction]}" for s in metrics)
     for section in sections:
