@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..metrics._checks import EPS as METRIC_EPS
 from ..metrics.spectral import COMPRESSION
 from ._backend import prepare
 from ._ci_sdr import ci_sdr_loss
@@ -38,7 +39,7 @@ from ._sa_sdr import sa_sdr_loss
 from ._stft import multi_resolution_stft_loss
 from ._stoi import estoi_loss, stoi_loss
 
-EPS = float(np.finfo(np.float64).eps)  # added to both energies of a dB ratio (torchmetrics)
+EPS = float(METRIC_EPS)  # float64's eps, beside both energies of a dB ratio (the metrics')
 SCALE_EPS = 1e-10  # added to ⟨m, m̂⟩ in the frame-wise OSI-SNR scale λ
 ERROR_EPS = 1e-8  # added to the error energy ‖m̂ − t‖² in frame-wise OSI-SNR
 LOSS_EPS = 1e-8  # ε of OSI-SNR loss methods 1 and 2

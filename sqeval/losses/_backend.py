@@ -113,8 +113,32 @@ class Ops:
     def sigmoid(self, x):
         if self.is_torch:
             return self.torch.sigmoid(x)
-        with np.errstate(over="ignore"):  # e^(−x) = inf for x < −709: σ = 1/inf = 0, exact
-            return 1.0 / (1.0 + np.exp(-x))
+        from ..metrics.entropy import expit  # the metric's σ (no overflow warning)
+
+        return expit(x)
+
+    def concat(self, arrays, axis):
+        if self.is_torch:
+            return self.torch.cat(arrays, dim=axis)
+        return np.concatenate(arrays, axis=axis)
+
+    def rfft(self, x, n):
+        """The one-sided DFT of ``n`` points along the last axis."""
+        if self.is_torch:
+            return self.torch.fft.rfft(x, n=n, dim=-1)
+        return np.fft.rfft(x, n=n, axis=-1)
+
+    def irfft(self, x, n):
+        if self.is_torch:
+            return self.torch.fft.irfft(x, n=n, dim=-1)
+        return np.fft.irfft(x, n=n, axis=-1)
+
+    def sqrt0(self, x):
+        """``sqrt(x)`` for ``x ≥ 0``, exact, with a zero gradient where ``x = 0`` (torch's
+        would be inf·0 = NaN): the square root of 1 is taken in the branch not used."""
+        positive = x > 0
+        return self.where(positive, self.sqrt(self.where(positive, x, self.const(1.0))),
+                          self.const(0.0))
 
     # --- output -------------------------------------------------------------------------------
     def reduce(self, value, reduction: str):

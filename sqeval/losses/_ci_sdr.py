@@ -44,18 +44,6 @@ TOEPLITZ_LOADING = 1e-10  # λ relative to the reference energy r[0], on R's dia
 TOEPLITZ_FLOOR = 1e-20  # absolute part of λ: R stays invertible for a silent reference
 
 
-def _rfft(ops, x, n):
-    if ops.is_torch:
-        return ops.torch.fft.rfft(x, n=n, dim=-1)
-    return np.fft.rfft(x, n=n, axis=-1)
-
-
-def _irfft(ops, x, n):
-    if ops.is_torch:
-        return ops.torch.fft.irfft(x, n=n, dim=-1)
-    return np.fft.irfft(x, n=n, axis=-1)
-
-
 def _solve(ops, matrix, vector):
     """``matrix⁻¹ vector`` for stacks of square matrices and vectors (LU).
 
@@ -94,14 +82,14 @@ def ci_sdr_filtered(ops, reference, estimate, filter_length: int):
         time = reference.shape[-1]
         size = time + filter_length - 1  # the full convolution's length
         n_fft = 1 << (size - 1).bit_length()  # ≥ size: no circular wrap in lags 0 … L−1
-        spectrum = _rfft(ops, reference, n_fft)
-        auto = _irfft(ops, spectrum.conj() * spectrum, n_fft)[..., :filter_length]
-        cross = _irfft(ops, spectrum.conj() * _rfft(ops, estimate, n_fft),
+        spectrum = ops.rfft(reference, n_fft)
+        auto = ops.irfft(spectrum.conj() * spectrum, n_fft)[..., :filter_length]
+        cross = ops.irfft(spectrum.conj() * ops.rfft(estimate, n_fft),
                        n_fft)[..., :filter_length]
         loading = TOEPLITZ_LOADING * auto[..., :1] + TOEPLITZ_FLOOR
         eye = ops.const(np.eye(filter_length))
         taps = _solve(ops, _toeplitz(ops, auto) + loading[..., None] * eye, cross)
-        target = _irfft(ops, spectrum * _rfft(ops, taps, n_fft), n_fft)[..., :size]
+        target = ops.irfft(spectrum * ops.rfft(taps, n_fft), n_fft)[..., :size]
         error = target - _pad_end(ops, estimate, filter_length - 1)
     return 10 * ops.log10((ops.sum(target**2) + eps) / (ops.sum(error**2) + eps))
 

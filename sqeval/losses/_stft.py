@@ -76,12 +76,6 @@ def _power(ops, x, fft_size: int, hop: int, win_length: int):
     return spectrum.real**2 + spectrum.imag**2
 
 
-def _safe_sqrt(ops, x):
-    """``sqrt(x)`` for ``x ≥ 0`` whose gradient at 0 is 0 rather than inf·0 = NaN."""
-    positive = x > 0
-    return ops.sqrt(ops.where(positive, x, ops.const(1.0))) * positive
-
-
 def _check_resolutions(fft_sizes, hop_sizes, win_lengths):
     resolutions = list(zip(fft_sizes, hop_sizes, win_lengths))
     if not resolutions or not len(fft_sizes) == len(hop_sizes) == len(win_lengths):
@@ -138,10 +132,10 @@ def multi_resolution_stft_loss(*, reference, estimate, reduction: str = "mean",
         log_l1 = 0.5 * ops.mean(ops.abs(ops.log(ref_power) - ops.log(est_power)),
                                 axis=(-2, -1))  # log|X| = ½·log|X|²
         if reduction == "mean":
-            pooled = pooled + _safe_sqrt(ops, ops.sum(error, axis=0) / ops.sum(energy, axis=0)
+            pooled = pooled + ops.sqrt0(ops.sum(error, axis=0) / ops.sum(energy, axis=0)
                                          ) + ops.mean(log_l1, axis=0)
         else:
-            per_item = per_item + _safe_sqrt(ops, error / energy) + log_l1
+            per_item = per_item + ops.sqrt0(error / energy) + log_l1
     if reduction == "mean":
         return ops.output(pooled / len(resolutions))
     return ops.reduce((per_item / len(resolutions)).reshape(lead), reduction)

@@ -29,7 +29,7 @@ once for numpy arrays and torch tensors (:mod:`sqeval.losses._backend`):
 Floors, and why the value still equals pystoi's:
 
 - ``sqrt`` of a sum (the band envelopes, every norm) is taken as ``sqrt(s)`` where
-  ``s > 0`` and 0 where ``s = 0``, with a zero gradient there (:func:`_sqrt0`): no floor
+  ``s > 0`` and 0 where ``s = 0``, with a zero gradient there (``Ops.sqrt0``): no floor
   at all, so the value is exactly the formula's; the gradient of a norm is a unit
   vector (bounded) wherever ``s > 0`` and 0 at the zero vector, never NaN or Inf.
 - :data:`EPS` (float64's eps, pystoi's ε) beside STOI's norms: part of the definition.
@@ -229,12 +229,12 @@ def _envelopes(ops, x, order, counts):
     frames = x[ops.index(np.arange(rows)[:, None, None]), ops.index(positions)]
     frames = frames * ops.const(_hann() * kept[:, :, None])  # windowed, zero past the end
     zero = ops.const(np.zeros((rows, 1, HOP)))
-    blocks = (_concat(ops, [frames[..., :HOP], zero], axis=1)
-              + _concat(ops, [zero, frames[..., HOP:]], axis=1))  # (B, n_max + 1, HOP)
-    joined = _concat(ops, [blocks[:, :width - 1], blocks[:, 1:width]], axis=-1)
-    spectra = _rfft(ops, joined * ops.const(_hann()), FFT_SIZE)  # (B, F_max, 257)
+    blocks = (ops.concat([frames[..., :HOP], zero], axis=1)
+              + ops.concat([zero, frames[..., HOP:]], axis=1))  # (B, n_max + 1, HOP)
+    joined = ops.concat([blocks[:, :width - 1], blocks[:, 1:width]], axis=-1)
+    spectra = ops.rfft(joined * ops.const(_hann()), FFT_SIZE)  # (B, F_max, 257)
     power = spectra.real ** 2 + spectra.imag ** 2
-    return _sqrt0(ops, power @ ops.const(_band_matrix().T))  # Eq. 1
+    return ops.sqrt0(power @ ops.const(_band_matrix().T))  # Eq. 1
 
 
 @lru_cache(maxsize=1)
@@ -265,7 +265,7 @@ def _resample(ops, x, fs: int):
     length = (steps - 1) * down + kernel.shape[1]
     right = max(length - left - n_in, 0)
     zeros = ops.const(np.zeros((rows, left + right)))
-    padded = _concat(ops, [zeros[:, :left], x, zeros[:, left:]], axis=-1)[:, :length]
+    padded = ops.concat([zeros[:, :left], x, zeros[:, left:]], axis=-1)[:, :length]
     if ops.is_torch:
         weight = ops.const(kernel.copy())[:, None, :]  # (up, 1, taps); the cache is read-only
         out = ops.torch.nn.functional.conv1d(padded[:, None, :], weight, stride=down)
@@ -293,21 +293,9 @@ def _polyphase(up: int, down: int):
 
 # --- small helpers over numpy and torch ----------------------------------------------------
 
-def _sqrt0(ops, s):
-    """``sqrt(s)`` for ``s ≥ 0``, with a zero gradient where ``s = 0`` (torch's would be
-    infinite): the value is exact, no floor. Elsewhere the gradient of ``sqrt(Σ v²)`` is
-    ``v/‖v‖``, bounded."""
-    if not ops.is_torch:
-        return np.sqrt(s)
-    torch = ops.torch
-    positive = s > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, s, torch.ones_like(s))),
-                       torch.zeros_like(s))
-
-
 def _norm(ops, x, axis=-1):
-    """Euclidean norm along ``axis`` (kept), by :func:`_sqrt0`: 0 with a zero gradient at 0."""
-    return _sqrt0(ops, ops.sum(x * x, axis=axis, keepdims=True))
+    """Euclidean norm along ``axis`` (kept), by ``Ops.sqrt0``: 0 with a zero gradient at 0."""
+    return ops.sqrt0(ops.sum(x * x, axis=axis, keepdims=True))
 
 
 def _centred(ops, x, axis):
@@ -323,18 +311,6 @@ def _normalise(ops, x, axis):
     """Zero mean, unit norm along ``axis`` (Jensen & Taal Eqs. 6–7), with ESTOI_EPS."""
     x = _centred(ops, x, axis)
     return x / (_norm(ops, x, axis) + ESTOI_EPS)
-
-
-def _concat(ops, arrays, axis):
-    if ops.is_torch:
-        return ops.torch.cat(arrays, dim=axis)
-    return np.concatenate(arrays, axis=axis)
-
-
-def _rfft(ops, x, n):
-    if ops.is_torch:
-        return ops.torch.fft.rfft(x, n=n, dim=-1)
-    return np.fft.rfft(x, n=n, axis=-1)
 
 
 def _windows(ops, x, size, axis):
