@@ -15,7 +15,7 @@ TORCH  ?= torch==2.13.0
 # `import asteroid.losses` needs.
 PEERS_NO_DEPS := asteroid==0.7.0 asteroid-filterbanks==0.4.0 huggingface-hub==2.4.0
 
-.PHONY: install demo test test-oldest clean
+.PHONY: install demo docs test test-oldest clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "sqeval needs Python 3.10 or later; set PYTHON=python3.X")'
@@ -36,12 +36,22 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/sqeval score sample_data/clean sample_data/enhanced --noisy sample_data/noisy
 
+# docs: the documentation site (docs/, mkdocs.yml) into build/site/; --strict fails on a
+# broken link, anchor or API reference.
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
 # test: the whole suite, then the tests that compare numbers (marker `numeric`) again under
 # every other CPU profile this machine offers: each numpy SIMD level below the top one, and
 # OpenBLAS's generic and Haswell kernels (scripts/cpu_profiles.py names each in the log).
 test: $(VENV)/.installed-test
 	@bash scripts/system_packages.sh
 	$(BIN)/python -m pytest -q
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --quiet
 	$(BIN)/python scripts/cpu_profiles.py --skip-plain
 
 # test-oldest: the suite against the oldest versions pyproject.toml allows (the pins in
@@ -67,6 +77,7 @@ test-oldest: $(VENV_OLDEST)/.installed
 	@$(VENV_OLDEST)/bin/python --version
 	@$(VENV_OLDEST)/bin/python -m pip freeze --disable-pip-version-check | grep -iE '^($(KEY_PACKAGES))=='
 	$(VENV_OLDEST)/bin/python -m pytest -q
+	NO_MKDOCS_2_WARNING=1 $(VENV_OLDEST)/bin/python -m mkdocs build --strict --quiet --site-dir build/site-oldest
 	$(VENV_OLDEST)/bin/python scripts/cpu_profiles.py --skip-plain --max-levels 1
 
 clean:
