@@ -2,8 +2,9 @@
 
 Each row of the page's table states a difference measured on named pairs. ``PRINTED``
 holds those numbers exactly as the page prints them; every test below recomputes its
-number and checks that it rounds to the printed one, and ``test_the_page_prints_these_
-numbers`` checks that the page's table shows them, so page and code cannot drift apart.
+number and checks that it rounds to the printed one, and
+``test_the_page_prints_these_numbers`` checks that the page's table shows them, so page
+and code cannot drift apart.
 
 Pairs: the 16 shipped pairs ``sample_data/clean/X.wav`` against ``sample_data/noisy/X.wav``
 and ``sample_data/enhanced/X.wav`` (16 kHz), and pair L (``tests/data/speech.wav`` against
