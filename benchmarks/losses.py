@@ -5,7 +5,7 @@ For each loss of :mod:`sqeval.losses` that a peer library also has, times a forw
 backward pass on a batch of 8 × 4 s at 16 kHz (float32, CPU; the estimate requires a
 gradient), for sqeval's loss and the peer's in the same run, each in a fresh process, and
 the peak memory the pass adds (the process's peak resident set, VmHWM, after the pass
-minus its resident set before it; Linux). Prints a Markdown table (the README's).
+minus its resident set before it; Linux). Prints a Markdown table (the one in docs/losses.md).
 
 Needs sqeval's test environment (``make .venv/.installed-test``): torch, torchmetrics,
 auraloss, ci_sdr and asteroid.

@@ -141,8 +141,8 @@ def osi_snr(*, reference, estimate):
     ``λ = ‖ŝ‖²/⟨s, ŝ⟩``, ``t = λ·s``, ``OSI-SNR = ‖t‖²/‖ŝ − t‖²`` in dB. This equals
     ``10·log10(1 + 10^(SI-SDR/10))``: always ≥ 0 dB, tending to 0 dB for an estimate
     unrelated to the reference. Higher is better. This is the form in which the
-    frame-wise OSI-SNR loss is written in the literature sqeval follows; see METRICS in
-    the README.
+    frame-wise OSI-SNR loss is written in the literature sqeval follows; see the metrics
+    page of the docs (docs/metrics/index.md).
 
     Raises:
         MetricError: shapes differ, non-finite samples, a silent reference or estimate, or
