@@ -231,7 +231,8 @@ def _write_tables(saved, chosen, options, pattern, latex, markdown) -> None:
                    saved_provenance(saved.provenance).get("audio"))
     console = stderr_console()
     unwritten = []
-    for path, make in ((latex, tables.latex), (markdown, tables.markdown)):
+    for path, make, is_latex in ((latex, tables.latex, True),
+                                 (markdown, tables.markdown, False)):
         if path is None:
             continue
         text = make()
@@ -240,9 +241,8 @@ def _write_tables(saved, chosen, options, pattern, latex, markdown) -> None:
         except OSError as error:
             unwritten.append(f"{printable(str(path))}: {error.strerror or error}")
             continue
-        console.print(f"wrote {printable(str(path))} ({plural(tables.n_tables, 'table')}, "
-                      f"{plural(len(saved.systems), 'system')}, "
-                      f"{plural(len(chosen), 'metric')})", markup=False, soft_wrap=True)
+        console.print(f"wrote {printable(str(path))} ({tables.what(is_latex)})", markup=False,
+                      soft_wrap=True)
     if unwritten:
         abort("could not write " + "; ".join(unwritten))
 

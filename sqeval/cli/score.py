@@ -401,7 +401,6 @@ def _write_outputs(scored: Results, options, sections, pattern, results, incompl
 
     metrics, rows = list(options.metrics), scored.rows
     n_rows = plural(len(rows), "row")
-    n_tables = plural(len(sections), "table")
 
     def csv_file(path):
         meta = write_run_csv(path, scored.csv_text(), scored.provenance)
@@ -422,7 +421,7 @@ def _write_outputs(scored: Results, options, sections, pattern, results, incompl
     def text_file(make, what):
         def write(path):
             write_atomically(path, lambda stream: stream.write(make()))
-            return what
+            return what() if callable(what) else what
         return write
 
     tables = None
@@ -436,14 +435,14 @@ def _write_outputs(scored: Results, options, sections, pattern, results, incompl
 
     markdown = text_file(lambda: "## sqeval\n\n" + (
         ("### quality gates\n\n" + gates_markdown(results) + "\n") if results else "")
-        + paper().markdown(), n_tables)
+        + paper().markdown(), lambda: paper().what(False))
 
     def html_file(path):
         write_html(path, scored, page)
         return n_rows
 
     writers = {"csv": csv_file, "json": json_file, "summary": summary_file,
-               "latex": text_file(lambda: paper().latex(), n_tables),
+               "latex": text_file(lambda: paper().latex(), lambda: paper().what(True)),
                "markdown": markdown,
                "junit": text_file(lambda: junit_xml(results, incomplete),
                                   plural(len(results), "gate check")),

@@ -97,23 +97,32 @@ def check_baseline(baseline: str | None, systems) -> None:
 
 @dataclass(frozen=True)
 class Format:
-    """How one metric's column prints: ``value * factor`` with ``decimals`` decimals."""
+    """How one metric's column prints: ``value × 10^shift`` with ``decimals`` decimals."""
 
     decimals: int
-    factor: float = 1.0
-    exponent: int = 0  # the column is scaled by 10^exponent (its header says ×10^-exponent)
+    shift: int = 0  # the power of ten the values are multiplied by (2 for a percentage)
     percent: bool = False
 
+    @property
+    def exponent(self) -> int:
+        """The column's scale in its header (``×10^-exponent``), 0 when not scaled."""
+        return 0 if self.percent else self.shift
+
     def text(self, value: float) -> str:
-        """The value as printed; ``–`` for NaN or ±inf.
+        """The value as printed; ``–`` for NaN or ±inf. Rounded half away from zero from
+        its shortest decimal form (``repr``), so 0.8765 as a percentage is 87.7 (the
+        binary product 0.8765 × 100 would be 87.6499…).
 
         Example:
-            >>> Format(2).text(3.14159), Format(2).text(-0.001), Format(2, 1e6, 6).text(3.98e-7)
+            >>> Format(2).text(3.14159), Format(2).text(-0.001), Format(2, 6).text(3.98e-7)
             ('3.14', '0.00', '0.40')
         """
+        from decimal import ROUND_HALF_UP, Decimal
+
         if value is None or not math.isfinite(value):
             return "–"
-        text = f"{value * self.factor:.{self.decimals}f}"
+        exact = Decimal(repr(float(value))).scaleb(self.shift)
+        text = f"{exact.quantize(Decimal(1).scaleb(-self.decimals), ROUND_HALF_UP):f}"
         if text.startswith("-") and not text.strip("-0."):
             text = text[1:]  # -0.00: a zero
         return text
@@ -123,7 +132,7 @@ def column_format(spec, means, percent: bool = False) -> Format:
     """The :class:`Format` of a metric's column, from its spec and the means it shows
     (the module's docstring says the rule)."""
     if percent and getattr(spec, "fraction", False):
-        return Format(1, 100.0, percent=True)
+        return Format(1, 2, percent=True)
     decimals = getattr(spec, "decimals", UNKNOWN_DECIMALS)
     top = max((abs(m) for m in means if m is not None and math.isfinite(m)), default=0.0)
     if top == 0 or top >= 10.0 ** (1 - decimals):
@@ -131,7 +140,7 @@ def column_format(spec, means, percent: bool = False) -> Format:
     exponent = 3
     while top * 10.0 ** exponent < 1:
         exponent += 3
-    return Format(SCALED_DECIMALS, 10.0 ** exponent, exponent)
+    return Format(SCALED_DECIMALS, exponent)
 
 
 SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
@@ -234,9 +243,18 @@ class Tables:
             return self.options.transpose
         return len(self.metrics) > AUTO_TRANSPOSE and len(self.metrics) > len(self.systems)
 
-    @property
-    def n_tables(self) -> int:
-        return len(self.sections)
+    def what(self, latex: bool) -> str:
+        """What a written file holds, for the ``wrote FILE (...)`` line."""
+        from ..results import plural
+
+        shape = (f"{plural(len(self.systems), 'system')}, "
+                 f"{plural(len(self.metrics), 'metric')}")
+        if len(self.sections) == 1:
+            return f"1 table, {shape}"
+        blocks = f"all files and {plural(len(self.sections) - 1, 'condition')}"
+        if latex:
+            return f"1 table: {blocks}; {shape}"
+        return f"{len(self.sections)} tables: {blocks}; {shape}"
 
     def cells(self, index: int) -> dict:
         """system → metric name → :class:`Cell` of the section at ``index``."""
@@ -474,6 +492,10 @@ def combine(runs, ignore_provenance: bool = False):
     notes = []
     if len(runs) == 1:
         return runs[0][1], notes
+    paths = [str(path) for path, _ in runs]
+    twice = next((path for path in paths if paths.count(path) > 1), None)
+    if twice is not None:
+        raise TableError(f"{twice} is given twice")
     problems = _provenance_problems(runs, provenance_differences)
     if problems and not ignore_provenance:
         raise TableError("the runs were not made alike, so their numbers do not go in one "
