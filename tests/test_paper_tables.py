@@ -306,7 +306,8 @@ def test_many_metrics_transpose_by_default():
 def test_holm_and_the_marks_follow_the_adjusted_p():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5]) == [0.5] and holm([]) == []
-    better = {"noisy": {"si_snr": np.arange(8.0)}, "good": {"si_snr": np.arange(8.0) + 1 + np.arange(8) / 10},
+    better = {"noisy": {"si_snr": np.arange(8.0)},
+              "good": {"si_snr": np.arange(8.0) + 1 + np.arange(8) / 10},
               "same": {"si_snr": np.arange(8.0)}}
     tables = build(rows_of(better), [REGISTRY["si_snr"]], ["noisy", "good", "same"],
                    TableOptions(baseline="noisy", transpose=False))

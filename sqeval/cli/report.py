@@ -103,7 +103,7 @@ def table_options(style: str, caption, label, transpose, percent, baseline, syst
 
 def report_command(
     results: List[Path] = typer.Argument(
-        ..., metavar="RESULTS...",
+        ..., metavar="RESULTS",
         help="Per-file CSV of `sqeval score --csv` (its .meta.json beside it gives the "
              "provenance, the gates and where the audio is). Several: their systems side by "
              "side in the tables (--latex, --markdown); refused when they were not made "
