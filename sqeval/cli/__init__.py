@@ -71,7 +71,8 @@ app.command("sanity", short_help="Show each metric on canonical cases; check the
 app.command("compare", short_help="Compare two runs file by file; gate on drops.")(
     compare_command)
 app.command("plot", short_help="Draw box plots and improvement from a CSV.")(plot_command)
-app.command("report", short_help="Build the HTML report of a saved run.")(report_command)
+app.command("report", short_help="HTML report or paper tables (LaTeX, Markdown) of saved runs.")(
+    report_command)
 
 # The ClickException of the click Typer runs on (its own copy in newer Typers, the click
 # package in older ones), found from typer.BadParameter's public class hierarchy.

@@ -1,10 +1,11 @@
-"""``sqeval report``: the HTML report of a saved run (its per-file CSV and .meta.json);
-and what ``sqeval score --html`` shares with it."""
+"""``sqeval report``: the HTML report of a saved run (its per-file CSV and .meta.json), and
+paper tables of one or several saved runs; and what ``sqeval score --html`` and
+``--latex`` share with it."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -54,14 +55,81 @@ def write_html(path: Path, results, page: Page) -> None:
         console.print(f"note: {printable(message)}", markup=False, soft_wrap=True)
 
 
+CAPTION_OPTION = typer.Option(
+    None, "--caption", metavar="TEXT",
+    help="Caption of the LaTeX table (LaTeX source, as written; also the first line of the "
+         "Markdown). With it or --label the LaTeX is a table float, else a bare tabular.")
+LABEL_OPTION = typer.Option(None, "--label", metavar="NAME",
+                            help="\\label of the LaTeX table, e.g. tab:results.")
+TRANSPOSE_OPTION = typer.Option(
+    None, "--transpose/--no-transpose",
+    help="One row per metric and a column per system (default: so when there are more "
+         "than 6 metrics and more metrics than systems).")
+PERCENT_OPTION = typer.Option(False, "--percent",
+                              help="STOI and ESTOI as percentages (one decimal).")
+BASELINE_OPTION = typer.Option(
+    None, "--baseline", metavar="SYSTEM",
+    help="Mark (*) the cells that differ significantly from this system's: paired "
+         "two-sided Wilcoxon signed-rank over the files both scored, Holm's correction over "
+         "the table's comparisons, alpha 0.05; a note under the table says so.")
+STYLE_HELP = ("What a table cell holds (--latex and --markdown): mean, mean-ci (mean ± 95 % "
+              "CI half-width) or mean-std (mean ± standard deviation).")
+
+
+def table_options(style: str, caption, label, transpose, percent, baseline, systems,
+                  tables_asked: bool):
+    """The :class:`~sqeval.report.paper.TableOptions` of the command line, checked before
+    any work: aborts (exit 2) on an unknown style, label or baseline, and on a table
+    option given without --latex or --markdown."""
+    from ..report.paper import STYLES, TableError, TableOptions, check_baseline, check_label
+
+    if style not in STYLES:
+        abort(f"--latex-style takes {', '.join(STYLES)}; got {style!r}")
+    shaping = [name for name, given in (("--caption", caption is not None),
+                                         ("--label", label is not None),
+                                         ("--transpose", transpose is not None),
+                                         ("--percent", percent),
+                                         ("--baseline", baseline is not None)) if given]
+    if shaping and not tables_asked:
+        abort(f"{', '.join(shaping)} shape the tables: give --latex FILE or --markdown FILE "
+              "with them")
+    try:
+        check_label(label)
+        check_baseline(baseline, list(systems))
+    except TableError as error:
+        abort(str(error))
+    return TableOptions(style, caption, label, transpose, percent, baseline)
+
+
 def report_command(
-    results: Path = typer.Argument(
+    results: List[Path] = typer.Argument(
         ..., metavar="RESULTS",
         help="Per-file CSV of `sqeval score --csv` (its .meta.json beside it gives the "
-             "provenance, the gates and where the audio is)."),
-    output: Path = typer.Option(
-        ..., "--output", "-o", metavar="FILE",
-        help="The HTML page to write."),
+             "provenance, the gates and where the audio is). Several: their systems side by "
+             "side in the tables (--latex, --markdown); refused when they were not made "
+             "alike (references, versions, options) or scored different files."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", metavar="FILE",
+        help="The HTML page to write (of one RESULTS CSV)."),
+    latex: Optional[Path] = typer.Option(
+        None, "--latex", metavar="FILE", help="booktabs table for papers."),
+    markdown: Optional[Path] = typer.Option(
+        None, "--markdown", metavar="FILE", help="The same tables as Markdown."),
+    metrics_option: Optional[str] = typer.Option(
+        None, "--metrics", "-m", metavar="NAMES",
+        help="The tables' metrics, in this order: comma-separated columns of the CSVs, "
+             "groups or presets (voicebank, dns); default: every metric all CSVs have."),
+    latex_style: str = typer.Option("mean-ci", "--latex-style", metavar="STYLE",
+                                    help=STYLE_HELP),
+    caption: Optional[str] = CAPTION_OPTION,
+    label: Optional[str] = LABEL_OPTION,
+    transpose: Optional[bool] = TRANSPOSE_OPTION,
+    percent: bool = PERCENT_OPTION,
+    baseline: Optional[str] = BASELINE_OPTION,
+    ignore_provenance: bool = typer.Option(
+        False, "--ignore-provenance",
+        help="Tabulate runs whose .meta.json differ in what changes the numbers (as "
+             "`sqeval compare --ignore-provenance`); they are refused otherwise."),
     worst: int = typer.Option(
         HTML_WORST, "--html-worst", metavar="N", min=0,
         help="Worst files per system to hear and see (0: none)."),
@@ -70,46 +138,79 @@ def report_command(
         help="The metric that ranks the worst files; default pesq_wb, else the first."),
     group_by: Optional[str] = typer.Option(
         None, "--group-by", metavar="REGEX",
-        help="Regex with named groups from each file path (default: the run's)."),
+        help="Regex with named groups from each file path (default: the run's); the tables "
+             "get one block per condition."),
 ) -> None:
-    """Build the HTML report of a saved run: summary, figures, per-file table, worst files."""
-    from ..api import Column, UsageError, compile_group_by, read_results
-    from ..gates import check_gates
-    from ..metrics import REGISTRY
+    """Build the HTML report of a saved run (summary, figures, per-file table, worst
+    files), or paper tables (LaTeX, Markdown) of one or several saved runs, without
+    scoring."""
+    from ..api import UsageError, compile_group_by, read_results
     from ..report.html import saved_provenance
-    from ..stats import sections
+    from ..report.paper import TableError, combine
 
-    meta_path = Path(f"{results}.meta.json")
-    check_outputs({"--output": output}, [results, meta_path])
+    if output is None and latex is None and markdown is None:
+        abort("nothing to write: give -o/--output FILE (the HTML report), --latex FILE or "
+              "--markdown FILE")
+    if output is not None and len(results) > 1:
+        abort(f"-o/--output: the HTML report is of one run, and {len(results)} CSVs are "
+              "given; give one, or make tables of them all with --latex/--markdown")
+    outputs = {"--output": output, "--latex": latex, "--markdown": markdown}
+    check_outputs(outputs, [path for csv_path in results
+                            for path in (csv_path, Path(f"{csv_path}.meta.json"))])
+    runs = []
+    for path in results:
+        try:
+            runs.append((path, read_results(path)))
+        except UsageError as error:
+            abort(str(error))
     try:
-        saved = read_results(results)
-    except UsageError as error:
+        saved, combined_notes = combine(runs, ignore_provenance)
+    except TableError as error:
         abort(str(error))
     meta = saved.provenance
-    notes: list[str] = []
-    check_outputs({"--output": output}, [  # nor over the audio the page plays
+    meta_path = Path(f"{results[0]}.meta.json")
+    notes: list[str] = list(combined_notes)
+    check_outputs(outputs, [  # nor over the audio the page plays
         Path(path) for paths in (saved_provenance(meta).get("audio") or {}).values()
         for path in paths.values()])
     if group_by is None:
-        from ..stats import group_sources
-
-        audio = saved_provenance(meta).get("audio")
-        group_by = _saved_group_by(meta, meta_path, notes, [  # every place it is searched
-            source for file in dict.fromkeys(row.file for row in saved.rows)
-            for source in group_sources(file, audio)])
+        group_by = _runs_group_by(runs, notes)
     try:
         pattern = compile_group_by(group_by)
     except UsageError as error:
         abort(str(error))
     check_html(output, saved.metrics, metric)
-    gates, allow, allow_na = _saved_gates(meta, meta_path, saved, notes)
+    tables = latex is not None or markdown is not None
+    options = table_options(latex_style, caption, label, transpose, percent, baseline,
+                            saved.systems, tables)
+    chosen = _chosen_metrics(metrics_option, runs) if tables else []
+    console = stderr_console()
+    for note in notes:
+        console.print(f"note: {printable(note)}", markup=False, soft_wrap=True)
+    if output is not None:
+        _write_report_page(output, saved, meta, meta_path, notes, pattern, worst, metric,
+                           group_by)
+    if tables:
+        _write_tables(saved, chosen, options, pattern, latex, markdown)
+
+
+def _write_report_page(output, saved, meta, meta_path, notes, pattern, worst, metric,
+                       group_by) -> None:
+    from ..api import Column
+    from ..gates import check_gates
+    from ..metrics import REGISTRY
+    from ..report.html import saved_provenance
+    from ..stats import sections
+
+    page_notes: list[str] = []
+    gates, allow, allow_na = _saved_gates(meta, meta_path, saved, page_notes)
     specs = [REGISTRY.get(name) or Column(name) for name in saved.metrics]
     page = Page(sections(saved.rows, specs, saved.systems, pattern,
                          saved_provenance(meta).get("audio")),
                 check_gates(gates, saved.rows, saved.systems, allow_missing=allow,
                             allow_na=allow_na), allow, worst, metric, group_by)
     console = stderr_console()
-    for note in notes:
+    for note in page_notes:
         console.print(f"note: {printable(note)}", markup=False, soft_wrap=True)
     try:
         write_html(output, saved, page)
@@ -117,6 +218,92 @@ def report_command(
         abort(f"could not write {output}: {error.strerror or error}")
     console.print(f"wrote {printable(str(output))} ({plural(len(saved.rows), 'row')})",
                   markup=False)
+
+
+def _write_tables(saved, chosen, options, pattern, latex, markdown) -> None:
+    """Write the paper tables of ``saved`` asked for; abort (exit 2) on one that cannot be
+    written, after trying the others."""
+    from ..outputs import write_atomically
+    from ..report.html import saved_provenance
+    from ..report.paper import build
+
+    tables = build(saved.rows, chosen, saved.systems, options, pattern,
+                   saved_provenance(saved.provenance).get("audio"))
+    console = stderr_console()
+    unwritten = []
+    for path, make, is_latex in ((latex, tables.latex, True),
+                                 (markdown, tables.markdown, False)):
+        if path is None:
+            continue
+        text = make()
+        try:
+            write_atomically(path, lambda stream, text=text: stream.write(text))
+        except OSError as error:
+            unwritten.append(f"{printable(str(path))}: {error.strerror or error}")
+            continue
+        console.print(f"wrote {printable(str(path))} ({tables.what(is_latex)})", markup=False,
+                      soft_wrap=True)
+    if unwritten:
+        abort("could not write " + "; ".join(unwritten))
+
+
+def _chosen_metrics(names: Optional[str], runs) -> list:
+    """The specs of the tables' metrics: those named (columns, groups, presets) in their
+    order, else the metrics every run has (those in some only are said on stderr)."""
+    from ..api import Column
+    from ..metrics import REGISTRY
+    from ..metrics.registry import GROUPS, PRESETS
+
+    present = list(dict.fromkeys(m for _, results in runs for m in results.metrics))
+    if names is None:
+        common = [m for m in present if all(m in results.metrics for _, results in runs)]
+        left = [m for m in present if m not in common]
+        if left:
+            stderr_console().print(f"note: {', '.join(left)}: not in every CSV, left out of "
+                                   "the tables (name them with --metrics to show them, "
+                                   "empty where missing)", markup=False, soft_wrap=True)
+        if not common:
+            abort("no metric is in every CSV: choose the tables' metrics with --metrics")
+        chosen = common
+    else:
+        chosen = []
+        for name in (part.strip() for part in names.split(",")):
+            if not name:
+                continue
+            if name in PRESETS:
+                expanded = list(PRESETS[name][0])
+            elif name in GROUPS:
+                expanded = [s.name for s in REGISTRY.values() if s.group == name]
+            else:
+                expanded = [name]
+            found = [m for m in expanded if m in present]
+            if not found:
+                what = "it" if expanded == [name] else "any of " + ", ".join(expanded)
+                abort(f"--metrics {name}: no CSV has {what}; their metrics: "
+                      f"{', '.join(present) or 'none'}")
+            chosen += [m for m in found if m not in chosen]
+        if not chosen:
+            abort("--metrics: no metric named")
+    return [REGISTRY.get(name) or Column(name) for name in chosen]
+
+
+def _runs_group_by(runs, notes: list) -> Optional[str]:
+    """The runs' saved --group-by when every run has the same (usable) one, else None."""
+    from ..report.html import saved_provenance
+    from ..stats import group_sources
+
+    found = []
+    for path, saved in runs:
+        meta = saved.provenance
+        audio = saved_provenance(meta).get("audio")
+        found.append(_saved_group_by(meta, Path(f"{path}.meta.json"), notes, [
+            source for file in dict.fromkeys(row.file for row in saved.rows)
+            for source in group_sources(file, audio)]))
+    if len(set(found)) > 1:
+        notes.append("the runs were grouped differently (--group-by); the tables have no "
+                     "per-condition blocks (give --group-by to make them)")
+        return None
+    return found[0]
 
 
 REGEX_SECONDS = 10.0  # how long a regex read from a file may take on the run's file names

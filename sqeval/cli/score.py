@@ -22,8 +22,7 @@ from ..gates import (GateError, check_gate_targets, check_gates, check_gates_app
                      gated_rows, recorded_verdict, unexcused_failures, verdict_line)
 from ..provenance import provenance, write_meta
 from ..report.files import document, write_atomically, write_json
-from ..report.summary import (LATEX_STYLES, gates_markdown, junit_xml, latex_tables,
-                              markdown_tables, write_summary_csv)
+from ..report.summary import gates_markdown, junit_xml, write_summary_csv
 from ..report.table import gates_table, print_tables, section_table
 from ..runner import Interrupted, SchedulerError
 from ..results import Row, plural, printable, write_rows
@@ -33,7 +32,8 @@ from ..report.html import Page
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, cache_files, check_outputs,
                      print_to_stdout, stderr_console, stdout_console,
                      terminate_as_interrupt)
-from .report import HTML_WORST, check_html, write_html
+from .report import (BASELINE_OPTION, CAPTION_OPTION, HTML_WORST, LABEL_OPTION, PERCENT_OPTION,
+                     STYLE_HELP, TRANSPOSE_OPTION, check_html, table_options, write_html)
 
 MAX_NOTES = 20  # notes (not errors) printed before pointing to --json
 MAX_FAILURES = 20  # failed rows printed before pointing to the CSV/JSON
@@ -96,11 +96,14 @@ def score_command(
         help="Per system and metric statistics as CSV (+ .meta.json)."),
     latex: Optional[Path] = typer.Option(
         None, "--latex", metavar="FILE",
-        help="booktabs table(s) for papers."),
-    latex_style: str = typer.Option(
-        "mean-ci", "--latex-style", metavar="STYLE",
-        help="What --latex puts in a cell: mean, mean-ci (mean ± 95 % CI half-width) or "
-             "mean-std (mean ± standard deviation)."),
+        help="booktabs table for papers (as `sqeval report --latex`)."),
+    latex_style: str = typer.Option("mean-ci", "--latex-style", metavar="STYLE",
+                                    help=STYLE_HELP),
+    caption: Optional[str] = CAPTION_OPTION,
+    label: Optional[str] = LABEL_OPTION,
+    transpose: Optional[bool] = TRANSPOSE_OPTION,
+    percent: bool = PERCENT_OPTION,
+    baseline: Optional[str] = BASELINE_OPTION,
     markdown: Optional[Path] = typer.Option(
         None, "--markdown", metavar="FILE",
         help="Summary (and gates) as Markdown, e.g. for a CI job page."),
@@ -170,8 +173,8 @@ def score_command(
                "--latex": latex, "--markdown": markdown, "--junit": junit, "--html": html_path}
     check_html(html_path, [spec.name for spec in options.metrics], html_metric,
                html_worst)
-    if latex_style not in LATEX_STYLES:
-        abort(f"--latex-style takes {', '.join(LATEX_STYLES)}; got {latex_style!r}")
+    table = table_options(latex_style, caption, label, transpose, percent, baseline,
+                          options.systems, latex is not None or markdown is not None)
     try:
         check_gate_targets(gates, [spec.name for spec in options.metrics], list(options.systems))
         check_gates_apply(gates, list(options.systems))
@@ -204,7 +207,7 @@ def score_command(
                                            html=html_path),
                                Page(all_sections, results, allow,
                                     HTML_WORST if html_worst is None else html_worst,
-                                    html_metric, group_by), latex_style)
+                                    html_metric, group_by), table)
     stdout_problem = print_to_stdout(
         lambda: _print_report(rows, options, names, all_sections, results))
     _print_problems(stderr_console(), rows, [spec.name for spec in options.metrics], json_path,
@@ -390,13 +393,14 @@ def folders_of_systems(sources) -> list[str]:
 
 
 def _write_outputs(scored: Results, options, sections, pattern, results, incomplete, allow,
-                   paths, page: Page, latex_style: str = "mean-ci") -> list[str]:
+                   paths, page: Page, table) -> list[str]:
     """Write every output asked for; one that fails does not stop the others. Says on
     stderr what each one written holds (``wrote results.csv (50 rows)``). Returns
     ``path: reason`` for each output that could not be written."""
+    from ..report.paper import build
+
     metrics, rows = list(options.metrics), scored.rows
     n_rows = plural(len(rows), "row")
-    n_tables = plural(len(sections), "table")
 
     def csv_file(path):
         meta = write_run_csv(path, scored.csv_text(), scored.provenance)
@@ -417,19 +421,28 @@ def _write_outputs(scored: Results, options, sections, pattern, results, incompl
     def text_file(make, what):
         def write(path):
             write_atomically(path, lambda stream: stream.write(make()))
-            return what
+            return what() if callable(what) else what
         return write
+
+    tables = None
+
+    def paper():  # the tables of `sqeval report --latex`, made once
+        nonlocal tables
+        if tables is None:
+            tables = build(rows, metrics, scored.systems, table, pattern,
+                           scored.provenance.get("audio"), sections)
+        return tables
 
     markdown = text_file(lambda: "## sqeval\n\n" + (
         ("### quality gates\n\n" + gates_markdown(results) + "\n") if results else "")
-        + markdown_tables(sections, metrics), n_tables)
+        + paper().markdown(), lambda: paper().what(False))
 
     def html_file(path):
         write_html(path, scored, page)
         return n_rows
 
     writers = {"csv": csv_file, "json": json_file, "summary": summary_file,
-               "latex": text_file(lambda: latex_tables(sections, metrics, latex_style), n_tables),
+               "latex": text_file(lambda: paper().latex(), lambda: paper().what(True)),
                "markdown": markdown,
                "junit": text_file(lambda: junit_xml(results, incomplete),
                                   plural(len(results), "gate check")),

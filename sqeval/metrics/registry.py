@@ -120,6 +120,12 @@ class MetricSpec:
             for the metric is then a usage error. None for the metrics that always run.
         source_note: what the source column adds after the package and its version (the
             model that maps to MOS, a fixed seed), or ``""``.
+        ranks: whether the tables may mark a "best" system on it (False: rel_entropy).
+        decimals: the decimals a paper table prints (fixed notation, never an exponent):
+            2 for dB and MOS scales, 3 for STOI and ESTOI, 4 for MC-MSE; see
+            :mod:`sqeval.report.paper` for the columns too small to print that way.
+        fraction: a value in [0, 1] that papers may print as a percentage (STOI, ESTOI;
+            ``--percent``).
     """
 
     name: str
@@ -146,6 +152,8 @@ class MetricSpec:
     missing_backend: Callable[[], str | None] | None = field(default=None, repr=False)
     source_note: str = ""
     ranks: bool = True  # whether the tables may mark a "best" system on it (see rel_entropy)
+    decimals: int = 2
+    fraction: bool = False
 
     @property
     def title(self) -> str:
@@ -213,7 +221,8 @@ def _core() -> list[MetricSpec]:
     """The default set: the SNR family, BSS Eval SDR, STOI, PESQ, MC-MSE, relative entropy."""
     stoi_common = dict(unit="", direction=HIGHER, takes_rate=True,
                        rates="any rate (resampled to 10 kHz as pystoi does)",
-                       properties=_SCALE_INVARIANT, family=intelligibility)
+                       properties=_SCALE_INVARIANT, family=intelligibility, decimals=3,
+                       fraction=True)
     pesq_common = dict(unit="MOS", direction=HIGHER, takes_rate=True, sample_aligned=False,
                        properties=_PESQ_PROPERTIES, tolerance=_PESQ_TOLERANCE, package="pesq")
     return [
@@ -263,14 +272,14 @@ def _core() -> list[MetricSpec]:
                    direction=LOWER,
                    definition="mean over (frame, bin) of (|S|^0.3 − |Ŝ|^0.3)², 32 ms Hann "
                               "STFT, hop 8 ms",
-                   reference="closed form", takes_rate=True,
+                   reference="closed form", takes_rate=True, decimals=4,
                    properties={"best_at_identity": True, "gain_invariant": False,
                                "polarity_invariant": True, "monotone_in_snr": True,
                                "sign_blind": False}),
         MetricSpec(name="rel_entropy", function=rel_entropy, unit="", low=-INF,
                    high=INF, range_note="0 at identity", direction=LOWER,
                    definition="mean over samples of σ(ŝ)·ln(σ(ŝ)/σ(s))",
-                   reference="closed form",
+                   reference="closed form", decimals=3,
                    # Not declared best at identity: it dips below 0 (a finding, by design).
                    properties={"gain_invariant": False, "polarity_invariant": False,
                                "sign_blind": False},

@@ -1,8 +1,10 @@
-"""Summary exports: the summary CSV, LaTeX (booktabs) and Markdown tables, and JUnit XML;
-for ``sqeval compare``, its table in Markdown and its max drops in JUnit XML.
+"""Summary exports: the summary CSV, the gates in Markdown, and JUnit XML; for ``sqeval
+compare``, its table in Markdown and its max drops in JUnit XML. The paper tables (LaTeX
+and Markdown) are :mod:`sqeval.report.paper`'s.
 
-Every exported number comes from the same :class:`~sqeval.stats.MetricSummary`, and the
-tables print it with :func:`fmt`, so a table and the summary CSV agree.
+Every exported number comes from the same :class:`~sqeval.stats.MetricSummary`; the
+terminal and these exports print it with :func:`fmt`, the paper tables with a fixed number
+of decimals per metric.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ import math
 import re
 from xml.etree import ElementTree
 
-from ..metrics import REGISTRY, Direction, MetricSpec
+from ..metrics import REGISTRY, MetricSpec
 from ..results import NOISY, CsvWriter, plural, printable
 from ..stats import CI_METHOD, Section, summary_rows
 from .files import write_atomically
+from .paper import STYLES as LATEX_STYLES  # noqa: F401  (--latex-style: what a cell holds)
+
 
 def fmt(value: float, sign: str = "") -> str:
-    """Three decimals, or three significant digits for small values; '–' for NaN. Every
-    table (terminal, LaTeX, Markdown) prints numbers with this, so they agree. ``sign="+"``
-    always shows the sign.
+    """Three decimals, or three significant digits for small values; '–' for NaN. The
+    terminal tables, the HTML report and ``compare`` print numbers with this, so they
+    agree (the paper tables print fixed decimals per metric: :mod:`sqeval.report.paper`).
+    ``sign="+"`` always shows the sign.
 
     Example:
         >>> fmt(3.14159), fmt(0.000123), fmt(float("nan")), fmt(0.5, "+")
@@ -37,13 +42,6 @@ def write_summary_csv(path, sections: list[Section], group_names: list[str]) -> 
 
     write_atomically(path, lambda stream: CsvWriter(stream).writerows(
         summary_rows(sections, group_names)))
-
-
-LATEX_STYLES = {  # --latex-style: what a cell holds besides the mean
-    "mean": "mean",
-    "mean-ci": "mean ± 95 % CI half-width",
-    "mean-std": "mean ± standard deviation",
-}
 
 
 def _cells(section: Section, metrics: list[MetricSpec], style: str = "mean-ci"):
@@ -67,63 +65,6 @@ def _cells(section: Section, metrics: list[MetricSpec], style: str = "mean-ci"):
             cells[system][spec.name] = (text, best is not None and system != NOISY
                                         and fmt(stats.mean) == fmt(best))
     return cells
-
-
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                 "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                 "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
-                 "|": r"\textbar{}"}
-
-
-def _latex_escape(text: str) -> str:
-    r"""``text`` as LaTeX text that prints as written: each of LaTeX's special characters
-    as its command (in one pass, so no escape is escaped again), line breaks and other
-    control characters as visible escapes (a newline would end a table row or a comment).
-
-    Example:
-        >>> print(_latex_escape("a_b & {c}~^\\"))
-        a\_b \& \{c\}\textasciitilde{}\textasciicircum{}\textbackslash{}
-    """
-    return "".join(LATEX_SPECIAL.get(char, char) for char in printable(text))
-
-
-def latex_tables(sections: list[Section], metrics: list[MetricSpec],
-                 style: str = "mean-ci") -> str:
-    """A booktabs table per condition, a column per metric under its display name (SI-SNR,
-    PESQ (WB), ...): the mean, ± the 95 % CI half-width or the standard deviation as
-    ``style`` says (:data:`LATEX_STYLES`); the best system in bold."""
-    out = [f"% sqeval: {LATEX_STYLES[style]} over scored files; best system per metric "
-           "in bold (the noisy input excluded; none on rel_entropy, whose sanity cases show "
-           "no consistent direction). Needs \\usepackage{booktabs}."]
-    arrows = {Direction.HIGHER: r"$\uparrow$", Direction.LOWER: r"$\downarrow$"}
-    header = " & ".join(f"{_latex_escape(s.title)} {arrows[s.direction]}" for s in metrics)
-    for section in sections:
-        cells = _cells(section, metrics, style)
-        out += [f"% {printable(section.label)}", "\\begin{tabular}{l" + "c" * len(metrics) + "}",
-                "\\toprule", f"System & {header} \\\\", "\\midrule"]
-        for system, row in cells.items():
-            texts = [(r"\textbf{" + t + "}" if bold else t).replace("±", r"$\pm$").replace("–", "--")
-                     for t, bold in (row[s.name] for s in metrics)]
-            out.append(f"{_latex_escape(system)} & " + " & ".join(texts) + " \\\\")
-        out += ["\\bottomrule", "\\end{tabular}", ""]
-    return "\n".join(out)
-
-
-def markdown_tables(sections: list[Section], metrics: list[MetricSpec],
-                    style: str = "mean-ci") -> str:
-    """A Markdown table per condition, same numbers and names as the LaTeX tables."""
-    out = []
-    for section in sections:
-        cells = _cells(section, metrics, style)
-        out += [f"### {md_text(section.label)}", "",
-                "| system | " + " | ".join(f"{s.title} {s.direction.arrow}"
-                                          for s in metrics) + " |",
-                "|---|" + "---:|" * len(metrics)]
-        for system, row in cells.items():
-            texts = [f"**{t}**" if bold else t for t, bold in (row[s.name] for s in metrics)]
-            out.append(f"| {md_text(system)} | " + " | ".join(texts) + " |")
-        out.append("")
-    return "\n".join(out)
 
 
 def gates_markdown(results) -> str:
