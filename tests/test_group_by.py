@@ -59,6 +59,31 @@ def test_a_group_by_that_matches_nothing_is_an_error_with_the_paths_it_saw(tmp_p
     assert "book_000_snr0_fileid_0.wav" in result.output  # an example of what it searched
 
 
+
+def test_report_refuses_a_group_by_that_matches_nothing_and_takes_one_that_does(tmp_path,
+                                                                                golden):
+    """From a saved run: the groups come from the audio paths of its .meta.json; one that
+    matches no file is exit 2, not a table of "(no match)" blocks."""
+    root = _dns_style(tmp_path, golden)
+    saved = tmp_path / "run.csv"
+    scored = CliRunner().invoke(app, [
+        "score", str(root / "clean"), str(root / "enh"), "--noisy", str(root / "noisy"),
+        "--key", r"fileid_(\d+)", "-m", "si_snr", "--no-cache", "--csv", str(saved)])
+    assert scored.exit_code == 0, scored.output
+    table = tmp_path / "t.md"
+    wrong = CliRunner().invoke(app, ["report", str(saved), "--markdown", str(table),
+                                     "--group-by", r"_db(?P<snr>-?\d+)"])
+    assert wrong.exit_code == 2
+    assert "matches none of the 4 files" in wrong.output
+    assert "book_000_snr0_fileid_0.wav" in wrong.output
+    assert not table.exists()
+    right = CliRunner().invoke(app, ["report", str(saved), "--markdown", str(table),
+                                     "--group-by", r"_snr(?P<snr>-?\d+)"])
+    assert right.exit_code == 0, right.output
+    text = table.read_text()
+    assert all(f"snr={snr}" in text for snr in ("0", "5", "10"))
+    assert "(no match)" not in text
+
 def test_rel_entropy_is_never_marked_best(tmp_path, golden):
     """Silence scores below a perfect copy on rel_entropy: no table marks a "best" on it."""
     reference, estimate, rate, _ = golden

@@ -144,7 +144,7 @@ def report_command(
     """Build the HTML report of a saved run (summary, figures, per-file table, worst
     files), or paper tables (LaTeX, Markdown) of one or several saved runs, without
     scoring."""
-    from ..api import UsageError, compile_group_by, read_results
+    from ..api import UsageError, check_group_by_matches, compile_group_by, read_results
     from ..report.html import saved_provenance
     from ..report.paper import TableError, combine
 
@@ -173,10 +173,15 @@ def report_command(
     check_outputs(outputs, [  # nor over the audio the page plays
         Path(path) for paths in (saved_provenance(meta).get("audio") or {}).values()
         for path in paths.values()])
+    explicit = group_by is not None
     if group_by is None:
         group_by = _runs_group_by(runs, notes)
     try:
         pattern = compile_group_by(group_by)
+        if explicit:  # one that matches no file would give only "(no match)" blocks
+            audio = saved_provenance(meta).get("audio") or {}
+            check_group_by_matches(pattern, {row.file: audio.get(row.file, {})
+                                             for row in saved.rows})
     except UsageError as error:
         abort(str(error))
     check_html(output, saved.metrics, metric)
