@@ -239,7 +239,7 @@ def test_markdown_has_the_same_numbers_and_blocks_per_condition(runs, tmp_path):
     md_rows = [line for line in markdown.splitlines() if line.startswith(("| sysA", "| sysB"))]
     tex_rows = [row for row in data_rows(tex) if row.startswith("sys")]
     clean = [re.sub(r"\\textbf\{([^}]*)\}", r"\1", row).replace("$\\pm$", "±")
-             for row in tex_rows]
+             .replace("$-$", "-") for row in tex_rows]
     assert [row.replace("**", "").strip("| ").split(" | ") for row in md_rows] == [
         row.rstrip(" \\").split(" & ") for row in clean]
     assert tex.count("\\multicolumn{4}{l}") == 3
@@ -279,6 +279,9 @@ def test_numbers_are_fixed_decimals_per_metric_and_never_exponents():
     assert "Rel. entropy ($\\times 10^{-6}$)" in tex
     assert cells[2] == f"{np.mean(tiny['noisy']['mc_mse']) * 1e9:.2f}"
     assert cells[4].startswith("10000000.")
+    assert cells[3].startswith("$-$3")  # a minus sign in LaTeX, not a text-mode hyphen
+    noisy_md = next(line for line in markdown.splitlines() if line.startswith("| noisy |"))
+    assert noisy_md.split(" | ")[4].startswith("-3")  # Markdown keeps the plain sign
     assert Format(2).text(-0.001) == "0.00" and Format(2).text(math.nan) == "–"
 
 

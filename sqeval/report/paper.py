@@ -414,7 +414,9 @@ def _latex_escape(text: str) -> str:
 def _latex_cell(cell: Cell) -> str:
     if cell.mean == "–":
         return "--"
-    text = f"\\textbf{{{cell.mean}}}" if cell.best else cell.mean
+    # a minus sign, not the hyphen a bare "-" prints in text mode
+    mean = "$-$" + cell.mean[1:] if cell.mean.startswith("-") else cell.mean
+    text = f"\\textbf{{{mean}}}" if cell.best else mean
     if cell.marked:
         text += "$^{" + MARK + "}$"
     if cell.spread:
