@@ -393,7 +393,7 @@ def delay_hints(rows: list[Row], systems: list[str]) -> list[str]:
 
     Example:
         >>> rows = [Row(f"{k}.wav", "sysA", delay=0.01) for k in range(3)]
-        >>> delay_hints(rows, ["sysA"])[0][:68]
+        >>> delay_hints(rows, ["sysA"])[0][:70]
         "system 'sysA': its outputs trail the clean references by about 10.0 ms"
     """
     hints = []
