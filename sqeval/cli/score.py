@@ -133,7 +133,9 @@ def score_command(
              "LocalCluster of --jobs workers (needs sqeval[dask])."),
     align: bool = typer.Option(False, "--align", help="Estimate a constant delay per file by "
                                "cross-correlation and remove it before the sample-aligned "
-                               "metrics (PESQ aligns itself); the delay is reported per file."),
+                               "metrics (PESQ aligns itself); the delay is reported per file. "
+                               "Without it, a system whose outputs lag by the same amount on "
+                               "most files gets a note."),
     max_delay: float = typer.Option(
         DEFAULT_MAX_DELAY_S, "--max-delay", metavar="SECONDS", min=0.0,
         help="Largest delay searched by --align, in seconds."),
