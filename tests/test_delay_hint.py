@@ -204,6 +204,10 @@ def test_measured_delay_in_seconds_and_no_peak_at_the_edge(speech):
     x = items[0][1]
     assert measured_delay(x, delayed(x, 160), rate) == ("value", 0.01, "")
     assert measured_delay(x, delayed(x, -40), rate) == ("value", -0.0025, "")
+    for level in (1e160, 1e-305):  # would overflow, or underflow, unscaled
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert measured_delay(level * x, level * delayed(x, 160), rate) == ("value", 0.01, "")
     kind, value, reason = measured_delay(x, np.zeros(len(x)), rate)  # no correlation at all
     assert (kind, value) == ("n/a", None) and "no cross-correlation peak" in reason
 
