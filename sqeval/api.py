@@ -30,7 +30,7 @@ from .provenance import provenance as current_provenance
 from .results import CsvWriter, read_text_cell, write_rows
 from .runner import default_jobs, score_jobs, small_run
 from .results import CLEAN, NA, NOISY, Row
-from .scoring import ScoreOptions
+from .scoring import DEFAULT_MAX_DELAY_S, ScoreOptions, delay_hints
 from .sources import AudioFile, Mapping, compile_key, default_name, open_source
 from .stats import sections, summary_rows
 from .warn import warn
@@ -106,7 +106,7 @@ class Plan:
 
 
 def plan(reference, estimates=None, *, noisy=None, metrics=None,
-         key: str | None = None, align: bool = False, max_delay: float = 0.5,
+         key: str | None = None, align: bool = False, max_delay: float = DEFAULT_MAX_DELAY_S,
          channel: int | None = None, mix: str | None = None,
          no_reference: bool = False, max_length_diff: float | None = None) -> Plan:
     """Pair the sources and settle the options, without scoring anything.
@@ -213,7 +213,7 @@ def audio_sources(planned: Plan) -> dict[str, dict[str, str]]:
 
 def score(reference, estimates=None, *, noisy=None, metrics=None,
           jobs: int = 0, cache=None, key: str | None = None, align: bool = False,
-          max_delay: float = 0.5, channel: int | None = None, mix: str | None = None,
+          max_delay: float = DEFAULT_MAX_DELAY_S, channel: int | None = None, mix: str | None = None,
           timeout: float | None = None, scheduler: str | None = None,
           no_reference: bool = False, force_jobs: bool = False,
           isolate: bool = False, max_length_diff: float | None = None) -> "Results":
@@ -253,7 +253,8 @@ def score(reference, estimates=None, *, noisy=None, metrics=None,
             arguments cannot make a run; the message says why.
 
     Warns:
-        RuntimeWarning: more ``jobs`` than cores; a cache that cannot be used.
+        RuntimeWarning: more ``jobs`` than cores; a cache that cannot be used; a system's
+            outputs likely delayed by a constant amount (:attr:`Results.hints`).
 
     Example (from a clone of the repository, which has ``sample_data/``):
         >>> results = score("sample_data/clean", {"enh": "sample_data/enhanced"},
@@ -268,8 +269,11 @@ def score(reference, estimates=None, *, noisy=None, metrics=None,
                    max_length_diff=max_length_diff)
     if crowded is not None:
         warn(f"sqeval: {crowded}")
-    return run(planned, jobs=jobs, cache=cache, timeout=timeout, scheduler=scheduler,
-               isolate=isolate)
+    results = run(planned, jobs=jobs, cache=cache, timeout=timeout, scheduler=scheduler,
+                  isolate=isolate)
+    for hint in results.hints:
+        warn(f"sqeval: {hint}")
+    return results
 
 
 def _open_cache(cache):
@@ -302,6 +306,14 @@ class Results:
     metrics: list[str]
     systems: list[str]
     provenance: dict = field(default_factory=dict)
+
+    @property
+    def hints(self) -> list[str]:
+        """Notes where the numbers may mislead, one per system whose outputs are likely
+        delayed by a constant amount (``sqeval score`` prints each as ``note: ...``).
+        They change no value; empty for a run with ``align``, and for one read from a CSV
+        (the lags are measured while scoring and not saved)."""
+        return delay_hints(self.rows, self.systems)
 
     def csv_text(self, guard: bool = True) -> str:
         """The per-file CSV, exactly as ``--csv`` writes it (``guard=False``: text cells as

@@ -50,6 +50,10 @@ class Row:
             failure only when the metric was asked for by name).
         file_error: why nothing at all could be scored, or None.
         notes: what was done to the signals (resampling, trimming).
+        delay: the lag in seconds by which the estimate trails its reference at the peak
+            of their cross-correlation (negative: it leads), measured for the delay hint
+            (:func:`~sqeval.scoring.delay_hints`) when the signals are not aligned; None
+            when not measured. Not a metric: it is in no CSV.
     """
 
     file: str
@@ -62,6 +66,7 @@ class Row:
     fresh: dict = field(default_factory=dict, repr=False, compare=False)  # computed now, to store
     # (clean, estimate) content digests of the bytes scored (the cache's key), when read
     content: tuple | None = field(default=None, repr=False, compare=False)
+    delay: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def failed(self) -> bool:

@@ -165,11 +165,11 @@ def small_run(jobs: list[Job]) -> bool:
 
 
 def _fully_known(job: Job, known: Known, options: ScoreOptions) -> bool:
-    names = [spec.name for spec in options.metrics]
     for system in options.systems:
         if system in job.estimates and system not in job.problems:
             outcomes, notes = known.get(system, ({}, None))
-            if notes is None or not all(name in outcomes for name in names):
+            if notes is None or not all(key in outcomes
+                                        for key in scoring.needed_outcomes(options, system)):
                 return False
     return True
 

@@ -62,6 +62,22 @@ DEFAULT_LENGTH_FRACTION = 0.1  # by default, up to 10 % of the reference's lengt
 MAX_LENGTH_ALLOWANCE_S = 1.0  # ... but never more than 1 s: the common prefix is what is
 # scored, so a long file must not leave seconds of its reference unscored by default
 
+DEFAULT_MAX_DELAY_S = 0.5  # seconds: the largest delay --align searches, by default
+
+# The delay hint. Without --align, each estimate's lag is measured (the peak of its
+# cross-correlation with its reference, searched as --align searches by default, so the
+# lag named is the one --align would remove); a system whose lags agree on a constant
+# delay gets a note suggesting --align (delay_hints). A delay is the one mistake that
+# costs the sample-aligned metrics everything: on sample_data, delaying a clean file by
+# 1 ms took its SI-SNR against itself from 174 dB to -16 dB.
+DELAY_HINT_MIN_S = 0.001  # a median lag beyond 1 ms: a peak nearer 0 can be the system's
+# own phase response (a filter's group delay moves it by a few samples), no delay at all
+DELAY_HINT_SPREAD_S = 0.001  # the lags that agree lie within 1 ms of their median (a
+# real constant delay gives the same lag on every file, to a sample or two)
+DELAY_HINT_MIN_FILES = 2  # at least this many files agree, and more than half of those
+# measured: one file's peak away from 0 is that file's distortion, not a delay
+DELAY_KEY = "~delay"  # the measured lag among a pair's cached outcomes (no metric's name)
+
 REFERENCE_ITSELF = "the clean reference itself (an intrusive metric compares against it)"
 NEEDS_REFERENCE = "needs a clean reference (--no-reference)"
 
@@ -113,7 +129,6 @@ def score_job(job: Job, display_name: str, options: ScoreOptions,
     outcome is known is not even read.
     """
     known = known or {}
-    names = [spec.name for spec in options.metrics]
     reference, reference_error = None, None
     rows = []
     for name in options.systems:
@@ -123,7 +138,7 @@ def score_job(job: Job, display_name: str, options: ScoreOptions,
         if name not in job.estimates:
             continue
         outcomes, notes = known.get(name, ({}, None))
-        if notes is not None and all(metric in outcomes for metric in names):
+        if notes is not None and all(key in outcomes for key in needed_outcomes(options, name)):
             rows.append(_row_from_outcomes(display_name, name, outcomes, notes, options))
             continue
         if options.no_reference:
@@ -149,6 +164,8 @@ def score_job(job: Job, display_name: str, options: ScoreOptions,
 
 def _row_from_outcomes(file, system, outcomes, notes, options) -> Row:
     row = Row(file, system, notes=list(notes))
+    if measures_delay(options, system):
+        row.delay = _delay(outcomes[DELAY_KEY])
     for spec in options.metrics:
         _apply(row, spec.name, outcomes[spec.name], _strict(options, system, spec))
     return _complete(row, options.metrics)
@@ -263,6 +280,10 @@ def score_signals(file: str, system: str, reference: Signal | None, samples: np.
             f"lengths differ by {abs(n_ref - n_est)} samples (reference {n_ref}, estimate "
             f"{n_est}); sample-aligned metrics use the first {min(n_ref, n_est)}"
         )
+    if measures_delay(options, system):
+        if DELAY_KEY not in known:
+            row.fresh[DELAY_KEY] = measured_delay(reference.samples, samples, fs)
+        row.delay = _delay(known.get(DELAY_KEY) or row.fresh[DELAY_KEY])
     aligned = _aligned(reference, estimate, options, row) if options.max_delay else None
     computation = Computation(reference, estimate, aligned)
     for spec in options.metrics:
@@ -327,6 +348,79 @@ def _score_alone(row: Row, signal: Signal, options: ScoreOptions, known: dict,
             outcome = row.fresh[spec.name] = computation.outcome(spec)
         _apply(row, spec.name, outcome, _strict(options, row.system, spec))
     return _complete(row, options.metrics)
+
+
+def measures_delay(options: ScoreOptions, system: str) -> bool:
+    """Whether the rows of ``system`` measure their estimate's lag for the delay hint:
+    not aligned (``--align``), against a clean reference, and some metric asked for
+    compares sample by sample (the metrics a delay misleads)."""
+    return (options.max_delay is None and not options.no_reference and system != CLEAN
+            and any(spec.intrusive and spec.sample_aligned for spec in options.metrics))
+
+
+def needed_outcomes(options: ScoreOptions, system: str) -> list[str]:
+    """The outcomes a row of ``system`` needs, in the cache's terms: every metric's, and
+    the measured lag when :func:`measures_delay` (a cached row has the hint's lag too)."""
+    names = [spec.name for spec in options.metrics]
+    return names + [DELAY_KEY] if measures_delay(options, system) else names
+
+
+def measured_delay(reference: np.ndarray, estimate: np.ndarray, fs: int):
+    """The lag of ``estimate`` behind ``reference`` (both at ``fs``) as an outcome:
+    ``("value", seconds, "")``, the peak of their cross-correlation within
+    ±:data:`DEFAULT_MAX_DELAY_S` (negative: the estimate leads); ``("n/a", None,
+    reason)`` when the peak lies at the edge of the search, where the correlation may
+    still rise (no peak found; a zero correlation has its argmax there too). Each signal
+    is scaled to a peak of 1 first (the lag does not change): files at extreme levels
+    (1e160, or subnormal) would overflow or underflow the correlation."""
+    max_lag = round(DEFAULT_MAX_DELAY_S * fs)
+    edge = min(max_lag, len(reference) - 1, len(estimate) - 1)
+    lag = estimate_delay(_unit_peak(reference), _unit_peak(estimate), max_lag)
+    if edge <= 0 or abs(lag) >= edge:
+        return ("n/a", None, f"no cross-correlation peak within ±{edge / fs:g} s")
+    return ("value", lag / fs, "")
+
+
+def _unit_peak(x: np.ndarray) -> np.ndarray:
+    peak = np.max(np.abs(x))
+    return x / peak if peak > 0 else x
+
+
+def _delay(outcome) -> float | None:
+    kind, value, _ = outcome
+    return float(value) if kind == "value" else None
+
+
+def delay_hints(rows: list[Row], systems: list[str]) -> list[str]:
+    """A note for each system whose outputs are likely delayed by a constant amount:
+    the lags measured on its files (``Row.delay``) have a median beyond
+    :data:`DELAY_HINT_MIN_S`, and at least :data:`DELAY_HINT_MIN_FILES` of them, more
+    than half of those measured, lie within :data:`DELAY_HINT_SPREAD_S` of it. A note
+    only: it changes no number, no verdict and no exit code.
+
+    Example:
+        >>> rows = [Row(f"{k}.wav", "sysA", delay=0.01) for k in range(3)]
+        >>> delay_hints(rows, ["sysA"])[0][:70]
+        "system 'sysA': its outputs trail the clean references by about 10.0 ms"
+    """
+    hints = []
+    for system in systems:
+        lags = [row.delay for row in rows if row.system == system and row.delay is not None]
+        if not lags:
+            continue
+        median = float(np.median(lags))
+        agreeing = [lag for lag in lags if abs(lag - median) <= DELAY_HINT_SPREAD_S]
+        if (abs(median) <= DELAY_HINT_MIN_S or len(agreeing) < DELAY_HINT_MIN_FILES
+                or 2 * len(agreeing) <= len(lags)):
+            continue
+        typical = float(np.median(agreeing))
+        hints.append(
+            f"system '{system}': its outputs {'trail' if typical > 0 else 'lead'} the clean "
+            f"references by about {1000 * abs(typical):.1f} ms on {len(agreeing)} of "
+            f"{len(lags)} files (the peak of their cross-correlation); metrics that compare "
+            "sample by sample (SI-SNR, SDR, STOI, ...) punish a delay heavily: if it is the "
+            "system's latency, --align (align=True in sqeval.score) removes it before them")
+    return hints
 
 
 def _aligned(reference: Signal, estimate: Signal, options: ScoreOptions, row: Row):

@@ -26,7 +26,7 @@ from ..report.summary import gates_markdown, junit_xml, write_summary_csv
 from ..report.table import gates_table, print_tables, section_table
 from ..runner import Interrupted, SchedulerError
 from ..results import Row, plural, printable, write_rows
-from ..scoring import REFERENCE_ITSELF
+from ..scoring import DEFAULT_MAX_DELAY_S, REFERENCE_ITSELF
 from ..stats import sections
 from ..report.html import Page
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, cache_files, check_outputs,
@@ -136,9 +136,11 @@ def score_command(
              "LocalCluster of --jobs workers (needs sqeval[dask])."),
     align: bool = typer.Option(False, "--align", help="Estimate a constant delay per file by "
                                "cross-correlation and remove it before the sample-aligned "
-                               "metrics (PESQ aligns itself); the delay is reported per file."),
+                               "metrics (PESQ aligns itself); the delay is reported per file. "
+                               "Without it, a system whose outputs lag by the same amount on "
+                               "most files gets a note."),
     max_delay: float = typer.Option(
-        0.5, "--max-delay", metavar="SECONDS", min=0.0,
+        DEFAULT_MAX_DELAY_S, "--max-delay", metavar="SECONDS", min=0.0,
         help="Largest delay searched by --align, in seconds."),
     max_length_diff: Optional[float] = typer.Option(
         None, "--max-length-diff", metavar="FRACTION", min=0.0,
@@ -212,6 +214,8 @@ def score_command(
         lambda: _print_report(rows, options, names, all_sections, results))
     _print_problems(stderr_console(), rows, [spec.name for spec in options.metrics], json_path,
                     csv_path)
+    for hint in results_.hints:  # information only: no number, verdict or exit code changes
+        stderr_console().print(f"note: {printable(hint)}", markup=False, soft_wrap=True)
     if unwritten:
         kept = (f"every result is kept in the cache ({cache_path}): fix the output and run the "
                 "same command again; nothing is computed twice" if cached else
