@@ -244,6 +244,14 @@ def _select_channel(data: np.ndarray, policy: ChannelPolicy) -> np.ndarray:
     return data[:, [policy.channel]]
 
 
+def _unit_scale(x: np.ndarray) -> np.ndarray:
+    """``x`` times the power of two that brings its peak into [0.5, 1) (unchanged if 0)."""
+    peak = float(np.max(np.abs(x))) if len(x) else 0.0
+    if not np.isfinite(peak) or peak == 0:
+        return x
+    return np.ldexp(x, -np.frexp(peak)[1])
+
+
 def estimate_delay(reference: np.ndarray, estimate: np.ndarray, max_lag: int) -> int:
     """The lag (samples) by which ``estimate`` trails ``reference``, from the peak of their
     cross-correlation's magnitude within ``±max_lag``; negative when it leads.
@@ -258,5 +266,8 @@ def estimate_delay(reference: np.ndarray, estimate: np.ndarray, max_lag: int) ->
     if n == 0 or max_lag <= 0:
         return 0
     lag = min(max_lag, n - 1)
-    correlation = lagged_correlations(reference[:n], [estimate[:n]], lag, lag)[0]  # −lag … lag
+    # each signal scaled by a power of two to a peak in [0.5, 1): exact, so the lag is the
+    # same, and files at extreme levels (1e160, subnormal) cannot overflow the correlation
+    reference, estimate = (_unit_scale(x[:n]) for x in (reference, estimate))
+    correlation = lagged_correlations(reference, [estimate], lag, lag)[0]  # −lag … lag
     return int(np.argmax(np.abs(correlation))) - lag

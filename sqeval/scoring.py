@@ -370,20 +370,13 @@ def measured_delay(reference: np.ndarray, estimate: np.ndarray, fs: int):
     ``("value", seconds, "")``, the peak of their cross-correlation within
     ±:data:`DEFAULT_MAX_DELAY_S` (negative: the estimate leads); ``("n/a", None,
     reason)`` when the peak lies at the edge of the search, where the correlation may
-    still rise (no peak found; a zero correlation has its argmax there too). Each signal
-    is scaled to a peak of 1 first (the lag does not change): files at extreme levels
-    (1e160, or subnormal) would overflow or underflow the correlation."""
+    still rise (no peak found; a zero correlation has its argmax there too)."""
     max_lag = round(DEFAULT_MAX_DELAY_S * fs)
     edge = min(max_lag, len(reference) - 1, len(estimate) - 1)
-    lag = estimate_delay(_unit_peak(reference), _unit_peak(estimate), max_lag)
+    lag = estimate_delay(reference, estimate, max_lag)
     if edge <= 0 or abs(lag) >= edge:
         return ("n/a", None, f"no cross-correlation peak within ±{edge / fs:g} s")
     return ("value", lag / fs, "")
-
-
-def _unit_peak(x: np.ndarray) -> np.ndarray:
-    peak = np.max(np.abs(x))
-    return x / peak if peak > 0 else x
 
 
 def _delay(outcome) -> float | None:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 import sqeval.scoring
 from sqeval import evaluate, read_results, score
+from sqeval.audio import estimate_delay
 from sqeval.cli import app
 from sqeval.metrics import resolve
 from sqeval.results import Row
@@ -241,3 +242,15 @@ def test_only_unaligned_runs_with_sample_aligned_metrics_measure():
     assert not measures_delay(ScoreOptions(metrics=core, systems=("a",), max_delay=0.5), "a")
     assert not measures_delay(ScoreOptions(metrics=pesq, systems=("a",)), "a")
     assert not measures_delay(ScoreOptions(metrics=core, systems=("clean", "a")), "clean")
+
+
+def test_align_finds_the_lag_at_extreme_levels_too(speech):
+    """--align and the hint share estimate_delay, which scales each signal by a power of
+    two (exact) before correlating: the lag is the same at any level, with no overflow."""
+    items, _ = speech
+    s = items[0][1][:16000]
+    late = delayed(s, 160)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lags = [estimate_delay(s * level, late * level, 800) for level in (1.0, 1e160, 1e-305)]
+    assert lags == [160, 160, 160]
