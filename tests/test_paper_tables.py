@@ -320,3 +320,104 @@ def test_holm_and_the_marks_follow_the_adjusted_p():
     tex = tables.latex()
     assert "\\textbf{4.85}$^{*}$" in tex and next(
         line for line in tex.splitlines() if line.startswith("same &")).count("*") == 0
+
+
+# --- what an adversarial review found ---------------------------------------------------
+
+def _with_failures(runs, tmp_path, system: str, failed: int):
+    """a.csv with a system equal to sysA on its last files and error rows on the first
+    ``failed`` (a cherry-picking system), saved without a .meta.json."""
+    lines = (runs / "a.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    out = [lines[0]]
+    for line in lines[1:]:
+        out.append(line)
+        cells = line.split(",")
+        if cells[1] != "sysA":
+            continue
+        cells[1] = system
+        if int(cells[0][1]) < failed:  # files f0 ... f{failed-1} failed
+            cells = cells[:2] + [""] * (len(header) - 3) + ["output is silent"]
+        out.append(",".join(cells))
+    path = tmp_path / f"{system}.csv"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def test_a_mean_over_fewer_files_is_marked_and_never_best(runs, tmp_path):
+    """A system that failed most files must not take the bold from one scored on all."""
+    csv = _with_failures(runs, tmp_path, "cherry", 5)
+    result = run("report", csv, "--latex", tmp_path / "t.tex", "--markdown", tmp_path / "t.md",
+                 "-m", "pesq_wb,stoi", "--no-transpose", "--group-by", "")
+    assert result.exit_code == 0, result.output
+    assert "marked † and never bold" in result.output and "cherry: pesq_wb (3 of 8" in result.output
+    tex = (tmp_path / "t.tex").read_text()
+    rows = {row.split(" & ")[0]: row for row in data_rows(tex)}
+    assert "\\textbf" not in rows["cherry"] and rows["cherry"].count("$^{\\dagger}$") == 2
+    assert rows["sysA"].count("\\textbf") == 2  # the best over all 8 files
+    assert "fewer files than the table has" in tex
+    assert "†" in (tmp_path / "t.md").read_text()
+    _, pages, text = compile_pdf(tmp_path, "t")
+    assert len(pages) == 1
+
+
+def test_huge_values_print_in_full_and_the_clean_rows_are_never_a_candidate(runs, tmp_path):
+    big = Format(2).text(1e300)
+    assert big.startswith("1000000000") and big.endswith(".00") and len(big) == 304
+    assert Format(4, 6).text(1.7976931348623157e308).endswith(".0000")
+    rows = [Row(f"f{k}", system, {"dnsmos_ovrl": value + 0.1 * k})
+            for k in range(6) for system, value in (("clean", 3.5), ("A", 3.0), ("noisy", 2.0))]
+    tables = build(rows, [REGISTRY["dnsmos_ovrl"]], ["noisy", "clean", "A"],
+                   TableOptions(baseline="noisy", transpose=False))
+    tex = tables.latex()
+    cells = {row.split(" & ")[0]: row for row in data_rows(tex)}
+    assert "\\textbf" in cells["A"] and "\\textbf" not in cells["clean"]
+    assert [t.system for t in tables.tests] == ["A"]  # clean is an input, not tested
+
+
+def test_noisy_rows_take_each_metric_from_the_run_that_has_it(runs, tmp_path):
+    """Runs with different metrics: the noisy input's SNR comes from the run that scored
+    it, whatever the order of the CSVs."""
+    one = run("score", runs / "clean", f"sysD={runs / 'sysA'}", "--noisy", runs / "noisy",
+              "-m", "stoi", "--no-cache", "-j", 1, "--csv", tmp_path / "d.csv")
+    assert one.exit_code == 0, one.output
+    tables = []
+    for order in ((tmp_path / "d.csv", runs / "b.csv"), (runs / "b.csv", tmp_path / "d.csv")):
+        result = run("report", *order, "--markdown", tmp_path / "t.md", "-m", "stoi,si_snr",
+                     "--no-transpose", "--group-by", "")
+        assert result.exit_code == 0, result.output
+        text = (tmp_path / "t.md").read_text()
+        noisy = next(line for line in text.splitlines() if line.startswith("| noisy |"))
+        assert "–" not in noisy, noisy  # both metrics of the noisy input
+        tables.append(noisy)
+    assert tables[0] == tables[1]
+
+
+def test_captions_that_would_not_compile_are_refused_and_line_breaks_are_spaces(runs,
+                                                                                tmp_path):
+    a = runs / "a.csv"
+    for caption, message in (("50% better", "unescaped '%'"), ("A & B", "unescaped '&'"),
+                             ("unbalanced {brace", "braces do not balance")):
+        result = run("report", a, "--latex", tmp_path / "t.tex", "--caption", caption)
+        assert result.exit_code == 2 and message in result.output, result.output
+    result = run("report", a, "--latex", tmp_path / "t.tex", "--caption",
+                 "Results on\nthe sample data (50\\%).", "--group-by", "")
+    assert result.exit_code == 0, result.output
+    assert "\\caption{Results on the sample data (50\\%).}" in (tmp_path / "t.tex").read_text()
+    _, pages, text = compile_pdf(tmp_path, "t")
+    assert len(pages) == 1 and "50%" in text
+
+
+def test_report_usage_errors_found_by_review(runs, tmp_path):
+    header = (runs / "a.csv").read_text().splitlines()[0]
+    (tmp_path / "h.csv").write_text(header + "\n")
+    empty = run("report", tmp_path / "h.csv", "--latex", tmp_path / "t.tex")
+    assert empty.exit_code == 2 and "no rows" in empty.output
+    html_only = run("report", runs / "a.csv", "--latex", tmp_path / "t.tex", "--html-worst", 3)
+    assert html_only.exit_code == 2 and "give -o/--output FILE" in html_only.output
+    grouped = run("report", runs / "a.csv", "--markdown", tmp_path / "t.md", "--group-by",
+                  r"_(?P<snr>\d+)dB")
+    plain = run("report", runs / "a.csv", "--markdown", tmp_path / "u.md", "--group-by", "")
+    assert grouped.exit_code == plain.exit_code == 0
+    assert "### snr=0" in (tmp_path / "t.md").read_text()
+    assert "### snr=" not in (tmp_path / "u.md").read_text()

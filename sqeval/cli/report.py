@@ -19,13 +19,13 @@ NEEDS_PLOT = ("the HTML report draws its figures with matplotlib, which is not i
 
 
 def check_html(path: Optional[Path], metrics: list[str], chosen: Optional[str],
-               worst: Optional[int] = None) -> None:
+               worst: Optional[int] = None, option: str = "--html FILE") -> None:
     """Before any work: the report can be made (matplotlib is there, ``chosen`` is a metric
     of the run). Aborts (exit 2) otherwise, and for --html-worst or --html-metric given
     without --html (``worst``: the --html-worst given, None if not)."""
     if path is None:
         if chosen is not None or worst is not None:
-            abort("--html-worst and --html-metric shape the HTML report: give --html FILE "
+            abort(f"--html-worst and --html-metric shape the HTML report: give {option} "
                   "with them")
         return
     if path.suffix.lower() not in (".html", ".htm"):
@@ -81,7 +81,8 @@ def table_options(style: str, caption, label, transpose, percent, baseline, syst
     """The :class:`~sqeval.report.paper.TableOptions` of the command line, checked before
     any work: aborts (exit 2) on an unknown style, label or baseline, and on a table
     option given without --latex or --markdown."""
-    from ..report.paper import STYLES, TableError, TableOptions, check_baseline, check_label
+    from ..report.paper import (STYLES, TableError, TableOptions, check_baseline,
+                                check_caption, check_label)
 
     if style not in STYLES:
         abort(f"--latex-style takes {', '.join(STYLES)}; got {style!r}")
@@ -91,10 +92,12 @@ def table_options(style: str, caption, label, transpose, percent, baseline, syst
                                          ("--percent", percent),
                                          ("--baseline", baseline is not None)) if given]
     if shaping and not tables_asked:
-        abort(f"{', '.join(shaping)} shape the tables: give --latex FILE or --markdown FILE "
+        verb = "shapes" if len(shaping) == 1 else "shape"
+        abort(f"{', '.join(shaping)} {verb} the tables: give --latex FILE or --markdown FILE "
               "with them")
     try:
         check_label(label)
+        caption = check_caption(caption)
         check_baseline(baseline, list(systems))
     except TableError as error:
         abort(str(error))
@@ -130,16 +133,16 @@ def report_command(
         False, "--ignore-provenance",
         help="Tabulate runs whose .meta.json differ in what changes the numbers (as "
              "`sqeval compare --ignore-provenance`); they are refused otherwise."),
-    worst: int = typer.Option(
-        HTML_WORST, "--html-worst", metavar="N", min=0,
+    worst: Optional[int] = typer.Option(
+        None, "--html-worst", metavar="N", min=0, show_default=str(HTML_WORST),
         help="Worst files per system to hear and see (0: none)."),
     metric: Optional[str] = typer.Option(
         None, "--html-metric", metavar="METRIC",
         help="The metric that ranks the worst files; default pesq_wb, else the first."),
     group_by: Optional[str] = typer.Option(
         None, "--group-by", metavar="REGEX",
-        help="Regex with named groups from each file path (default: the run's); the tables "
-             "get one block per condition."),
+        help="Regex with named groups from each file path (default: the run's; '' for "
+             "none); the tables get one block per condition."),
 ) -> None:
     """Build the HTML report of a saved run (summary, figures, per-file table, worst
     files), or paper tables (LaTeX, Markdown) of one or several saved runs, without
@@ -163,6 +166,9 @@ def report_command(
             runs.append((path, read_results(path)))
         except UsageError as error:
             abort(str(error))
+    empty = [str(path) for path, run in runs if not run.rows]
+    if empty:
+        abort(f"{', '.join(empty)}: no rows (a header alone): nothing to report")
     try:
         saved, combined_notes = combine(runs, ignore_provenance)
     except TableError as error:
@@ -173,8 +179,10 @@ def report_command(
     check_outputs(outputs, [  # nor over the audio the page plays
         Path(path) for paths in (saved_provenance(meta).get("audio") or {}).values()
         for path in paths.values()])
-    explicit = group_by is not None
-    if group_by is None:
+    explicit = bool(group_by)
+    if group_by == "":  # --group-by '': no conditions, whatever the runs saved
+        group_by = None
+    elif group_by is None:
         group_by = _runs_group_by(runs, notes)
     try:
         pattern = compile_group_by(group_by)
@@ -184,7 +192,8 @@ def report_command(
                                              for row in saved.rows})
     except UsageError as error:
         abort(str(error))
-    check_html(output, saved.metrics, metric)
+    check_html(output, saved.metrics, metric, worst, option="-o/--output FILE")
+    worst = HTML_WORST if worst is None else worst
     tables = latex is not None or markdown is not None
     options = table_options(latex_style, caption, label, transpose, percent, baseline,
                             saved.systems, tables)
@@ -235,6 +244,12 @@ def _write_tables(saved, chosen, options, pattern, latex, markdown) -> None:
     tables = build(saved.rows, chosen, saved.systems, options, pattern,
                    saved_provenance(saved.provenance).get("audio"))
     console = stderr_console()
+    incomplete = tables.incomplete()
+    if incomplete:
+        shown = "; ".join(incomplete[:6]) + ("; ..." if len(incomplete) > 6 else "")
+        console.print(f"note: {plural(len(incomplete), 'mean')} of the tables leave out "
+                      f"files that failed or do not apply ({printable(shown)}): marked † "
+                      "and never bold", markup=False, soft_wrap=True)
     unwritten = []
     for path, make, is_latex in ((latex, tables.latex, True),
                                  (markdown, tables.markdown, False)):

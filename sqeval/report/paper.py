@@ -32,10 +32,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..metrics import Direction
-from ..results import NOISY, printable
+from ..results import CLEAN, NOISY, printable
 from ..stats import Section, file_groups, paired_difference, sections, values_by_file, wilcoxon_p
 
 ALPHA = 0.05  # the level of the significance marks
+SHARED = (NOISY, CLEAN)  # inputs, not systems: never best, tested only as the baseline
+INCOMPLETE = "†"  # a mean over fewer files than its block has
 MARK = "*"  # the mark of a significant difference against the baseline
 UNKNOWN_DECIMALS = 3  # decimals of a column the registry does not know
 SCALED_DECIMALS = 2  # decimals of a column scaled by a power of ten
@@ -86,6 +88,38 @@ def check_label(label: str | None) -> None:
                          "tab:results")
 
 
+def check_caption(caption: str | None) -> str | None:
+    r"""The caption with its line breaks as spaces (LaTeX reads them so); a
+    :class:`TableError` for one that would not compile: an unescaped ``%`` (it would
+    comment out the rest), ``&`` or ``#``, or braces that do not balance.
+
+    Example:
+        >>> check_caption("Results on\nVoiceBank (50\\% of \\cite{x}).")
+        'Results on VoiceBank (50\\% of \\cite{x}).'
+    """
+    if caption is None:
+        return None
+    text = " ".join(caption.splitlines())
+    depth, escaped = 0, False
+    for char in text:
+        if escaped:
+            escaped = False
+            continue
+        if char == "\\":
+            escaped = True
+        elif char in "%&#":
+            raise TableError(f"--caption {caption!r}: an unescaped {char!r} breaks LaTeX; "
+                             f"write \\{char} (the caption is LaTeX source, written as given)")
+        elif char in "{}":
+            depth += 1 if char == "{" else -1
+            if depth < 0:
+                break
+    if depth != 0:
+        raise TableError(f"--caption {caption!r}: its braces do not balance; write \\{{ and "
+                         "\\} for literal braces")
+    return text
+
+
 def check_baseline(baseline: str | None, systems) -> None:
     """A :class:`TableError` when ``baseline`` is not one of ``systems``."""
     if baseline is not None and baseline not in systems:
@@ -121,8 +155,12 @@ class Format:
 
         if value is None or not math.isfinite(value):
             return "–"
+        from decimal import localcontext
+
         exact = Decimal(repr(float(value))).scaleb(self.shift)
-        text = f"{exact.quantize(Decimal(1).scaleb(-self.decimals), ROUND_HALF_UP):f}"
+        with localcontext() as context:  # every digit of the largest float (1.8e308) fits
+            context.prec = 400
+            text = f"{exact.quantize(Decimal(1).scaleb(-self.decimals), ROUND_HALF_UP):f}"
         if text.startswith("-") and not text.strip("-0."):
             text = text[1:]  # -0.00: a zero
         return text
@@ -201,7 +239,7 @@ def significance(blocks, metrics, baseline: str) -> list[Test]:
             continue
         base_rows = [r for r in rows if r.system == baseline]
         for system in systems:
-            if system == baseline or (system == NOISY and baseline != NOISY):
+            if system == baseline or system in SHARED:
                 continue
             own = [r for r in rows if r.system == system]
             for spec in metrics:
@@ -224,6 +262,7 @@ class Cell:
     spread: str = ""  # the text after ±, or ""
     best: bool = False
     marked: bool = False
+    incomplete: bool = False  # files of the block failed (or were n/a) for this cell
 
 
 @dataclass
@@ -266,8 +305,10 @@ class Tables:
         out = {system: {} for system in systems}
         for spec in self.metrics:
             form = self.formats[spec.name]
+            # candidates for best: the systems scored on every file of the block
             means = {s: form.text(by[s, spec.name].stats.mean) for s in systems
-                     if s != NOISY and math.isfinite(by[s, spec.name].stats.mean)}
+                     if s not in SHARED and math.isfinite(by[s, spec.name].stats.mean)
+                     and not _incomplete(by[s, spec.name])}
             best = None
             if means and getattr(spec, "ranks", False) and hasattr(spec, "direction"):
                 pick = max if spec.direction is Direction.HIGHER else min
@@ -280,8 +321,33 @@ class Tables:
                 out[system][spec.name] = Cell(
                     mean, "" if spread is None or not math.isfinite(spread) or mean == "–"
                     else form.text(spread), system in means and mean == best,
-                    (system, spec.name) in marked)
+                    (system, spec.name) in marked,
+                    mean != "–" and _incomplete(by[system, spec.name]))
         return out
+
+    def incomplete(self) -> list[str]:
+        """``system: metric (n of N files)`` for each mean over fewer files than its
+        block has (all files only), for a note on stderr."""
+        out = []
+        for summary in self.sections[0].summaries if self.sections else []:
+            if _incomplete(summary) and summary.stats.n and any(
+                    spec.name == summary.metric for spec in self.metrics):
+                total = summary.stats.n + summary.n_failed + summary.n_not_applicable
+                out.append(f"{summary.system}: {summary.metric} ({summary.stats.n} of "
+                           f"{total} files)")
+        return out
+
+    def _incomplete_note(self) -> str | None:
+        if not any(cell.incomplete for index in range(len(self.sections))
+                   for row in self.cells(index).values() for cell in row.values()):
+            return None
+        return (f"{INCOMPLETE}: mean over fewer files than the table has (the others failed "
+                "or do not apply for this system and metric); not ranked")
+
+    def notes(self) -> list[str]:
+        """The notes under the table: incomplete means, significance marks."""
+        return [note for note in (self._incomplete_note(), self._significance_note())
+                if note is not None]
 
     def _significance_note(self) -> str | None:
         baseline = self.options.baseline
@@ -337,10 +403,10 @@ class Tables:
                     out.append(f"{_latex_escape(system)} & " + " & ".join(
                         _latex_cell(row[spec.name]) for spec in self.metrics) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}"]
-        note = self._significance_note()
-        if note is not None:
+        for note in self.notes():
             out += ["\\par\\smallskip", "{\\footnotesize\\raggedright "
                     + _latex_escape(note).replace(MARK, "$^{" + MARK + "}$", 1)
+                    .replace(INCOMPLETE, "$^{\\dagger}$", 1)
                     .replace("α", "$\\alpha$") + "\\par}"]
         if float_:
             out.append("\\end{table}")
@@ -379,8 +445,7 @@ class Tables:
                     out.append(f"| {md_text(system)} | " + " | ".join(
                         _markdown_cell(row[spec.name]) for spec in self.metrics) + " |")
             out.append("")
-        note = self._significance_note()
-        if note is not None:
+        for note in self.notes():
             out += [md_text(note).replace(MARK, "\\" + MARK, 1), ""]
         return "\n".join(out)
 
@@ -419,6 +484,8 @@ def _latex_cell(cell: Cell) -> str:
     text = f"\\textbf{{{mean}}}" if cell.best else mean
     if cell.marked:
         text += "$^{" + MARK + "}$"
+    if cell.incomplete:
+        text += "$^{\\dagger}$"
     if cell.spread:
         text += f" $\\pm$ {cell.spread}"
     return text
@@ -430,9 +497,16 @@ def _markdown_cell(cell: Cell) -> str:
     text = f"**{cell.mean}**" if cell.best else cell.mean
     if cell.marked:
         text += "\\" + MARK
+    if cell.incomplete:
+        text += INCOMPLETE
     if cell.spread:
         text += f" ± {cell.spread}"
     return text
+
+
+def _incomplete(summary) -> bool:
+    """Whether a mean leaves out files of its block (failed, or n/a)."""
+    return summary.n_failed + summary.n_not_applicable > 0
 
 
 def build(rows, metrics, systems, options: TableOptions = TableOptions(), pattern=None,
@@ -513,28 +587,49 @@ def combine(runs, ignore_provenance: bool = False):
     owner: dict[str, str] = {}
     for path, results in runs:
         for system in results.systems:
-            if system != NOISY and system in owner:
+            if system not in SHARED and system in owner:
                 raise TableError(f"system {system!r} is in both {owner[system]} and {path}: "
                                  "a table cannot tell them apart; score one of them under "
                                  "another name (NAME=PATH)")
             owner.setdefault(system, str(path))
     metrics = list(dict.fromkeys(m for _, results in runs for m in results.metrics))
-    rows, systems, noisy_from = [], [], None
+    rows, systems = [], []
+    shared: dict[tuple, int] = {}  # (file, noisy or clean) → its row's index in rows
+    shared_from: dict[str, tuple] = {}  # noisy or clean → the first (path, results) with it
+    covered: dict[str, set] = {}  # noisy or clean → the metrics its rows hold so far
     for path, results in runs:
+        for system in SHARED:
+            if system in results.systems and system in shared_from:
+                _check_noisy(shared_from[system], (path, results), system)
         for row in results.rows:
-            if row.system == NOISY and noisy_from is not None:
-                continue
             values = {m: row.values.get(m, math.nan) for m in metrics}
+            key = (row.file, row.system)
+            if row.system in SHARED and key in shared:
+                # the same input scored by another run: take the metrics the earlier runs
+                # did not compute (each run's own metrics, whatever their order)
+                index, new = shared[key], [m for m in results.metrics
+                                           if m not in covered[row.system]]
+                merged = rows[index]
+                rows[index] = replace(
+                    merged, values={**merged.values, **{m: values[m] for m in new}},
+                    errors={**merged.errors, **{m: e for m, e in row.errors.items()
+                                                if m in new}},
+                    not_applicable={**merged.not_applicable,
+                                    **{m: r for m, r in row.not_applicable.items()
+                                       if m in new}})
+                continue
+            if row.system in SHARED:
+                shared[key] = len(rows)
             rows.append(replace(row, values=values) if isinstance(row, Row) else row)
-        if NOISY in results.systems:
-            if noisy_from is None:
-                noisy_from = (path, results)
-            else:
-                _check_noisy(noisy_from, (path, results))
+        for system in SHARED:
+            if system in results.systems:
+                shared_from.setdefault(system, (path, results))
+                covered.setdefault(system, set()).update(results.metrics)
         systems += [s for s in results.systems if s not in systems]
-    if NOISY in systems:
-        systems.remove(NOISY)
-        systems.insert(0, NOISY)
+    for system in reversed(SHARED):  # noisy first, then clean, then the systems
+        if system in systems:
+            systems.remove(system)
+            systems.insert(0, system)
     return Results(rows, metrics, systems, runs[0][1].provenance), notes
 
 
@@ -570,17 +665,19 @@ def _check_files(runs) -> None:
                              "over the same test set")
 
 
-def _check_noisy(first, other) -> None:
+def _check_noisy(first, other, system: str = NOISY) -> None:
     (first_path, a), (other_path, b) = first, other
-    values = {row.file: row.values for row in a.rows if row.system == NOISY}
+    values = {row.file: row.values for row in a.rows if row.system == system}
     for row in b.rows:
-        if row.system != NOISY or row.file not in values:
+        if row.system != system or row.file not in values:
             continue
         for metric, value in row.values.items():
             if metric not in values[row.file]:
                 continue
             mine = values[row.file][metric]
             if not np.isclose(mine, value, rtol=NOISY_RTOL, atol=0.0, equal_nan=True):
-                raise TableError(f"the noisy input differs between {first_path} and "
+                what = "noisy input" if system == NOISY else "clean references' scores"
+                raise TableError(f"the {what} differs between {first_path} and "
                                  f"{other_path} ({metric} of {row.file!r}: {mine!r} and "
-                                 f"{value!r}): the runs did not score the same noisy files")
+                                 f"{value!r}): the runs did not score the same "
+                                 f"{'noisy' if system == NOISY else 'clean'} files")

@@ -80,14 +80,15 @@ def gates_markdown(results) -> str:
 
 def md_text(text: str) -> str:
     r"""``text`` safe in a Markdown table cell: ``\`` and ``|`` escaped (a ``|`` would end
-    the cell and shift the ones after it), line breaks and other control characters shown
-    as escapes (a newline would end the row).
+    the cell and shift the ones after it), ``$`` escaped (two would open a math span on
+    GitHub), line breaks and other control characters shown as escapes (a newline would
+    end the row).
 
     Example:
-        >>> print(md_text("a|b\nc"))
-        a\|b\x0ac
+        >>> print(md_text("a|b\nc $x$"))
+        a\|b\x0ac \$x\$
     """
-    return printable(text.replace("\\", "\\\\").replace("|", "\\|"))
+    return printable(text.replace("\\", "\\\\").replace("|", "\\|").replace("$", "\\$"))
 
 
 def md_code(text: str) -> str:
