@@ -72,8 +72,10 @@ BASELINE_OPTION = typer.Option(
     help="Mark (*) the cells that differ significantly from this system's: paired "
          "two-sided Wilcoxon signed-rank over the files both scored, Holm's correction over "
          "the table's comparisons, alpha 0.05; a note under the table says so.")
-STYLE_HELP = ("What a table cell holds (--latex and --markdown): mean, mean-ci (mean ± 95 % "
-              "CI half-width) or mean-std (mean ± standard deviation).")
+LATEX_STYLE_OPTION = typer.Option(
+    "mean-ci", "--latex-style", metavar="STYLE",
+    help="What a table cell holds (--latex and --markdown): mean, mean-ci (mean ± 95 % CI "
+         "half-width) or mean-std (mean ± standard deviation).")
 
 
 def table_options(style: str, caption, label, transpose, percent, baseline, systems,
@@ -122,8 +124,7 @@ def report_command(
         None, "--metrics", "-m", metavar="NAMES",
         help="The tables' metrics, in this order: comma-separated columns of the CSVs, "
              "groups or presets (voicebank, dns); default: every metric all CSVs have."),
-    latex_style: str = typer.Option("mean-ci", "--latex-style", metavar="STYLE",
-                                    help=STYLE_HELP),
+    latex_style: str = LATEX_STYLE_OPTION,
     caption: Optional[str] = CAPTION_OPTION,
     label: Optional[str] = LABEL_OPTION,
     transpose: Optional[bool] = TRANSPOSE_OPTION,

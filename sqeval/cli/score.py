@@ -32,8 +32,9 @@ from ..report.html import Page
 from .common import (CHANNEL_OPTION, MIX_OPTION, ExitCode, abort, cache_files, check_outputs,
                      print_to_stdout, stderr_console, stdout_console,
                      terminate_as_interrupt)
-from .report import (BASELINE_OPTION, CAPTION_OPTION, HTML_WORST, LABEL_OPTION, PERCENT_OPTION,
-                     STYLE_HELP, TRANSPOSE_OPTION, check_html, table_options, write_html)
+from .report import (BASELINE_OPTION, CAPTION_OPTION, HTML_WORST, LABEL_OPTION,
+                     LATEX_STYLE_OPTION, PERCENT_OPTION, TRANSPOSE_OPTION, check_html,
+                     table_options, write_html)
 
 MAX_NOTES = 20  # notes (not errors) printed before pointing to --json
 MAX_FAILURES = 20  # failed rows printed before pointing to the CSV/JSON
@@ -97,8 +98,7 @@ def score_command(
     latex: Optional[Path] = typer.Option(
         None, "--latex", metavar="FILE",
         help="booktabs table for papers (as `sqeval report --latex`)."),
-    latex_style: str = typer.Option("mean-ci", "--latex-style", metavar="STYLE",
-                                    help=STYLE_HELP),
+    latex_style: str = LATEX_STYLE_OPTION,
     caption: Optional[str] = CAPTION_OPTION,
     label: Optional[str] = LABEL_OPTION,
     transpose: Optional[bool] = TRANSPOSE_OPTION,

@@ -17,7 +17,6 @@ from ..metrics import REGISTRY, MetricSpec
 from ..results import NOISY, CsvWriter, plural, printable
 from ..stats import CI_METHOD, Section, summary_rows
 from .files import write_atomically
-from .paper import STYLES as LATEX_STYLES  # noqa: F401  (--latex-style: what a cell holds)
 
 
 def fmt(value: float, sign: str = "") -> str:
@@ -46,7 +45,7 @@ def write_summary_csv(path, sections: list[Section], group_names: list[str]) -> 
 
 def _cells(section: Section, metrics: list[MetricSpec], style: str = "mean-ci"):
     """system → metric → (text, bold), with the best non-noisy mean per metric in bold;
-    ``style`` (a key of :data:`LATEX_STYLES`) says what follows the mean."""
+    ``style`` (a key of :data:`~sqeval.report.paper.STYLES`) says what follows the mean."""
     systems = list(dict.fromkeys(m.system for m in section.summaries))
     by = {(m.system, m.metric): m for m in section.summaries}
     cells = {system: {} for system in systems}
